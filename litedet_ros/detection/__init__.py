@@ -1,0 +1,1 @@
+"""Lightweight object detection: MobileNet-SSD models, backends, export, INT8 and evaluation."""

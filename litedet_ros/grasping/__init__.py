@@ -1,0 +1,1 @@
+"""Grasp planning from 2D detections and aligned depth: ROS-free geometry and scoring."""

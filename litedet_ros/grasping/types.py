@@ -1,0 +1,59 @@
+"""Core grasp type shared by the grasp planner, the motion task and the nodes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from litedet_ros.errors import InvalidMessageError
+
+
+@dataclass(frozen=True)
+class Grasp:
+    """One parallel-jaw grasp.
+
+    The pose is that of the tool centre point (TCP) at the moment the fingers close, expressed in
+    ``frame_id`` (the planning frame, e.g. ``base_link``). Tool axes: +z is the approach direction
+    (pointing from the gripper into the object), +y the closing axis (the line the fingers move
+    along), +x completes the right-handed frame.
+
+    Attributes:
+        pose: ``float64[4, 4]`` homogeneous transform frame_id <- tcp, metres.
+        width: finger opening before closing, metres (measured object extent plus margin).
+        score: quality in ``[0, 1]``; higher is better.
+        detection_index: index of the source detection in its detection array, -1 if none.
+        frame_id: frame the pose is expressed in.
+        stamp_ns: time of the source image, nanoseconds (ROS clock).
+    """
+
+    pose: np.ndarray
+    width: float
+    score: float
+    detection_index: int = -1
+    frame_id: str = 'base_link'
+    stamp_ns: int = 0
+
+    def __post_init__(self) -> None:
+        pose = np.asarray(self.pose, dtype=np.float64)
+        if pose.shape != (4, 4) or not np.isfinite(pose).all():
+            raise InvalidMessageError(f'grasp pose must be a finite 4x4 matrix, got {pose.shape}')
+        rotation = pose[:3, :3]
+        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) or \
+                np.linalg.det(rotation) <= 0:
+            raise InvalidMessageError('grasp pose rotation is not a proper rotation matrix')
+        if not np.isfinite(self.width) or self.width <= 0:
+            raise InvalidMessageError(f'grasp width must be positive, got {self.width}')
+        if not np.isfinite(self.score):
+            raise InvalidMessageError('grasp score must be finite')
+        object.__setattr__(self, 'pose', pose)
+
+    @property
+    def position(self) -> np.ndarray:
+        """TCP position in ``frame_id``, ``float64[3]``, metres."""
+        return self.pose[:3, 3]
+
+    @property
+    def approach(self) -> np.ndarray:
+        """Unit approach direction (tool +z) in ``frame_id``, ``float64[3]``."""
+        return self.pose[:3, 2]

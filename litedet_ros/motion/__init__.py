@@ -1,0 +1,1 @@
+"""Motion planning and the pick-and-place task: robot model, IK, planning, backends."""

@@ -1,0 +1,73 @@
+"""Pick-and-place task states, outcomes and the counters the controller reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import enum
+
+
+class PickState(enum.IntEnum):
+    """What the pick-and-place task is doing (values match ``PickStatus.msg``)."""
+
+    IDLE = 0
+    PAUSED = 1
+    WAITING_FOR_GRASPS = 2
+    PLANNING = 3
+    APPROACHING = 4
+    GRASPING = 5
+    LIFTING = 6
+    TRANSPORTING = 7
+    PLACING = 8
+    RETREATING = 9
+    RECOVERING = 10
+    STOPPED = 11
+    EMERGENCY_STOP = 12
+
+
+class PickOutcome(enum.IntEnum):
+    """Result of one pick attempt (values match ``PickStatus.msg``)."""
+
+    NONE = 0
+    SUCCESS = 1
+    PARTIAL_SUCCESS = 2
+    FAILED = 3
+
+
+@dataclass(frozen=True)
+class PickResult:
+    """Outcome of one pick attempt.
+
+    Attributes:
+        outcome: SUCCESS (placed), PARTIAL_SUCCESS (picked, not placed as asked), FAILED.
+        reason: human-readable cause, empty on plain success.
+        cycle_time: seconds from the start of planning to the end of the retreat.
+    """
+
+    outcome: PickOutcome
+    reason: str = ''
+    cycle_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class PickStatus:
+    """Snapshot of the controller: state, counters and the last result.
+
+    Attributes:
+        state: current task state.
+        enabled: whether the controller may start new picks.
+        attempts: pick attempts started since start-up.
+        successes: attempts that ended in SUCCESS.
+        failures: attempts that ended in FAILED.
+        consecutive_failures: FAILED attempts since the last SUCCESS.
+        last_result: result of the most recent finished attempt.
+        stamp_ns: time of this snapshot, nanoseconds (ROS clock).
+    """
+
+    state: PickState
+    enabled: bool
+    attempts: int = 0
+    successes: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    last_result: PickResult = PickResult(PickOutcome.NONE)
+    stamp_ns: int = 0

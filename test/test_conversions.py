@@ -1,0 +1,170 @@
+"""Round-trips between ROS messages and core types, and refusal of malformed messages."""
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from litedet_ros import conversions
+from litedet_ros.detection.types import Detections
+from litedet_ros.errors import InvalidImageError, InvalidMessageError
+from litedet_ros.grasping.types import Grasp
+from litedet_ros.motion.status import PickOutcome, PickResult, PickState, PickStatus
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.mark.parametrize('encoding,shape,dtype', [
+    ('rgb8', (4, 5, 3), np.uint8), ('bgr8', (3, 2, 3), np.uint8), ('mono8', (6, 7), np.uint8),
+    ('16UC1', (4, 3), np.uint16), ('mono16', (2, 2), np.uint16), ('32FC1', (5, 4), np.float32)])
+def test_image_round_trip(encoding, shape, dtype):
+    pixels = (RNG.random(shape) * 200).astype(dtype)
+    msg = conversions.numpy_to_image(pixels, encoding, 1_700_000_000_123_456_789, 'cam')
+    assert msg.step == shape[1] * (shape[2] if len(shape) == 3 else 1) * np.dtype(dtype).itemsize
+    assert msg.header.stamp.sec == 1_700_000_000 and msg.header.stamp.nanosec == 123_456_789
+    back = conversions.image_to_numpy(msg)
+    assert back.dtype == dtype and back.shape == shape
+    np.testing.assert_array_equal(back, pixels)
+
+
+def test_image_with_padded_rows_and_big_endian_depth():
+    depth = np.array([[1000, 2000, 65535], [0, 1, 513]], dtype=np.uint16)
+    msg = conversions.numpy_to_image(depth, '16UC1', 0, 'cam')
+    rows = depth.astype('>u2').tobytes()
+    msg.is_bigendian = 1
+    msg.step = 8  # 6 bytes of pixels and 2 bytes of padding per row
+    msg.data = rows[:6] + b'\xff\xff' + rows[6:] + b'\xff\xff'
+    np.testing.assert_array_equal(conversions.image_to_numpy(msg), depth)
+
+
+@pytest.mark.parametrize('mutate,message', [
+    (lambda m: setattr(m, 'encoding', 'yuv422'), 'unsupported image encoding'),
+    (lambda m: setattr(m, 'step', 5), 'shorter than one'),
+    (lambda m: setattr(m, 'data', bytes(m.data)[:-1]), 'truncated'),
+    (lambda m: (setattr(m, 'width', 0), setattr(m, 'step', 0), setattr(m, 'data', b'')),
+     'zero size'),
+])
+def test_malformed_images_are_refused(mutate, message):
+    msg = conversions.numpy_to_image(np.zeros((2, 2, 3), np.uint8), 'rgb8', 0, 'cam')
+    mutate(msg)
+    with pytest.raises(InvalidImageError, match=message):
+        conversions.image_to_numpy(msg)
+
+
+def test_numpy_to_image_refuses_mismatched_dtype_and_shape():
+    with pytest.raises(InvalidImageError, match='dtype'):
+        conversions.numpy_to_image(np.zeros((2, 2), np.float64), '32FC1', 0, 'cam')
+    with pytest.raises(InvalidImageError, match='shape'):
+        conversions.numpy_to_image(np.zeros((2, 2), np.uint8), 'rgb8', 0, 'cam')
+
+
+def test_stamp_round_trip_keeps_nanoseconds_and_refuses_negative():
+    stamp_ns = 1_763_766_000_999_999_999
+    assert conversions.stamp_to_ns(conversions.ns_to_stamp(stamp_ns)) == stamp_ns
+    with pytest.raises(InvalidMessageError):
+        conversions.ns_to_stamp(-1)
+
+
+def test_pose_round_trip_and_bad_quaternion():
+    matrix = np.eye(4)
+    matrix[:3, :3] = Rotation.from_euler('xyz', [0.3, -1.2, 2.5]).as_matrix()
+    matrix[:3, 3] = [0.4, -0.2, 0.15]
+    np.testing.assert_allclose(conversions.pose_to_matrix(conversions.matrix_to_pose(matrix)),
+                               matrix, atol=1e-12)
+    pose = conversions.matrix_to_pose(matrix)
+    pose.orientation.w = 5.0
+    with pytest.raises(InvalidMessageError, match='unit length'):
+        conversions.pose_to_matrix(pose)
+    pose.orientation.w = float('nan')
+    with pytest.raises(InvalidMessageError, match='NaN'):
+        conversions.pose_to_matrix(pose)
+
+
+def make_detections():
+    return Detections(
+        boxes=[[10.5, 20.0, 110.25, 220.0], [0.0, 0.0, 640.0, 480.0]], scores=[0.9, 0.4],
+        class_ids=[2, 0], labels=('can', 'box'), image_size=(640, 480),
+        stamp_ns=42_000_000_001, frame_id='camera_color_optical_frame')
+
+
+def test_detections_round_trip():
+    detections = make_detections()
+    msg = conversions.detections_to_msg(detections)
+    assert (msg.image_width, msg.image_height) == (640, 480)
+    assert [d.label for d in msg.detections] == ['can', 'box']
+    back = conversions.msg_to_detections(msg)
+    np.testing.assert_array_equal(back.boxes, detections.boxes)
+    np.testing.assert_array_equal(back.scores, detections.scores)
+    np.testing.assert_array_equal(back.class_ids, detections.class_ids)
+    assert back.labels == detections.labels
+    assert (back.stamp_ns, back.frame_id) == (detections.stamp_ns, detections.frame_id)
+
+
+def test_empty_detections_round_trip():
+    empty = Detections(np.zeros((0, 4)), [], [], (), (640, 480), 5, 'cam')
+    back = conversions.msg_to_detections(conversions.detections_to_msg(empty))
+    assert len(back) == 0 and back.image_size == (640, 480)
+
+
+@pytest.mark.parametrize('box', [[10, 10, 10, 50], [-1, 0, 5, 5], [600, 400, 641, 470],
+                                 [5, 50, 20, 40]])
+def test_detection_boxes_outside_image_or_empty_are_refused(box):
+    msg = conversions.detections_to_msg(make_detections())
+    d = msg.detections[0]
+    d.x_min, d.y_min, d.x_max, d.y_max = (float(v) for v in box)
+    with pytest.raises(InvalidMessageError, match='outside'):
+        conversions.msg_to_detections(msg)
+
+
+def test_detections_refuse_zero_image_size():
+    msg = conversions.detections_to_msg(make_detections())
+    msg.image_width = 0
+    with pytest.raises(InvalidMessageError, match='image size'):
+        conversions.msg_to_detections(msg)
+
+
+def make_grasp(score, index):
+    pose = np.eye(4)
+    pose[:3, :3] = Rotation.from_euler('x', np.pi).as_matrix()  # approach straight down
+    pose[:3, 3] = [0.5, 0.1, 0.05]
+    return Grasp(pose=pose, width=0.06, score=score, detection_index=index,
+                 frame_id='base_link', stamp_ns=42_000_000_001)
+
+
+def test_grasp_array_is_ranked_and_round_trips_with_source_detection():
+    detection_msg = conversions.detections_to_msg(make_detections())
+    grasps = [make_grasp(0.3, 1), make_grasp(0.8, 0), make_grasp(0.5, -1)]
+    msg = conversions.grasps_to_msg(grasps, detection_msg, 42_000_000_001, 'base_link')
+    assert [g.score for g in msg.grasps] == pytest.approx([0.8, 0.5, 0.3])
+    assert msg.grasps[0].detection.label == 'can'
+    assert msg.grasps[1].detection.label == ''  # no source detection
+    np.testing.assert_allclose(
+        [msg.grasps[0].approach.x, msg.grasps[0].approach.y, msg.grasps[0].approach.z],
+        [0, 0, -1], atol=1e-12)
+    back = conversions.msg_to_grasps(msg)
+    assert [g.detection_index for g in back] == [0, -1, 1]
+    np.testing.assert_allclose(back[0].pose, grasps[1].pose, atol=1e-12)
+    assert back[0].width == pytest.approx(0.06) and back[0].frame_id == 'base_link'
+
+
+def test_grasp_with_inconsistent_approach_or_bad_width_is_refused():
+    msg = conversions.grasp_to_msg(make_grasp(0.5, 0))
+    msg.approach.z = 1.0
+    with pytest.raises(InvalidMessageError, match='approach'):
+        conversions.msg_to_grasp(msg)
+    msg = conversions.grasp_to_msg(make_grasp(0.5, 0))
+    msg.width = 0.0
+    with pytest.raises(InvalidMessageError, match='width'):
+        conversions.msg_to_grasp(msg)
+
+
+def test_pick_status_round_trip_and_unknown_codes():
+    status = PickStatus(
+        state=PickState.TRANSPORTING, enabled=True, attempts=7, successes=5, failures=2,
+        consecutive_failures=1,
+        last_result=PickResult(PickOutcome.FAILED, 'grasp slipped: finger width 0.0 m', 3.5),
+        stamp_ns=9)
+    assert conversions.msg_to_pick_status(conversions.pick_status_to_msg(status)) == status
+    msg = conversions.pick_status_to_msg(status)
+    msg.state = 200
+    with pytest.raises(InvalidMessageError, match='unknown'):
+        conversions.msg_to_pick_status(msg)
