@@ -6,15 +6,21 @@ Every ``*_to_msg`` has a ``msg_to_*`` inverse; malformed messages raise the type
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import sys
+from typing import TYPE_CHECKING
 
-from builtin_interfaces.msg import Time
+from builtin_interfaces.msg import Duration, Time
 from geometry_msgs.msg import Pose, PoseStamped, Vector3
 import numpy as np
 from scipy.spatial.transform import Rotation
+from sensor_msgs.msg import CameraInfo as CameraInfoMsg
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
+from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+from trajectory_msgs.msg import JointTrajectoryPoint
 
+from litedet_ros.camera.types import CameraInfo
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidImageError, InvalidMessageError
 from litedet_ros.grasping.types import Grasp
@@ -23,7 +29,13 @@ from litedet_ros.msg import Detection as DetectionMsg
 from litedet_ros.msg import DetectionArray as DetectionArrayMsg
 from litedet_ros.msg import Grasp as GraspMsg
 from litedet_ros.msg import GraspArray as GraspArrayMsg
+from litedet_ros.msg import ObjectState as ObjectStateMsg
+from litedet_ros.msg import ObjectStateArray as ObjectStateArrayMsg
 from litedet_ros.msg import PickStatus as PickStatusMsg
+from litedet_ros.sim.trajectory import JointTrajectory
+
+if TYPE_CHECKING:  # the simulator (MuJoCo) is not loaded just to convert its ground truth
+    from litedet_ros.sim.workcell import ObjectState
 
 NS_PER_S = 1_000_000_000
 
@@ -49,6 +61,17 @@ def ns_to_stamp(stamp_ns: int) -> Time:
         raise InvalidMessageError(f'time stamps must not be negative, got {stamp_ns} ns')
     sec, nanosec = divmod(int(stamp_ns), NS_PER_S)
     return Time(sec=sec, nanosec=nanosec)
+
+
+def duration_to_s(duration: Duration) -> float:
+    """Return a ``builtin_interfaces/Duration`` in seconds."""
+    return int(duration.sec) + int(duration.nanosec) / NS_PER_S
+
+
+def s_to_duration(seconds: float) -> Duration:
+    """Return seconds (>= 0) as a ``builtin_interfaces/Duration``."""
+    sec, nanosec = divmod(int(round(float(seconds) * NS_PER_S)), NS_PER_S)
+    return Duration(sec=sec, nanosec=nanosec)
 
 
 def make_header(stamp_ns: int, frame_id: str) -> Header:
@@ -276,3 +299,73 @@ def msg_to_pick_status(msg: PickStatusMsg) -> PickStatus:
         failures=msg.failures, consecutive_failures=msg.consecutive_failures,
         last_result=PickResult(outcome, msg.last_reason, msg.last_cycle_time),
         stamp_ns=stamp_to_ns(msg.header.stamp))
+
+
+def camera_info_to_msg(info: CameraInfo, stamp_ns: int) -> CameraInfoMsg:
+    """Return a ``sensor_msgs/CameraInfo`` (monocular: R = I, P = [K | 0]) for a calibration."""
+    return CameraInfoMsg(
+        header=make_header(stamp_ns, info.frame_id), width=info.width, height=info.height,
+        distortion_model=info.distortion_model, d=[float(v) for v in info.d],
+        k=info.k.reshape(-1).tolist(), r=info.r.reshape(-1).tolist(),
+        p=info.p.reshape(-1).tolist())
+
+
+def msg_to_camera_info(msg: CameraInfoMsg) -> CameraInfo:
+    """Return the calibration held by a ``sensor_msgs/CameraInfo``.
+
+    Raises:
+        InvalidCameraInfoError: zero or non-finite intrinsics, or a zero image size (an
+            uncalibrated camera publishes all zeros).
+    """
+    return CameraInfo(width=msg.width, height=msg.height, k=np.array(msg.k), d=np.array(msg.d),
+                      distortion_model=msg.distortion_model, frame_id=msg.header.frame_id)
+
+
+def msg_to_joint_trajectory(msg: JointTrajectoryMsg) -> JointTrajectory:
+    """Return a core joint trajectory from a ``trajectory_msgs/JointTrajectory``.
+
+    Velocities are kept only when every point has one per joint (positions are then
+    interpolated as cubic Hermite splines, else linearly). Limits, NaN and time order are checked
+    by :func:`litedet_ros.sim.trajectory.validate_trajectory`.
+
+    Raises:
+        InvalidMessageError: a point whose positions (or non-empty velocities) do not have one
+            value per joint name.
+    """
+    names = tuple(msg.joint_names)
+    for k, point in enumerate(msg.points):
+        if len(point.positions) != len(names) or len(point.velocities) not in (0, len(names)):
+            raise InvalidMessageError(
+                f'trajectory point {k} has {len(point.positions)} positions and '
+                f'{len(point.velocities)} velocities for {len(names)} joints')
+    count = len(msg.points)
+    times = np.array([duration_to_s(p.time_from_start) for p in msg.points], dtype=np.float64)
+    positions = np.array([list(p.positions) for p in msg.points],
+                         dtype=np.float64).reshape(count, len(names))
+    velocities = None
+    if count and all(len(p.velocities) == len(names) for p in msg.points):
+        velocities = np.array([list(p.velocities) for p in msg.points], dtype=np.float64)
+    return JointTrajectory(names, times, positions, velocities)
+
+
+def joint_trajectory_to_msg(trajectory: JointTrajectory, stamp_ns: int = 0) -> JointTrajectoryMsg:
+    """Return a ``trajectory_msgs/JointTrajectory`` (stamp 0: start on receipt)."""
+    msg = JointTrajectoryMsg(header=make_header(stamp_ns, ''),
+                             joint_names=list(trajectory.joint_names))
+    for k, t in enumerate(trajectory.times):
+        point = JointTrajectoryPoint(positions=trajectory.positions[k].tolist(),
+                                     time_from_start=s_to_duration(t))
+        if trajectory.velocities is not None:
+            point.velocities = trajectory.velocities[k].tolist()
+        msg.points.append(point)
+    return msg
+
+
+def object_states_to_msg(states: Iterable[ObjectState], stamp_ns: int,
+                         frame_id: str) -> ObjectStateArrayMsg:
+    """Return a ``litedet_ros/ObjectStateArray`` for the simulator's ground truth."""
+    return ObjectStateArrayMsg(
+        header=make_header(stamp_ns, frame_id),
+        objects=[ObjectStateMsg(id=int(s.id), class_id=int(s.class_id), label=s.label,
+                                pose=matrix_to_pose(s.pose), location=int(s.location))
+                 for s in states])

@@ -168,3 +168,53 @@ def test_pick_status_round_trip_and_unknown_codes():
     msg.state = 200
     with pytest.raises(InvalidMessageError, match='unknown'):
         conversions.msg_to_pick_status(msg)
+
+
+def test_camera_info_round_trip_and_zero_intrinsics():
+    from litedet_ros.camera.types import CameraInfo
+    from litedet_ros.errors import InvalidCameraInfoError
+
+    info = CameraInfo(width=640, height=480, k=[[615.0, 0, 319.5], [0, 615.5, 239.5], [0, 0, 1]],
+                      d=[0.1, -0.2, 0.001, 0.002, 0.0], frame_id='camera_color_optical_frame')
+    msg = conversions.camera_info_to_msg(info, 123)
+    assert list(msg.p) == [615.0, 0, 319.5, 0, 0, 615.5, 239.5, 0, 0, 0, 1, 0]
+    assert list(msg.r) == [1, 0, 0, 0, 1, 0, 0, 0, 1]
+    back = conversions.msg_to_camera_info(msg)
+    np.testing.assert_array_equal(back.k, info.k)
+    np.testing.assert_array_equal(back.d, info.d)
+    assert (back.width, back.height, back.frame_id, back.distortion_model) == \
+        (640, 480, 'camera_color_optical_frame', 'plumb_bob')
+    msg.k = [0.0] * 9
+    with pytest.raises(InvalidCameraInfoError):
+        conversions.msg_to_camera_info(msg)
+
+
+def test_joint_trajectory_round_trip_and_ragged_points():
+    trajectory = conversions.JointTrajectory(
+        ('a', 'b'), np.array([0.0, 0.5, 1.25]), np.array([[0.0, 1.0], [0.1, 1.1], [0.2, 1.3]]),
+        np.array([[0.0, 0.0], [0.2, 0.3], [0.0, 0.0]]))
+    msg = conversions.joint_trajectory_to_msg(trajectory)
+    assert msg.points[2].time_from_start.sec == 1
+    assert msg.points[2].time_from_start.nanosec == 250_000_000
+    back = conversions.msg_to_joint_trajectory(msg)
+    assert back.joint_names == ('a', 'b')
+    np.testing.assert_allclose(back.times, trajectory.times)
+    np.testing.assert_allclose(back.positions, trajectory.positions)
+    np.testing.assert_allclose(back.velocities, trajectory.velocities)
+    msg.points[1].velocities = []
+    assert conversions.msg_to_joint_trajectory(msg).velocities is None
+    msg.points[1].positions = [0.1]
+    with pytest.raises(InvalidMessageError, match='point 1'):
+        conversions.msg_to_joint_trajectory(msg)
+
+
+def test_object_states_to_msg():
+    from types import SimpleNamespace
+
+    pose = np.eye(4)
+    pose[:3, 3] = [0.5, 0.0, 0.05]
+    state = SimpleNamespace(id=3, class_id=1, label='can', pose=pose, location=2)
+    msg = conversions.object_states_to_msg([state], 7, 'world')
+    assert msg.header.frame_id == 'world' and len(msg.objects) == 1
+    assert (msg.objects[0].id, msg.objects[0].label, msg.objects[0].location) == (3, 'can', 2)
+    np.testing.assert_allclose(conversions.pose_to_matrix(msg.objects[0].pose), pose)

@@ -1,0 +1,198 @@
+"""Object library of the simulated bin: classes, sizes, masses, friction, and MjSpec builders.
+
+``CLASS_NAMES`` is the label list shared with the detector (0-based class index = position in
+the tuple; COCO category id = index + 1). Sizes are those of the nominal instance; every instance
+is scaled by a random factor (``SCALE_RANGE``) and gets a random colour, so the detector sees
+per-instance variation. Three classes use meshes shipped in the ``pybullet`` wheel's
+``pybullet_data`` (loaded from the installed package at run time, never copied here); the
+distractors (unlabelled clutter) come from its 1000 procedurally generated objects.
+
+Collision: primitives collide as themselves; meshes collide as their convex hull (MuJoCo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import functools
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+# Per-instance uniform scale factor applied to every dimension (mass scales with its cube).
+SCALE_RANGE = (0.85, 1.15)
+OBJECT_GEOM_GROUP = 2  # visible in renders (URDF visuals are group 1, URDF collisions group 0)
+MAX_HULL_VERTICES = 64  # collision hulls of meshes are simplified to this many vertices
+
+
+@dataclass(frozen=True)
+class ObjectClass:
+    """One class of parts.
+
+    Attributes:
+        name: label (also the COCO category name).
+        shape: builder key: 'box', 'cylinder', 'bracket', 'ring' or 'mesh'.
+        size: nominal dimensions, m: box (x, y, z); cylinder (radius, height); bracket (length,
+            width, flange height, thickness); ring (centre-line radius, tube radius); mesh
+            (uniform mesh scale,).
+        mass: nominal mass, kg.
+        friction: sliding friction coefficient against the gripper pads and the bin.
+        rgba: base colour, randomized per instance around it.
+        mesh: path of the mesh relative to ``pybullet_data`` ('' for primitives).
+    """
+
+    name: str
+    shape: str
+    size: tuple[float, ...]
+    mass: float
+    friction: float
+    rgba: tuple[float, float, float, float]
+    mesh: str = ''
+
+
+OBJECT_CLASSES: tuple[ObjectClass, ...] = (
+    ObjectClass('box', 'box', (0.08, 0.05, 0.04), 0.08, 0.6, (0.72, 0.55, 0.35, 1)),
+    ObjectClass('can', 'cylinder', (0.033, 0.10), 0.20, 0.45, (0.75, 0.12, 0.10, 1)),
+    ObjectClass('bracket', 'bracket', (0.07, 0.03, 0.04, 0.006), 0.05, 0.45,
+                (0.70, 0.72, 0.75, 1)),
+    ObjectClass('ring', 'ring', (0.028, 0.008), 0.06, 0.7, (0.15, 0.15, 0.15, 1)),
+    ObjectClass('duck', 'mesh', (0.05,), 0.05, 0.8, (0.95, 0.80, 0.10, 1), 'duck_vhacd.obj'),
+    ObjectClass('toy_brick', 'mesh', (0.15,), 0.03, 0.6, (0.15, 0.45, 0.85, 1), 'lego/lego.obj'),
+    ObjectClass('mug', 'mesh', (0.8,), 0.25, 0.6, (0.92, 0.92, 0.88, 1), 'objects/mug.obj'),
+)
+CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in OBJECT_CLASSES)
+
+DISTRACTOR_MESHES = 1000  # pybullet_data/random_urdfs/000..999
+DISTRACTOR_NAME = 'distractor'
+
+
+@dataclass(frozen=True)
+class ObjectInstance:
+    """One object placed in a scene.
+
+    Attributes:
+        id: instance id, unique in the scene (also the body name suffix).
+        class_id: index into ``CLASS_NAMES``, or -1 for an unlabelled distractor.
+        scale: uniform scale factor of the nominal size.
+        rgba: colour, ``float[4]`` in [0, 1].
+        mass: kg.
+        friction: sliding friction coefficient.
+        mesh_index: distractor mesh number (``random_urdfs/NNN``), -1 otherwise.
+    """
+
+    id: int
+    class_id: int
+    scale: float
+    rgba: tuple[float, float, float, float]
+    mass: float
+    friction: float
+    mesh_index: int = -1
+
+    @property
+    def label(self) -> str:
+        """Class name, or ``'distractor'``."""
+        return CLASS_NAMES[self.class_id] if self.class_id >= 0 else DISTRACTOR_NAME
+
+    @property
+    def body_name(self) -> str:
+        """Name of the object's free body in the MuJoCo model."""
+        return f'object_{self.id}'
+
+
+@functools.cache
+def pybullet_data_dir() -> Path:
+    """Return the ``pybullet_data`` directory of the installed ``pybullet`` wheel."""
+    import pybullet_data  # noqa: PLC0415 - only its data path is needed
+
+    return Path(pybullet_data.getDataPath())
+
+
+def sample_instance(rng: np.random.Generator, instance_id: int, class_id: int,
+                    distractor: bool = False) -> ObjectInstance:
+    """Draw the per-instance variation (scale, colour, mass, friction) of one object.
+
+    Args:
+        rng: random generator (consumed in a fixed order, so scenes are reproducible).
+        instance_id: id to give the instance.
+        class_id: index into ``CLASS_NAMES`` (ignored for distractors).
+        distractor: draw an unlabelled clutter object from the procedural meshes instead.
+    """
+    scale = float(rng.uniform(*SCALE_RANGE))
+    if distractor:
+        rgba = (*rng.uniform(0.1, 0.9, size=3).round(4), 1.0)
+        return ObjectInstance(instance_id, -1, scale, tuple(rgba), 0.05 * scale ** 3, 0.6,
+                              int(rng.integers(DISTRACTOR_MESHES)))
+    cls = OBJECT_CLASSES[class_id]
+    base = np.asarray(cls.rgba[:3])
+    rgb = np.clip(base + rng.normal(0.0, 0.08, size=3), 0.02, 0.98).round(4)
+    friction = float(cls.friction * rng.uniform(0.9, 1.1))
+    return ObjectInstance(instance_id, class_id, scale, (*rgb, 1.0), cls.mass * scale ** 3,
+                          friction)
+
+
+def add_object(spec: mujoco.MjSpec, instance: ObjectInstance, position: np.ndarray,
+               quaternion: np.ndarray) -> mujoco.MjsBody:
+    """Add one object as a free body of the world.
+
+    Args:
+        spec: the workcell spec (modified in place).
+        instance: what to add.
+        position: ``float[3]`` initial body position in world, m.
+        quaternion: ``float[4]`` initial orientation (w, x, y, z).
+
+    Returns:
+        The new body.
+    """
+    body = spec.worldbody.add_body(name=instance.body_name, pos=list(position),
+                                   quat=list(quaternion))
+    body.add_freejoint(name=f'{instance.body_name}_joint')
+    common = {'rgba': list(instance.rgba), 'friction': [instance.friction, 0.005, 0.0001],
+                  'group': OBJECT_GEOM_GROUP, 'condim': 4}
+    s = instance.scale
+    if instance.class_id < 0:
+        mesh = spec.add_mesh(name=f'{instance.body_name}_mesh', scale=[0.015 * s] * 3,
+                             maxhullvert=MAX_HULL_VERTICES,
+                             file=str(pybullet_data_dir() / 'random_urdfs' /
+                                      f'{instance.mesh_index:03d}' /
+                                      f'{instance.mesh_index:03d}.obj'))
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh.name, **common)
+        _set_mass(body, instance.mass)
+        return body
+    cls = OBJECT_CLASSES[instance.class_id]
+    size = [v * s for v in cls.size]
+    if cls.shape == 'box':
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[v / 2 for v in size], **common)
+    elif cls.shape == 'cylinder':
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[size[0], size[1] / 2, 0],
+                      **common)
+    elif cls.shape == 'bracket':
+        length, width, height, thick = size
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[length / 2, width / 2, thick / 2],
+                      pos=[0, 0, -height / 2 + thick / 2], **common)
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=[thick / 2, width / 2, height / 2],
+                      pos=[-length / 2 + thick / 2, 0, 0], **common)
+    elif cls.shape == 'ring':
+        radius, tube = size
+        segments = 12
+        half = radius * np.tan(np.pi / segments)
+        for k in range(segments):
+            angle = 2 * np.pi * k / segments
+            centre = radius * np.array([np.cos(angle), np.sin(angle), 0.0])
+            tangent = np.array([-np.sin(angle), np.cos(angle), 0.0])
+            body.add_geom(type=mujoco.mjtGeom.mjGEOM_CAPSULE,
+                          fromto=[*(centre - half * tangent), *(centre + half * tangent)],
+                          size=[tube, 0, 0], **common)
+    else:
+        mesh = spec.add_mesh(name=f'{instance.body_name}_mesh', scale=[size[0]] * 3,
+                             maxhullvert=MAX_HULL_VERTICES,
+                             file=str(pybullet_data_dir() / cls.mesh))
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh.name, **common)
+    _set_mass(body, instance.mass)
+    return body
+
+
+def _set_mass(body: mujoco.MjsBody, mass: float) -> None:
+    # Spread the mass evenly over the geoms; MuJoCo derives the inertia from their shapes.
+    geoms = body.geoms
+    for geom in geoms:
+        geom.mass = mass / len(geoms)

@@ -1,0 +1,327 @@
+"""Simulated workcell node: the MuJoCo cell speaking ROS 2 like a Gazebo + ros2_control setup.
+
+Publishes (relative names; images with sensor-data QoS, the rest reliable):
+
+- ``camera/camera/color/image_raw`` (rgb8) and ``camera/camera/color/camera_info``
+- ``camera/camera/aligned_depth_to_color/image_raw`` (16UC1 mm, or 32FC1 m) and ``.../camera_info``
+  -- all four with the same stamp (sim time of the render) and frame id
+  ``camera_color_optical_frame``
+- ``joint_states`` (sensor_msgs/JointState: the six arm joints and ``finger_joint``, the pad
+  distance from the centre line in m, i.e. half the opening)
+- ``/clock`` (rosgraph_msgs/Clock): the sim time; run the other nodes with ``use_sim_time``
+- ``sim/objects`` (litedet_ros/ObjectStateArray): ground-truth object poses in ``world`` and where
+  each object is (bin, hand, placed, dropped). For evaluation only, never for control.
+
+Accepts:
+
+- ``joint_trajectory_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory), as a
+  ros2_control joint_trajectory_controller: all six arm joints, any order; starts on receipt and
+  replaces the running one; an empty trajectory stops and holds. Refused (logged, counted, no
+  motion): unknown joints, NaN/inf, positions or velocities beyond limits, non-increasing times,
+  first point further than ``start_tolerance`` from the current state.
+- ``gripper_controller/commands`` (std_msgs/Float64MultiArray, forward_command_controller
+  style): ``data = [opening in m]`` (0 closes with the grip-force limit; 0.088 is fully open).
+- service ``sim/reset_bin`` (litedet_ros/ResetBin): a new seeded, settled bin of 0-25 objects;
+  the arm goes home, the gripper opens; sim time keeps increasing.
+
+All MuJoCo work (physics, rendering: the EGL context belongs to one thread) happens in one
+simulation thread; callbacks hand it requests and wait for the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import queue
+import threading
+import time
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import CameraInfo as CameraInfoMsg
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+
+from litedet_ros import conversions, topics
+from litedet_ros.camera.types import CameraInfo
+from litedet_ros.description import ARM_JOINTS, CAMERA_FRAME, GRIPPER_JOINT
+from litedet_ros.errors import LitedetError
+from litedet_ros.msg import ObjectStateArray
+from litedet_ros.sim.workcell import MAX_OBJECTS, Workcell, WorkcellConfig, check_scene_request
+from litedet_ros.srv import ResetBin
+
+NS_PER_S = 1_000_000_000
+WORLD_FRAME = 'world'
+CLOCK_PERIOD = 0.004  # sim time between /clock messages (and set-point updates), s
+
+
+def _float_range(description: str, low: float, high: float) -> ParameterDescriptor:
+    return ParameterDescriptor(description=description, read_only=True,
+                               floating_point_range=[FloatingPointRange(from_value=low,
+                                                                        to_value=high)])
+
+
+def _int_range(description: str, low: int, high: int) -> ParameterDescriptor:
+    return ParameterDescriptor(description=description, read_only=True,
+                               integer_range=[IntegerRange(from_value=low, to_value=high)])
+
+
+PARAMETERS = {
+    'seed': (0, _int_range('Seed of the first bin scene.', 0, 2 ** 31 - 1)),
+    'num_objects': (10, _int_range('Objects in the first bin scene.', 0, MAX_OBJECTS)),
+    'real_time_factor': (1.0, _float_range('Sim seconds per wall second; 0 = as fast as '
+                                           'possible.', 0.0, 1000.0)),
+    'camera_rate': (15.0, _float_range('Camera frames per sim second.', 0.1, 90.0)),
+    'joint_state_rate': (100.0, _float_range('joint_states per sim second.', 1.0, 1000.0)),
+    'objects_rate': (10.0, _float_range('sim/objects per sim second.', 0.1, 100.0)),
+    'depth_encoding': ('16UC1', ParameterDescriptor(
+        description='Depth encoding: 16UC1 (mm, as realsense-ros) or 32FC1 (m).',
+        read_only=True)),
+    'depth_noise': (True, ParameterDescriptor(
+        description='Apply the D435 depth artefact model (noise, holes at edges and grazing '
+                    'angles); false publishes ideal depth.', read_only=True)),
+    'start_tolerance': (0.05, _float_range("Largest distance of a trajectory's first point "
+                                           'from the current state, rad.', 0.0, 1.0)),
+}
+
+
+@dataclass(frozen=True)
+class SimNodeConfig:
+    """Validated node parameters (see ``PARAMETERS`` for meanings)."""
+
+    seed: int = 0
+    num_objects: int = 10
+    real_time_factor: float = 1.0
+    camera_rate: float = 15.0
+    joint_state_rate: float = 100.0
+    objects_rate: float = 10.0
+    depth_encoding: str = '16UC1'
+    depth_noise: bool = True
+    start_tolerance: float = 0.05
+
+    def __post_init__(self) -> None:
+        check_scene_request(self.seed, self.num_objects)
+        if self.depth_encoding not in ('16UC1', '32FC1'):
+            raise LitedetError(f'depth_encoding must be 16UC1 or 32FC1, got '
+                               f'{self.depth_encoding!r}')
+        rates = (self.camera_rate, self.joint_state_rate, self.objects_rate)
+        if min(rates) <= 0 or self.real_time_factor < 0 or self.start_tolerance < 0:
+            raise LitedetError('rates must be > 0, real_time_factor and start_tolerance >= 0')
+
+
+class _Request:
+    """A callback's request to the simulation thread, with its outcome."""
+
+    def __init__(self, kind: str, payload: object) -> None:
+        self.kind = kind
+        self.payload = payload
+        self.error: str = ''
+        self.done = threading.Event()
+
+
+class SimNode(Node):
+    """Run the simulated workcell and expose it through ROS 2 topics and services."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__('sim_node', **kwargs)
+        for name, (default, descriptor) in PARAMETERS.items():
+            self.declare_parameter(name, default, descriptor)
+        self.config = SimNodeConfig(**{name: self.get_parameter(name).value
+                                       for name in PARAMETERS})
+        sensor = qos_profile_sensor_data
+        self._color_pub = self.create_publisher(Image, topics.COLOR_IMAGE, sensor)
+        self._color_info_pub = self.create_publisher(CameraInfoMsg, topics.COLOR_INFO, sensor)
+        self._depth_pub = self.create_publisher(Image, topics.DEPTH_IMAGE, sensor)
+        self._depth_info_pub = self.create_publisher(CameraInfoMsg, topics.DEPTH_INFO, sensor)
+        self._joint_pub = self.create_publisher(JointState, topics.JOINT_STATES, 10)
+        self._clock_pub = self.create_publisher(Clock, '/clock', 10)
+        self._objects_pub = self.create_publisher(ObjectStateArray, topics.SIM_OBJECTS, 10)
+        self.create_subscription(JointTrajectoryMsg, topics.JOINT_TRAJECTORY,
+                                 self._on_trajectory, 10)
+        self.create_subscription(Float64MultiArray, topics.GRIPPER_COMMAND, self._on_gripper, 10)
+        self.create_service(ResetBin, topics.SIM_RESET_BIN, self._on_reset)
+
+        #: Counters of refused input and the latest reason.
+        self.rejected_trajectories = 0
+        self.rejected_gripper_commands = 0
+        self.failed_resets = 0
+        self.last_error = ''
+        self.frames_published = 0
+        self.publish_errors = 0
+        self._requests: queue.Queue[_Request] = queue.Queue()
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._startup_error = ''
+        self._thread = threading.Thread(target=self._run, name='sim', daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error:
+            raise LitedetError(self._startup_error)
+
+    # ------------------------------------------------------------------ callbacks
+    def _submit(self, kind: str, payload: object, timeout: float = 60.0) -> str:
+        request = _Request(kind, payload)
+        self._requests.put(request)
+        if not request.done.wait(timeout):
+            return f'{kind} not processed within {timeout} s'
+        return request.error
+
+    def _refuse(self, what: str, error: str) -> None:
+        self.last_error = f'{what}: {error}'
+        self.get_logger().warning(f'refused {what}: {error}', throttle_duration_sec=2.0)
+
+    def _on_trajectory(self, msg: JointTrajectoryMsg) -> None:
+        try:
+            trajectory = conversions.msg_to_joint_trajectory(msg)
+        except LitedetError as error:
+            self.rejected_trajectories += 1
+            self._refuse('trajectory', str(error))
+            return
+        error = self._submit('trajectory', trajectory)
+        if error:
+            self.rejected_trajectories += 1
+            self._refuse('trajectory', error)
+
+    def _on_gripper(self, msg: Float64MultiArray) -> None:
+        data = list(msg.data)
+        error = (f'expected data = [opening in m], got {len(data)} values' if len(data) != 1
+                 else self._submit('gripper', data[0]))
+        if error:
+            self.rejected_gripper_commands += 1
+            self._refuse('gripper command', error)
+
+    def _on_reset(self, request: ResetBin.Request, response: ResetBin.Response
+                  ) -> ResetBin.Response:
+        error = self._submit('reset', (int(request.seed), int(request.num_objects)))
+        response.success = not error
+        if error:
+            self.failed_resets += 1
+            self._refuse('reset_bin', error)
+            response.message = error
+        else:
+            response.message = (f'bin refilled: seed {request.seed}, '
+                                f'{request.num_objects} objects settled')
+        return response
+
+    # ------------------------------------------------------------------ simulation thread
+    def _run(self) -> None:
+        config = self.config
+        try:
+            cell = Workcell(WorkcellConfig(start_tolerance=config.start_tolerance,
+                                           depth_model=None if not config.depth_noise
+                                           else WorkcellConfig().depth_model),
+                            seed=config.seed, num_objects=config.num_objects)
+        except LitedetError as error:
+            self._startup_error = str(error)
+            self._ready.set()
+            return
+        self._ready.set()
+        self._camera_info = self._camera_info_for(cell)
+        chunk = max(1, int(round(CLOCK_PERIOD / cell.model.opt.timestep)))
+        due = {'camera': cell.time, 'joints': cell.time, 'objects': cell.time}
+        periods = {'camera': 1 / config.camera_rate, 'joints': 1 / config.joint_state_rate,
+                   'objects': 1 / config.objects_rate}
+        wall_start, sim_start = time.monotonic(), cell.time
+        try:
+            while not self._stop.is_set():
+                if self._serve_requests(cell):
+                    due = dict.fromkeys(due, cell.time)
+                    wall_start, sim_start = time.monotonic(), cell.time
+                cell.step(chunk)
+                now = cell.time
+                stamp_ns = int(round(now * NS_PER_S))
+                self._clock_pub.publish(Clock(clock=conversions.ns_to_stamp(stamp_ns)))
+                for name, publish in (('joints', self._publish_joints),
+                                      ('objects', self._publish_objects),
+                                      ('camera', self._publish_camera)):
+                    if now >= due[name] - 1e-9:
+                        try:
+                            publish(cell, stamp_ns)
+                        except LitedetError as error:
+                            self.publish_errors += 1
+                            self._refuse(f'publishing {name}', str(error))
+                        due[name] += periods[name] * max(1, int((now - due[name]) //
+                                                                periods[name]) + 1)
+                if config.real_time_factor > 0:
+                    ahead = (now - sim_start) / config.real_time_factor - (
+                        time.monotonic() - wall_start)
+                    if ahead > 0:
+                        self._stop.wait(ahead)
+        finally:
+            cell.close()
+
+    def _serve_requests(self, cell: Workcell) -> bool:
+        """Apply pending requests; return whether the scene was replaced."""
+        reset = False
+        while True:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return reset
+            try:
+                if request.kind == 'trajectory':
+                    if len(request.payload.times) == 0:
+                        cell.stop()  # joint_trajectory_controller: empty = stop and hold
+                    else:
+                        cell.execute(request.payload)
+                elif request.kind == 'gripper':
+                    cell.command_gripper(float(request.payload))
+                else:
+                    seed, count = request.payload
+                    check_scene_request(seed, count)
+                    cell.reset(seed, count)
+                    reset = True
+            except LitedetError as error:
+                request.error = str(error)
+            request.done.set()
+
+    def _camera_info_for(self, cell: Workcell) -> CameraInfo:
+        intr = cell.config.intrinsics
+        return CameraInfo(width=intr.width, height=intr.height, k=intr.matrix, d=[0.0] * 5,
+                          distortion_model='plumb_bob', frame_id=CAMERA_FRAME)
+
+    def _publish_joints(self, cell: Workcell, stamp_ns: int) -> None:
+        msg = JointState(header=conversions.make_header(stamp_ns, ''),
+                         name=[*ARM_JOINTS, GRIPPER_JOINT])
+        msg.position = [*map(float, cell.arm_positions()), cell.gripper_width() / 2]
+        msg.velocity = [*map(float, cell.arm_velocities()), 0.0]
+        self._joint_pub.publish(msg)
+
+    def _publish_objects(self, cell: Workcell, stamp_ns: int) -> None:
+        self._objects_pub.publish(conversions.object_states_to_msg(cell.object_states(),
+                                                                   stamp_ns, WORLD_FRAME))
+
+    def _publish_camera(self, cell: Workcell, stamp_ns: int) -> None:
+        rgb = cell.render_rgb()
+        depth = cell.render_depth()
+        if self.config.depth_encoding == '16UC1':
+            depth = (depth * 1000.0).round().astype('uint16')
+        info = conversions.camera_info_to_msg(self._camera_info, stamp_ns)
+        self._color_pub.publish(conversions.numpy_to_image(rgb, 'rgb8', stamp_ns, CAMERA_FRAME))
+        self._color_info_pub.publish(info)
+        self._depth_pub.publish(conversions.numpy_to_image(depth, self.config.depth_encoding,
+                                                           stamp_ns, CAMERA_FRAME))
+        self._depth_info_pub.publish(info)
+        self.frames_published += 1
+
+    def destroy_node(self) -> None:
+        """Stop the simulation thread and destroy the node."""
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the sim node until shutdown."""
+    rclpy.init(args=args)
+    node = SimNode()
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

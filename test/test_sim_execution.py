@@ -1,0 +1,188 @@
+"""Simulated execution: trajectory refusals, tracking, grasp holding, a scripted pick."""
+
+import numpy as np
+import pinocchio as pin
+import pytest
+
+from litedet_ros.description import ARM_JOINTS, TCP_FRAME
+from litedet_ros.sim.objects import ObjectInstance
+from litedet_ros.sim.trajectory import (
+    JointLimits,
+    JointTrajectory,
+    TrajectoryError,
+    TrajectorySampler,
+    validate_trajectory,
+)
+from litedet_ros.sim.workcell import Location, Workcell
+
+LIMITS = JointLimits(('a', 'b'), np.array([-1.0, -2.0]), np.array([1.0, 2.0]),
+                     np.array([1.0, 1.0]))
+DOWN_Y = np.array([[-1.0, 0, 0], [0, 1, 0], [0, 0, -1]])  # tcp z down, closing axis world y
+
+
+def _trajectory(**overrides):
+    fields = {'joint_names': ('a', 'b'), 'times': np.array([0.0, 1.0]),
+                  'positions': np.array([[0.0, 0.0], [0.5, 0.5]]), 'velocities': None}
+    fields.update(overrides)
+    return JointTrajectory(**fields)
+
+
+@pytest.mark.parametrize('overrides, reason', [
+    ({'joint_names': ('a', 'c')}, 'unknown joint'),
+    ({'joint_names': ('a', 'a')}, 'each of'),
+    ({'positions': np.array([[0.0, 0.0], [np.nan, 0.5]])}, 'NaN'),
+    ({'positions': np.array([[0.0, 0.0], [np.inf, 0.5]])}, 'NaN or inf'),
+    ({'positions': np.array([[0.0, 0.0], [1.5, 0.5]])}, 'outside'),
+    ({'velocities': np.array([[0.0, 0.0], [2.0, 0.0]])}, 'velocity'),
+    ({'times': np.array([0.0, 0.2])}, 'rad/s'),
+    ({'times': np.array([1.0, 1.0])}, 'strictly increasing'),
+    ({'times': np.array([1.0, 0.5])}, 'strictly increasing'),
+    ({'positions': np.array([[0.3, 0.0], [0.5, 0.5]]), 'times': np.array([0.5, 1.5])},
+     'first point'),
+    ({'positions': np.zeros((3, 2))}, 'positions'),
+])
+def test_bad_trajectory_refused(overrides, reason):
+    with pytest.raises(TrajectoryError, match=reason):
+        validate_trajectory(_trajectory(**overrides), LIMITS, np.zeros(2))
+
+
+def test_trajectory_reordered_and_sampled():
+    valid = validate_trajectory(_trajectory(joint_names=('b', 'a'),
+                                            positions=np.array([[0.0, 0.0], [0.2, 0.6]])),
+                                LIMITS, np.zeros(2))
+    assert valid.positions[-1].tolist() == [0.6, 0.2]
+    sampler = TrajectorySampler(valid, np.zeros(2))
+    position, velocity = sampler(0.5)
+    assert np.allclose(position, [0.3, 0.1]) and np.allclose(velocity, [0.6, 0.2])
+    assert np.allclose(sampler(5.0)[0], [0.6, 0.2])
+
+
+class _Kinematics:
+    """Damped-least-squares IK on the same URDF (test helper, not the project's planner)."""
+
+    def __init__(self, urdf):
+        self.model = pin.buildModelFromXML(urdf)
+        self.data = self.model.createData()
+        self.frame = self.model.getFrameId(TCP_FRAME)
+
+    def ik(self, rotation, position, seed):
+        q = pin.neutral(self.model)
+        q[:6] = seed
+        target = pin.SE3(rotation, np.asarray(position, dtype=float))
+        for _ in range(300):
+            pin.framesForwardKinematics(self.model, self.data, q)
+            error = pin.log6(self.data.oMf[self.frame].actInv(target)).vector
+            if np.linalg.norm(error) < 1e-8:
+                break
+            jac = pin.computeFrameJacobian(self.model, self.data, q, self.frame,
+                                           pin.LOCAL)[:, :6]
+            q[:6] += jac.T @ np.linalg.solve(jac @ jac.T + 1e-8 * np.eye(6), error)
+        assert np.linalg.norm(error) < 1e-6
+        return seed + (q[:6] - seed + np.pi) % (2 * np.pi) - np.pi  # nearest to the seed
+
+    def grasp_ik(self, rotation, position, seed):
+        # The jaw is symmetric: of the two grasps turned by pi about z, take the nearer one.
+        flipped = rotation @ np.diag([-1.0, -1.0, 1.0])
+        return min((self.ik(r, position, seed) for r in (rotation, flipped)),
+                   key=lambda q: np.abs(q - seed).max())
+
+
+def _move(cell, target, duration):
+    start = cell.arm_positions()
+    cell.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, duration]),
+                                 np.vstack([start, target])))
+    cell.step_until_idle()
+
+
+def _tcp_in_world(cell):
+    return cell.body_pose('tcp')
+
+
+@pytest.fixture(scope='module')
+def cell():
+    workcell = Workcell(num_objects=0)
+    yield workcell
+    workcell.close()
+
+
+def test_refused_trajectory_does_not_move(cell):
+    cell.reset(seed=0, num_objects=0)
+    before = cell.arm_positions()
+    far = before + 0.5
+    with pytest.raises(TrajectoryError, match='first point'):
+        cell.execute(JointTrajectory(ARM_JOINTS, np.array([0.5, 2.0]), np.vstack([far, far])))
+    bad = np.vstack([before, before])
+    bad[1, 2] = 4.0  # elbow beyond +-pi
+    with pytest.raises(TrajectoryError, match='outside'):
+        cell.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, 3.0]), bad))
+    cell.advance(0.3)
+    assert not cell.trajectory_active
+    assert np.abs(cell.arm_positions() - before).max() < 1e-4
+
+
+def test_trajectory_tracked(cell):
+    cell.reset(seed=0, num_objects=0)
+    target = cell.arm_positions() + np.array([0.3, -0.2, 0.2, 0.3, -0.3, 0.5])
+    _move(cell, target, 2.0)
+    assert np.abs(cell.arm_positions() - target).max() < 2e-3
+
+
+def test_gripper_holds_100g_part_for_10s(cell):
+    part = ObjectInstance(0, 0, 1.0, (0.8, 0.5, 0.3, 1.0), 0.1, 0.6)  # 80x50x40 mm box
+    cell.reset_with([part], [(np.array([0.5, 0.0, 0.035]), np.array([1.0, 0, 0, 0]))])
+    kin = _Kinematics(cell.urdf)
+    home = cell.arm_positions()
+    above = kin.grasp_ik(DOWN_Y, [0.5, 0.0, 0.20], home)
+    grasp = kin.ik(DOWN_Y, [0.5, 0.0, 0.035], above)
+    _move(cell, above, 2.0)
+    _move(cell, grasp, 1.5)
+    cell.command_gripper(0.0)
+    cell.step_until_idle(settle=0.5)
+    assert 0.048 < cell.gripper_width() < 0.0505  # closed on the 50 mm side
+    _move(cell, above, 1.5)
+    assert cell.held_objects() == {0}
+    start = np.linalg.inv(_tcp_in_world(cell)) @ cell.object_states()[0].pose
+    cell.advance(10.0)
+    end = np.linalg.inv(_tcp_in_world(cell)) @ cell.object_states()[0].pose
+    slip = np.linalg.norm(end[:3, 3] - start[:3, 3])
+    assert slip < 0.002, slip
+    assert cell.object_states()[0].location == Location.IN_HAND
+
+
+def test_scripted_pick_lifts_part_out_of_bin(cell):
+    cell.reset(seed=0, num_objects=8)
+    # The highest box or can, grasped from above across its narrow horizontal side.
+    candidates = [s for s in cell.object_states() if s.label in ('box', 'can')]
+    target = max(candidates, key=lambda s: s.pose[2, 3])
+    axes = target.pose[:3, :3]
+    up = int(np.argmax(np.abs(axes[2])))
+    instance = cell.objects[target.id]
+    from litedet_ros.sim.objects import OBJECT_CLASSES
+    size = np.array(OBJECT_CLASSES[instance.class_id].size) * instance.scale
+    if target.label == 'can':
+        extents = np.array([2 * size[0], 2 * size[0], size[1]])
+    else:
+        extents = size
+    horizontal = [k for k in range(3) if k != up]
+    closing = min(horizontal, key=lambda k: extents[k])
+    y_axis = axes[:, closing].copy()
+    y_axis[2] = 0.0
+    y_axis /= np.linalg.norm(y_axis)
+    z_axis = np.array([0.0, 0.0, -1.0])
+    rotation = np.column_stack([np.cross(y_axis, z_axis), y_axis, z_axis])
+    top = target.pose[2, 3] + extents[up] / 2
+    floor = cell.layout['bin_wall']
+    grasp_z = max(top - 0.02, floor + 0.022)
+    kin = _Kinematics(cell.urdf)
+    xy = target.pose[:2, 3]
+    above = kin.grasp_ik(rotation, [*xy, 0.30], cell.arm_positions())
+    grasp = kin.ik(rotation, [*xy, grasp_z], above)
+    _move(cell, above, 2.5)
+    _move(cell, grasp, 1.5)
+    cell.command_gripper(0.0)
+    cell.step_until_idle(settle=0.5)
+    _move(cell, above, 1.5)
+    state = cell.object_states()[target.id]
+    assert state.location == Location.IN_HAND
+    assert state.pose[2, 3] > cell.layout['bin_height'] + 0.05
+    assert cell.gripper_width() > 0.01

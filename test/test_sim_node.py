@@ -1,0 +1,127 @@
+"""The sim node over real ROS 2 topics: camera/joint/clock/object topics, trajectories, reset."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip('rclpy', reason='rclpy (ROS 2 Jazzy wheels) is not installed')
+
+from rclpy.node import Node  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from std_msgs.msg import Float64MultiArray  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from litedet_ros import topics  # noqa: E402
+from litedet_ros.description import ARM_JOINTS, CAMERA_FRAME  # noqa: E402
+from litedet_ros.msg import ObjectStateArray  # noqa: E402
+from litedet_ros.sim_node import SimNode  # noqa: E402
+from litedet_ros.srv import ResetBin  # noqa: E402
+
+
+class _Probe(Node):
+    """Subscribe to everything the sim node publishes; keep the messages."""
+
+    def __init__(self, context):
+        super().__init__('sim_probe', context=context)
+        self.messages = {}
+        sensor = qos_profile_sensor_data
+        for topic, kind, qos in ((topics.COLOR_IMAGE, Image, sensor),
+                                 (topics.COLOR_INFO, CameraInfo, sensor),
+                                 (topics.DEPTH_IMAGE, Image, sensor),
+                                 (topics.DEPTH_INFO, CameraInfo, sensor),
+                                 (topics.JOINT_STATES, JointState, 10),
+                                 ('/clock', Clock, 10),
+                                 (topics.SIM_OBJECTS, ObjectStateArray, 10)):
+            self.messages[topic] = []
+            self.create_subscription(kind, topic, self.messages[topic].append, qos)
+        self.trajectory_pub = self.create_publisher(JointTrajectory, topics.JOINT_TRAJECTORY, 10)
+        self.gripper_pub = self.create_publisher(Float64MultiArray, topics.GRIPPER_COMMAND, 10)
+        self.reset = self.create_client(ResetBin, topics.SIM_RESET_BIN)
+
+    def latest_joints(self):
+        msg = self.messages[topics.JOINT_STATES][-1]
+        return np.array([msg.position[list(msg.name).index(j)] for j in ARM_JOINTS])
+
+
+@pytest.fixture
+def sim(ros_context, ros_executor):
+    node = SimNode(context=ros_context, parameter_overrides=[
+        Parameter('seed', value=3), Parameter('num_objects', value=4),
+        Parameter('real_time_factor', value=0.0), Parameter('camera_rate', value=10.0)])
+    probe = _Probe(ros_context)
+    ros_executor.add_node(node)
+    ros_executor.add_node(probe)
+    return node, probe
+
+
+def _stamp(msg):
+    return msg.header.stamp.sec * 10 ** 9 + msg.header.stamp.nanosec
+
+
+def test_publishes_consistent_topics(sim, spin_until):
+    node, probe = sim
+    assert spin_until(lambda: all(len(v) >= 3 for v in probe.messages.values()), timeout=30.0)
+    color = probe.messages[topics.COLOR_IMAGE]
+    depth = {_stamp(m): m for m in probe.messages[topics.DEPTH_IMAGE]}
+    infos = {_stamp(m): m for m in probe.messages[topics.COLOR_INFO]}
+    depth_infos = {_stamp(m): m for m in probe.messages[topics.DEPTH_INFO]}
+    paired = [m for m in color if _stamp(m) in depth and _stamp(m) in infos
+              and _stamp(m) in depth_infos]
+    assert paired, 'no colour frame with depth and infos of the same stamp'
+    image = paired[0]
+    stamp = _stamp(image)
+    assert (image.width, image.height, image.encoding) == (640, 480, 'rgb8')
+    assert (depth[stamp].encoding, depth[stamp].width) == ('16UC1', 640)
+    for msg in (image, depth[stamp], infos[stamp], depth_infos[stamp]):
+        assert msg.header.frame_id == CAMERA_FRAME
+    info = infos[stamp]
+    assert (info.width, info.height) == (640, 480)
+    assert info.k[0] == pytest.approx(615.0) and info.k[2] == pytest.approx(319.5)
+    pixels = np.frombuffer(bytes(depth[stamp].data), dtype=np.uint16).reshape(480, 640)
+    floor = np.median(pixels[pixels > 0])
+    assert 500 < floor < 700  # bin floor / parts 0.5-0.7 m below the camera
+    clocks = [_stamp(type('m', (), {'header': type('h', (), {'stamp': c.clock})})) for c in
+              probe.messages['/clock']]
+    assert np.all(np.diff(clocks) > 0)
+    objects = probe.messages[topics.SIM_OBJECTS][-1]
+    assert objects.header.frame_id == 'world' and len(objects.objects) == 4
+    joints = probe.messages[topics.JOINT_STATES][-1]
+    assert list(joints.name)[:6] == list(ARM_JOINTS)
+
+
+def test_executes_trajectory_and_refuses_bad_ones(sim, spin_until):
+    node, probe = sim
+    assert spin_until(lambda: len(probe.messages[topics.JOINT_STATES]) > 0, timeout=30.0)
+    start = probe.latest_joints()
+    bad = JointTrajectory(joint_names=[*ARM_JOINTS[:5], 'no_such_joint'])
+    bad.points = [JointTrajectoryPoint(positions=list(start))]
+    probe.trajectory_pub.publish(bad)
+    assert spin_until(lambda: node.rejected_trajectories == 1, timeout=10.0)
+    assert 'no_such_joint' in node.last_error
+    target = start + np.array([0.3, 0.0, 0.0, 0.0, 0.0, 0.2])
+    good = JointTrajectory(joint_names=list(ARM_JOINTS))
+    good.points = [JointTrajectoryPoint(positions=list(start)),
+                   JointTrajectoryPoint(positions=list(target))]
+    good.points[1].time_from_start.sec = 1
+    probe.trajectory_pub.publish(good)
+    assert spin_until(lambda: np.abs(probe.latest_joints() - target).max() < 2e-3,
+                      timeout=30.0)
+    probe.gripper_pub.publish(Float64MultiArray(data=[0.02, 0.03]))
+    assert spin_until(lambda: node.rejected_gripper_commands == 1, timeout=10.0)
+
+
+def test_reset_bin_service(sim, spin_until):
+    node, probe = sim
+    assert probe.reset.wait_for_service(timeout_sec=10.0)
+    future = probe.reset.call_async(ResetBin.Request(seed=9, num_objects=26))
+    assert spin_until(future.done, timeout=30.0)
+    assert not future.result().success and '25' in future.result().message
+    future = probe.reset.call_async(ResetBin.Request(seed=9, num_objects=7))
+    assert spin_until(future.done, timeout=30.0)
+    assert future.result().success
+    probe.messages[topics.SIM_OBJECTS].clear()
+    assert spin_until(lambda: len(probe.messages[topics.SIM_OBJECTS]) > 0, timeout=10.0)
+    assert len(probe.messages[topics.SIM_OBJECTS][-1].objects) == 7
+    assert node.failed_resets == 1
