@@ -16,6 +16,7 @@ from litedet_ros import __version__
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    'bench': ('litedet_ros.bench', 'benchmarks that print and save figures'),
     'camera': ('litedet_ros.camera.cli', 'RealSense devices and recordings'),
     'sim': ('litedet_ros.sim.cli', 'simulated workcell: datasets, pictures, benchmark'),
 }

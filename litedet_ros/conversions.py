@@ -32,7 +32,7 @@ from litedet_ros.msg import GraspArray as GraspArrayMsg
 from litedet_ros.msg import ObjectState as ObjectStateMsg
 from litedet_ros.msg import ObjectStateArray as ObjectStateArrayMsg
 from litedet_ros.msg import PickStatus as PickStatusMsg
-from litedet_ros.sim.trajectory import JointTrajectory
+from litedet_ros.trajectory import JointTrajectory
 
 if TYPE_CHECKING:  # the simulator (MuJoCo) is not loaded just to convert its ground truth
     from litedet_ros.sim.workcell import ObjectState
@@ -326,7 +326,7 @@ def msg_to_joint_trajectory(msg: JointTrajectoryMsg) -> JointTrajectory:
 
     Velocities are kept only when every point has one per joint (positions are then
     interpolated as cubic Hermite splines, else linearly). Limits, NaN and time order are checked
-    by :func:`litedet_ros.sim.trajectory.validate_trajectory`.
+    by :func:`litedet_ros.trajectory.validate_trajectory`.
 
     Raises:
         InvalidMessageError: a point whose positions (or non-empty velocities) do not have one

@@ -53,7 +53,6 @@ from litedet_ros.msg import ObjectStateArray
 from litedet_ros.sim.workcell import MAX_OBJECTS, Workcell, WorkcellConfig, check_scene_request
 from litedet_ros.srv import ResetBin
 
-NS_PER_S = 1_000_000_000
 WORLD_FRAME = 'world'
 CLOCK_PERIOD = 0.004  # sim time between /clock messages (and set-point updates), s
 
@@ -232,7 +231,7 @@ class SimNode(Node):
                     wall_start, sim_start = time.monotonic(), cell.time
                 cell.step(chunk)
                 now = cell.time
-                stamp_ns = int(round(now * NS_PER_S))
+                stamp_ns = int(round(now * conversions.NS_PER_S))
                 self._clock_pub.publish(Clock(clock=conversions.ns_to_stamp(stamp_ns)))
                 for name, publish in (('joints', self._publish_joints),
                                       ('objects', self._publish_objects),

@@ -90,12 +90,23 @@ def test_cli_unknown_command_is_a_usage_error(capsys):
     assert 'invalid choice' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('name', sorted(cli.COMMANDS))
-def test_every_cli_command_resolves(name):
+def command_modules(table, prefix=()):
+    """Yield (command path, module) for every leaf command, following nested COMMANDS tables."""
     import importlib
 
-    module = importlib.import_module(cli.COMMANDS[name][0])
-    assert callable(module.add_arguments) and callable(module.run)
+    for name, (module_name, _) in table.items():
+        module = importlib.import_module(module_name)
+        if hasattr(module, 'COMMANDS'):
+            yield from command_modules(module.COMMANDS, (*prefix, name))
+        else:
+            yield (*prefix, name), module
+
+
+def test_every_cli_command_resolves():
+    commands = dict(command_modules(cli.COMMANDS))
+    assert ('sim',) in commands and ('bench', 'motion') in commands
+    for path, module in commands.items():
+        assert callable(module.add_arguments) and callable(module.run), path
 
 
 def test_console_script_is_installed():

@@ -6,14 +6,14 @@ import pytest
 
 from litedet_ros.description import ARM_JOINTS, TCP_FRAME
 from litedet_ros.sim.objects import ObjectInstance
-from litedet_ros.sim.trajectory import (
+from litedet_ros.sim.workcell import Location, Workcell
+from litedet_ros.trajectory import (
     JointLimits,
     JointTrajectory,
     TrajectoryError,
     TrajectorySampler,
     validate_trajectory,
 )
-from litedet_ros.sim.workcell import Location, Workcell
 
 LIMITS = JointLimits(('a', 'b'), np.array([-1.0, -2.0]), np.array([1.0, 2.0]),
                      np.array([1.0, 1.0]))

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 
 from litedet_ros.description import ARM_JOINTS
-from litedet_ros.sim.trajectory import JointTrajectory
 from litedet_ros.sim.workcell import Workcell
+from litedet_ros.trajectory import JointTrajectory
 
 
 def _rate(function, count: int) -> float:

@@ -31,7 +31,7 @@ from litedet_ros.description import (
 from litedet_ros.errors import LitedetError
 from litedet_ros.sim.camera import CameraIntrinsics, DepthModel, apply_depth_model, visible_boxes
 from litedet_ros.sim.objects import CLASS_NAMES, ObjectInstance, add_object, sample_instance
-from litedet_ros.sim.trajectory import (
+from litedet_ros.trajectory import (
     JointLimits,
     JointTrajectory,
     TrajectorySampler,

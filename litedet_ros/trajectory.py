@@ -1,8 +1,9 @@
-"""Joint trajectories for the simulated arm: validation (refuse bad input) and interpolation.
+"""Joint trajectories: the planner's output, the controller's command, the simulator's input.
 
 A trajectory is what a ros2_control ``joint_trajectory_controller`` receives: joint names,
-points with ``time_from_start``, positions and optionally velocities. It is checked in full
-before any motion starts, so a refused trajectory never moves the arm.
+points with ``time_from_start``, positions and optionally velocities. Validation (refuse bad
+input) checks it in full before any motion starts, so a refused trajectory never moves the arm;
+the sampler interpolates it as the controller does.
 """
 
 from __future__ import annotations

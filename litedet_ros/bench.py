@@ -1,0 +1,7 @@
+"""``litedet-ros bench <area>``: benchmarks that print a table and can save their figures."""
+
+# area -> (module, one-line help); each module exposes add_arguments(parser) and run(args)
+COMMANDS: dict[str, tuple[str, str]] = {
+    'motion': ('litedet_ros.motion.cli',
+               'IK, planning and TOPP-RA figures of the built-in motion backend'),
+}

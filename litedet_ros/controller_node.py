@@ -1,0 +1,300 @@
+"""Pick-and-place controller node: grasps in, trajectories and gripper commands out.
+
+Subscribes (relative names, see :mod:`litedet_ros.topics`):
+
+- ``grasps`` (litedet_ros/GraspArray): ranked grasps in the planning frame (``base_link``).
+  Arrays in another frame, older than ``max_grasp_age`` or taken before the last attempt ended
+  are refused (counted, throttled warning).
+- ``joint_states`` (sensor_msgs/JointState): the six arm joints and ``finger_joint`` (half the
+  finger opening, m). Older than ``joint_state_timeout``: no planning, and a motion is halted.
+
+Publishes:
+
+- ``joint_trajectory_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory), as a
+  ros2_control joint_trajectory_controller expects; an empty one stops the arm.
+- ``gripper_controller/commands`` (std_msgs/Float64MultiArray): ``data = [opening in m]``.
+- ``pick_status`` (litedet_ros/PickStatus) at every state change; reliable, transient local
+  (late subscribers get the latest).
+
+Services: ``~/enable`` (std_srvs/SetBool: false pauses before the next motion, true resumes and
+clears an emergency stop once the arm is idle), ``~/pick_once`` and ``~/run_until_empty``
+(std_srvs/Trigger: start one attempt, or attempts until no fresh grasps arrive within
+``grasp_wait_timeout`` or ``max_consecutive_failures``; they answer at once, results come on
+``pick_status``), ``~/stop`` (std_srvs/Trigger: emergency stop, the arm halts at once).
+
+The task runs on a worker thread; callbacks only hand data over, so status, stop and joint
+states are served while it plans and moves (use a MultiThreadedExecutor, as :func:`main` does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import math
+import threading
+
+from rcl_interfaces.msg import (
+    FloatingPointRange,
+    IntegerRange,
+    ParameterDescriptor,
+    SetParametersResult,
+)
+import rclpy
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+
+from litedet_ros import conversions, topics
+from litedet_ros.errors import LitedetError
+from litedet_ros.motion.backend import make_backend
+from litedet_ros.motion.controller import ControllerConfig, GraspInbox, RemoteRobot
+from litedet_ros.motion.status import PickState, PickStatus
+from litedet_ros.motion.task import PickPlaceTask
+from litedet_ros.msg import GraspArray
+from litedet_ros.msg import PickStatus as PickStatusMsg
+from litedet_ros.trajectory import JointTrajectory
+
+LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
+
+
+def _float(description: str, low: float, high: float, read_only: bool = False
+           ) -> ParameterDescriptor:
+    return ParameterDescriptor(description=description, read_only=read_only,
+                               floating_point_range=[FloatingPointRange(from_value=low,
+                                                                        to_value=high)])
+
+
+DESCRIPTORS = {
+    'backend': ParameterDescriptor(description="Motion backend: 'builtin' (pinocchio, coal, "
+                                   "OMPL, TOPP-RA) or 'moveit' (moveit_py).", read_only=True),
+    'velocity_scaling': _float('Fraction of the URDF joint velocity limits used.', 0.01, 1.0,
+                               read_only=True),
+    'acceleration_scaling': _float('Fraction of the acceleration limit used.', 0.01, 1.0,
+                                   read_only=True),
+    'max_grasp_age': _float('Grasp arrays older than this are refused, s (0: no limit).',
+                            0.0, 3600.0),
+    'joint_state_timeout': _float('joint_states older than this stop planning and halt the '
+                                  'arm, s.', 0.01, 10.0),
+    'grasp_wait_timeout': _float('Longest wait for fresh grasps before an attempt, s; none '
+                                 'ends run_until_empty.', 0.1, 600.0),
+    'max_consecutive_failures': ParameterDescriptor(
+        description='run_until_empty stops after this many failed attempts in a row.',
+        integer_range=[IntegerRange(from_value=1, to_value=1000)]),
+    'pre_grasp_distance': _float('Back-off along the approach before the grasp, m.', 0.0, 0.5),
+    'lift_height': _float('Straight lift after closing, m.', 0.0, 0.5),
+    'place_position': ParameterDescriptor(description='TCP position at release [x, y, z], '
+                                          'planning frame, m.'),
+    'place_yaw': _float('Tool rotation about the vertical at release, rad.', -math.pi, math.pi),
+    'place_height': _float('Transport goal height above place_position, m.', 0.0, 0.5),
+    'min_grip_width': _float('Finger width below which the hand is empty, m.', 0.0, 0.1),
+    'gripper_timeout': _float('Longest wait for the fingers to settle, s.', 0.1, 30.0),
+    'goal_tolerance': _float('Largest joint error at the end of a motion, rad.', 0.001, 0.5),
+    'control_period': _float('Polling period of execution, pause and stop, s.', 0.001, 0.1),
+}
+
+
+class ControllerNode(Node):
+    """Run the pick-and-place task against a ros2_control style robot."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__('controller_node', **kwargs)
+        defaults = ControllerConfig()
+        for name in ControllerConfig.field_names():
+            default = getattr(defaults, name)
+            self.declare_parameter(name, list(default) if isinstance(default, tuple) else default,
+                                   DESCRIPTORS[name])
+        self.config = self._config_from({p: self.get_parameter(p).value
+                                         for p in ControllerConfig.field_names()})
+        backend = make_backend(self.config.backend, self.config.builtin_config())
+
+        group = ReentrantCallbackGroup()
+        self._trajectory_pub = self.create_publisher(JointTrajectoryMsg, topics.JOINT_TRAJECTORY,
+                                                     10)
+        self._gripper_pub = self.create_publisher(Float64MultiArray, topics.GRIPPER_COMMAND, 10)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self._status_pub = self.create_publisher(PickStatusMsg, topics.PICK_STATUS, latched)
+
+        self.robot = RemoteRobot(backend.joint_names, self._send_trajectory, self._send_gripper,
+                                 self._now, self.config.joint_state_timeout)
+        self.inbox = GraspInbox(backend.planning_frame, self.config.max_grasp_age, self._now)
+        self.task = PickPlaceTask(backend, self.robot, self.config.task_config(),
+                                  self._publish_status)
+        #: Messages refused at the callback boundary, by topic, and the latest reason.
+        self.dropped = {'grasps': 0, 'joint_states': 0}
+        self.last_error = ''
+        self._worker: threading.Thread | None = None
+        self._cancel = threading.Event()
+
+        self.create_subscription(GraspArray, topics.GRASPS, self._on_grasps, 10,
+                                 callback_group=group)
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state, 10,
+                                 callback_group=group)
+        self.create_service(SetBool, '~/enable', self._on_enable, callback_group=group)
+        self.create_service(Trigger, '~/pick_once', self._on_pick_once, callback_group=group)
+        self.create_service(Trigger, '~/run_until_empty', self._on_run, callback_group=group)
+        self.create_service(Trigger, '~/stop', self._on_stop, callback_group=group)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._publish_status(self.task.status)
+        self.get_logger().info(f'{backend.name} backend ready, planning frame '
+                               f'{backend.planning_frame!r}')
+
+    # -- parameters ----------------------------------------------------------------------------
+    @staticmethod
+    def _config_from(values: dict[str, object], base: ControllerConfig | None = None
+                     ) -> ControllerConfig:
+        if 'place_position' in values:
+            values['place_position'] = tuple(values['place_position'])
+        return replace(base or ControllerConfig(), **values)
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        values = {p.name: p.value for p in parameters if p.name in DESCRIPTORS}
+        try:
+            config = self._config_from(values, self.config)
+        except (ValueError, TypeError) as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        self.config = config
+        self.task.config = config.task_config()  # read by the task at its next step
+        self.robot.joint_state_timeout = config.joint_state_timeout
+        self.inbox.max_age = config.max_grasp_age
+        return SetParametersResult(successful=True)
+
+    # -- topics --------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds / conversions.NS_PER_S
+
+    def _drop(self, topic: str, error: LitedetError) -> None:
+        self.dropped[topic] += 1
+        self.last_error = f'{topic}: {error}'
+        self.get_logger().warning(f'{topic} refused ({self.dropped[topic]} so far): {error}',
+                                  throttle_duration_sec=LOG_THROTTLE)
+
+    def _on_grasps(self, msg: GraspArray) -> None:
+        try:
+            self.inbox.offer(conversions.msg_to_grasps(msg),
+                             conversions.stamp_to_ns(msg.header.stamp), msg.header.frame_id)
+        except LitedetError as error:
+            self._drop('grasps', error)
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        try:
+            self.robot.update_joint_state(msg.name, msg.position, msg.velocity,
+                                          conversions.stamp_to_ns(msg.header.stamp))
+        except LitedetError as error:
+            self._drop('joint_states', error)
+
+    def _send_trajectory(self, trajectory: JointTrajectory) -> None:
+        self._trajectory_pub.publish(conversions.joint_trajectory_to_msg(trajectory))
+
+    def _send_gripper(self, opening: float) -> None:
+        self._gripper_pub.publish(Float64MultiArray(data=[opening]))
+
+    def _publish_status(self, status: PickStatus) -> None:
+        stamped = replace(status, stamp_ns=self.get_clock().now().nanoseconds)
+        self._status_pub.publish(conversions.pick_status_to_msg(stamped))
+
+    # -- services ------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Whether a pick_once or run_until_empty request is still being served."""
+        return self._worker is not None and self._worker.is_alive()
+
+    def _on_enable(self, request: SetBool.Request, response: SetBool.Response
+                   ) -> SetBool.Response:
+        response.success = True
+        if not request.data:
+            self.task.pause()
+            response.message = 'paused: holding before the next motion'
+        elif self.task.status.state != PickState.EMERGENCY_STOP:
+            self.task.resume()
+            response.message = 'enabled'
+        elif self.busy:
+            response.success = False
+            response.message = 'emergency stop still ending the attempt; try again'
+        else:
+            self.task.reset()
+            response.message = 'emergency stop cleared, enabled'
+        return response
+
+    def _start(self, job: str, response: Trigger.Response) -> Trigger.Response:
+        status = self.task.status
+        if status.state == PickState.EMERGENCY_STOP:
+            response.success, response.message = False, 'emergency stop: call ~/enable first'
+        elif not status.enabled:
+            response.success, response.message = False, 'disabled: call ~/enable first'
+        elif self.busy:
+            response.success, response.message = False, 'busy with a previous request'
+        else:
+            self._cancel.clear()
+            target = self._pick_once if job == 'pick_once' else self._run_until_empty
+            self._worker = threading.Thread(target=target, name=job, daemon=True)
+            self._worker.start()
+            response.success, response.message = True, f'{job} started'
+        return response
+
+    def _on_pick_once(self, request: Trigger.Request, response: Trigger.Response
+                      ) -> Trigger.Response:
+        return self._start('pick_once', response)
+
+    def _on_run(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        return self._start('run_until_empty', response)
+
+    def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._cancel.set()
+        self.task.emergency_stop()
+        response.success, response.message = True, 'emergency stop: arm halted'
+        return response
+
+    # -- worker thread -------------------------------------------------------------------------
+    def _fresh_grasps(self) -> list:
+        grasps = self.inbox.wait(self.config.grasp_wait_timeout, self._cancel.is_set)
+        if grasps is None:
+            self.get_logger().info(f'no fresh grasps within {self.config.grasp_wait_timeout} s')
+        return grasps or []
+
+    def _attempt_finished(self) -> None:
+        self.inbox.scene_changed(self.get_clock().now().nanoseconds)
+
+    def _pick_once(self) -> None:
+        result = self.task.pick_once(self._fresh_grasps())
+        self._attempt_finished()
+        self.get_logger().info(f'pick: {result.outcome.name} {result.reason}'.rstrip())
+
+    def _run_until_empty(self) -> None:
+        attempts = self.task.status.attempts
+
+        def detect() -> list:
+            if self.task.status.attempts != attempts:
+                self._attempt_finished()
+            return self._fresh_grasps()
+
+        results = self.task.run(detect)
+        self.get_logger().info(f'run ended after {len(results)} attempts: '
+                               f'{[r.outcome.name for r in results]}')
+
+    def destroy_node(self) -> None:
+        """Halt the arm, end the worker and destroy the node."""
+        if self.busy:
+            self._on_stop(Trigger.Request(), Trigger.Response())
+            self._worker.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the controller node until shutdown (multi-threaded executor)."""
+    rclpy.init(args=args)
+    node = ControllerNode()
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

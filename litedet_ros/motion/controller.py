@@ -1,0 +1,310 @@
+"""The controller's ROS-free parts: its settings, the robot seen through messages, the grasp inbox.
+
+The controller node wires these to topics: :class:`RemoteRobot` is the task's
+:class:`~litedet_ros.motion.task.RobotInterface` over a ros2_control style robot (joint states
+in; trajectories and gripper commands out through callables), and :class:`GraspInbox` keeps the
+latest grasp array that is in the planning frame and fresh enough to plan with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+import math
+import threading
+import time
+
+import numpy as np
+
+from litedet_ros.description import GRIPPER_JOINT
+from litedet_ros.errors import InvalidMessageError, LitedetError, StaleInputError
+from litedet_ros.grasping.types import Grasp
+from litedet_ros.motion.backend import BACKENDS, BuiltinConfig
+from litedet_ros.motion.planner import PlannerConfig
+from litedet_ros.motion.task import TaskConfig, tool_down_pose
+from litedet_ros.trajectory import JointTrajectory
+
+NS_PER_S = 1_000_000_000
+
+
+class ControllerConfigError(LitedetError):
+    """A controller setting is out of its range."""
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """Validated controller settings (the node's parameters; m, rad, s).
+
+    Attributes:
+        backend: motion backend, 'builtin' or 'moveit'.
+        velocity_scaling: fraction of the URDF joint velocity limits used, (0, 1].
+        acceleration_scaling: fraction of the planner's acceleration limit used, (0, 1].
+        max_grasp_age: grasp arrays older than this (ROS clock) are refused, s; 0 disables.
+        joint_state_timeout: joint states older than this (wall time since receipt) are
+            stale: no planning, and a running motion is halted, s.
+        grasp_wait_timeout: longest wait for a fresh grasp array before an attempt, s; none
+            arriving ends ``run_until_empty`` as an empty bin.
+        max_consecutive_failures: ``run_until_empty`` stops after this many failed attempts.
+        pre_grasp_distance: back-off along the approach axis before the grasp, m.
+        lift_height: straight lift after closing, m.
+        place_position: (x, y, z) of the TCP at release, planning frame, m.
+        place_yaw: tool rotation about the vertical at release, rad.
+        place_height: height of the transport goal above the place position, m.
+        min_grip_width: finger width below which the hand counts as empty, m.
+        gripper_timeout: longest wait for the fingers to settle, s.
+        goal_tolerance: largest joint error accepted at the end of a motion, rad.
+        control_period: polling period of execution, pause and stop, s.
+    """
+
+    backend: str = 'builtin'
+    velocity_scaling: float = 0.5
+    acceleration_scaling: float = 0.5
+    max_grasp_age: float = 2.0
+    joint_state_timeout: float = 0.5
+    grasp_wait_timeout: float = 5.0
+    max_consecutive_failures: int = 3
+    pre_grasp_distance: float = 0.10
+    lift_height: float = 0.15
+    place_position: tuple[float, float, float] = (0.05, 0.5, 0.12)
+    place_yaw: float = 0.0
+    place_height: float = 0.10
+    min_grip_width: float = 0.004
+    gripper_timeout: float = 2.0
+    goal_tolerance: float = 0.03
+    control_period: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ControllerConfigError(f'backend must be one of {BACKENDS}, got '
+                                        f'{self.backend!r}')
+        if len(self.place_position) != 3 or not all(map(math.isfinite, self.place_position)):
+            raise ControllerConfigError(f'place_position must be 3 finite values (x, y, z in '
+                                        f'm), got {list(self.place_position)}')
+        object.__setattr__(self, 'place_position', tuple(map(float, self.place_position)))
+        for name in ('velocity_scaling', 'acceleration_scaling'):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ControllerConfigError(f'{name} must be in (0, 1], got '
+                                            f'{getattr(self, name)}')
+        for name in ('joint_state_timeout', 'grasp_wait_timeout', 'gripper_timeout',
+                     'goal_tolerance', 'control_period'):
+            if not getattr(self, name) > 0.0:
+                raise ControllerConfigError(f'{name} must be > 0, got {getattr(self, name)}')
+        for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'place_height',
+                     'min_grip_width'):
+            if not getattr(self, name) >= 0.0:
+                raise ControllerConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if not math.isfinite(self.place_yaw):
+            raise ControllerConfigError('place_yaw must be finite')
+        if self.max_consecutive_failures < 1:
+            raise ControllerConfigError(f'max_consecutive_failures must be >= 1, got '
+                                        f'{self.max_consecutive_failures}')
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Names of the settings (= node parameter names)."""
+        return tuple(f.name for f in fields(cls))
+
+    def task_config(self) -> TaskConfig:
+        """Settings of the pick-and-place task."""
+        return TaskConfig(
+            place_pose=tool_down_pose(self.place_position, self.place_yaw),
+            pre_grasp_distance=self.pre_grasp_distance, lift_height=self.lift_height,
+            place_height=self.place_height, min_grip_width=self.min_grip_width,
+            max_consecutive_failures=self.max_consecutive_failures,
+            max_grasp_age=self.max_grasp_age, control_period=self.control_period,
+            gripper_timeout=self.gripper_timeout, goal_tolerance=self.goal_tolerance)
+
+    def builtin_config(self) -> BuiltinConfig:
+        """Settings of the built-in motion backend."""
+        return BuiltinConfig(planner=PlannerConfig(
+            velocity_scaling=self.velocity_scaling,
+            acceleration_scaling=self.acceleration_scaling))
+
+
+class RemoteRobot:
+    """The task's robot interface over a ros2_control style robot.
+
+    Joint states come in through :meth:`update_joint_state` (any thread); trajectories and
+    gripper openings go out through the ``send_*`` callables. A motion counts as finished once
+    its duration has passed and the arm is at the last point or has stopped. Joint states older
+    than ``joint_state_timeout`` (wall time since receipt) make every query raise
+    :class:`StaleInputError`, and halt a running motion.
+    """
+
+    def __init__(self, joint_names: Sequence[str],
+                 send_trajectory: Callable[[JointTrajectory], None],
+                 send_gripper: Callable[[float], None], clock: Callable[[], float],
+                 joint_state_timeout: float = 0.5, settle_tolerance: float = 0.005,
+                 settle_velocity: float = 0.01) -> None:
+        """Wire the robot.
+
+        Args:
+            joint_names: the arm joints, in the backend's configuration order.
+            send_trajectory: publishes a trajectory (an empty one stops and holds).
+            send_gripper: publishes a finger opening, m.
+            clock: current time of the robot's clock (ROS time, sim time if used), s.
+            joint_state_timeout: see the class docstring, s.
+            settle_tolerance: joint distance from the last point that ends a motion, rad.
+            settle_velocity: joint speed below which a motion past its duration has ended,
+                rad/s.
+        """
+        self.joint_names = tuple(joint_names)
+        self.joint_state_timeout = joint_state_timeout
+        self._send_trajectory, self._send_gripper = send_trajectory, send_gripper
+        self._clock = clock
+        self._settle = (settle_tolerance, settle_velocity)
+        self._lock = threading.Lock()
+        self._state: tuple[float, np.ndarray, np.ndarray, float, int] | None = None
+        self._motion: tuple[float, np.ndarray] | None = None  # (end time, final point)
+
+    def update_joint_state(self, names: Sequence[str], positions: Sequence[float],
+                           velocities: Sequence[float], stamp_ns: int) -> None:
+        """Take one ``sensor_msgs/JointState`` worth of data.
+
+        Args:
+            names: joint names (any order; extra joints are ignored).
+            positions: one per name (rad; ``finger_joint`` is half the opening, m).
+            velocities: one per name, or empty, rad/s.
+            stamp_ns: header stamp, nanoseconds.
+
+        Raises:
+            InvalidMessageError: lengths disagree, an arm joint or the finger joint is
+                missing, or a needed value is not finite. The previous state is kept.
+        """
+        if len(positions) != len(names) or len(velocities) not in (0, len(names)):
+            raise InvalidMessageError(f'joint_states: {len(names)} names, {len(positions)} '
+                                      f'positions, {len(velocities)} velocities')
+        index = {name: k for k, name in enumerate(names)}
+        missing = [n for n in (*self.joint_names, GRIPPER_JOINT) if n not in index]
+        if missing:
+            raise InvalidMessageError(f'joint_states lacks {missing}')
+        columns = [index[n] for n in self.joint_names]
+        arm = np.array([positions[k] for k in columns], dtype=np.float64)
+        speed = np.array([velocities[k] for k in columns] if velocities else
+                         np.zeros(len(columns)), dtype=np.float64)
+        opening = 2.0 * float(positions[index[GRIPPER_JOINT]])
+        if not (np.isfinite(arm).all() and np.isfinite(speed).all() and math.isfinite(opening)):
+            raise InvalidMessageError('joint_states holds NaN or inf')
+        with self._lock:
+            self._state = (time.monotonic(), arm, speed, opening, int(stamp_ns))
+
+    def _fresh_state(self) -> tuple[float, np.ndarray, np.ndarray, float, int]:
+        with self._lock:
+            state = self._state
+        if state is None:
+            raise StaleInputError('no joint_states received yet')
+        age = time.monotonic() - state[0]
+        if age > self.joint_state_timeout:
+            raise StaleInputError(f'joint_states are {age:.2f} s old (joint_state_timeout '
+                                  f'{self.joint_state_timeout} s)')
+        return state
+
+    # -- RobotInterface ------------------------------------------------------------------------
+    def now(self) -> float:
+        return self._clock()
+
+    def wait(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+    def joint_positions(self) -> np.ndarray:
+        return self._fresh_state()[1].copy()
+
+    def execute(self, trajectory: JointTrajectory) -> None:
+        self._fresh_state()
+        with self._lock:
+            self._motion = (self.now() + trajectory.duration, trajectory.positions[-1].copy())
+        self._send_trajectory(trajectory)
+
+    def executing(self) -> bool:
+        with self._lock:
+            motion = self._motion
+        if motion is None:
+            return False
+        try:
+            _, arm, speed, _, _ = self._fresh_state()
+        except StaleInputError:
+            self.halt()
+            raise
+        tolerance, velocity = self._settle
+        if self.now() < motion[0] or (np.abs(arm - motion[1]).max() > tolerance
+                                      and np.abs(speed).max() > velocity):
+            return True
+        with self._lock:
+            self._motion = None
+        return False
+
+    def halt(self) -> None:
+        with self._lock:
+            self._motion = None
+        self._send_trajectory(JointTrajectory(self.joint_names, np.zeros(0),
+                                              np.zeros((0, len(self.joint_names)))))
+
+    def command_gripper(self, opening: float) -> None:
+        self._send_gripper(float(opening))
+
+    def finger_width(self) -> float:
+        return self._fresh_state()[3]
+
+
+class GraspInbox:
+    """The latest usable grasp array; refuses arrays in another frame or too old.
+
+    An array also counts as too old when it was taken before the end of the last attempt
+    (:meth:`scene_changed`): the arm has moved objects since.
+    """
+
+    def __init__(self, planning_frame: str, max_age: float, clock: Callable[[], float]) -> None:
+        """Set up the inbox.
+
+        Args:
+            planning_frame: frame every grasp pose must be expressed in.
+            max_age: largest age of an array on arrival (ROS clock), s; 0 disables.
+            clock: current ROS time, s.
+        """
+        self.planning_frame = planning_frame
+        self.max_age = max_age
+        self._clock = clock
+        self._changed = threading.Condition()
+        self._grasps: list[Grasp] | None = None
+        self._stamp_ns = 0
+        self._valid_after_ns = 0
+
+    def offer(self, grasps: list[Grasp], stamp_ns: int, frame_id: str) -> None:
+        """Store an array (replacing the previous one).
+
+        Raises:
+            InvalidMessageError: the array or one of its grasps is not in the planning frame.
+            StaleInputError: older than ``max_age`` or than the last scene change.
+        """
+        frames = {frame_id, *(g.frame_id for g in grasps)} - {self.planning_frame}
+        if frames:
+            raise InvalidMessageError(f'grasps in frame(s) {sorted(frames)}, expected '
+                                      f'{self.planning_frame!r}')
+        age = self._clock() - stamp_ns / NS_PER_S
+        if self.max_age > 0 and age > self.max_age:
+            raise StaleInputError(f'grasp array is {age:.2f} s old (max_grasp_age '
+                                  f'{self.max_age} s)')
+        with self._changed:
+            if stamp_ns < self._valid_after_ns:
+                raise StaleInputError('grasp array was taken before the last pick attempt ended')
+            self._grasps, self._stamp_ns = list(grasps), stamp_ns
+            self._changed.notify_all()
+
+    def scene_changed(self, stamp_ns: int) -> None:
+        """Forget arrays taken before ``stamp_ns`` (ROS clock, ns): the bin has changed."""
+        with self._changed:
+            self._valid_after_ns = stamp_ns
+            if self._stamp_ns < stamp_ns:
+                self._grasps = None
+
+    def wait(self, timeout: float, cancelled: Callable[[], bool] = lambda: False
+             ) -> list[Grasp] | None:
+        """The current array, waiting up to ``timeout`` s (wall) for one; None if none came."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._grasps is None and not cancelled():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._changed.wait(min(remaining, 0.05))
+            return None if self._grasps is None else list(self._grasps)

@@ -1,0 +1,252 @@
+"""Joint-space planning (OMPL RRTConnect) and time parametrization (TOPP-RA).
+
+A plan is: validity of start and goal, RRTConnect with a security margin (retried with fresh
+seeds, then a longer budget), shortcut simplification, resampling of the polyline, time-optimal
+parametrization under velocity and acceleration limits, and a dense collision re-check of the
+timed trajectory. If the spline through the resampled path grazes an obstacle, the path is
+timed segment by segment instead (stopping at each waypoint, exactly on the checked lines).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+import logging
+import time
+
+import numpy as np
+from ompl import base as ob
+from ompl import geometric as og
+from ompl import util as ou
+import toppra
+from toppra import algorithm as toppra_algorithm
+from toppra import constraint as toppra_constraint
+
+from litedet_ros.motion.model import MotionError, RobotModel
+from litedet_ros.trajectory import JointTrajectory
+
+ou.setLogLevel(ou.LogLevel.LOG_WARN)
+logging.getLogger('toppra').setLevel(logging.WARNING)
+
+
+class PlanningError(MotionError):
+    """No collision-free path or trajectory was found within the time budget."""
+
+
+@dataclass(frozen=True)
+class PlannerConfig:
+    """Planning and timing settings.
+
+    Attributes:
+        planning_time: time budget of one RRTConnect attempt, s.
+        attempts: RRTConnect attempts before giving up (the last one gets 4x the budget).
+        margin: security margin kept from obstacles while planning, m.
+        check_step: largest joint motion between collision checks along an edge, rad.
+        simplify_time: time budget of path shortcutting, s.
+        resample_step: largest joint distance between waypoints fed to the spline, rad.
+        velocity_scaling: fraction of the URDF velocity limits used, (0, 1].
+        acceleration_limit: joint acceleration limit at scaling 1, rad/s^2.
+        acceleration_scaling: fraction of ``acceleration_limit`` used, (0, 1].
+        sample_period: time between points of the output trajectory, s.
+    """
+
+    planning_time: float = 0.2
+    attempts: int = 3
+    margin: float = 0.01
+    check_step: float = 0.01
+    simplify_time: float = 0.02
+    resample_step: float = 0.05
+    velocity_scaling: float = 0.5
+    acceleration_limit: float = 4.0
+    acceleration_scaling: float = 0.5
+    sample_period: float = 0.02
+
+    def __post_init__(self) -> None:
+        positive = ('planning_time', 'margin', 'check_step', 'simplify_time', 'resample_step',
+                    'acceleration_limit', 'sample_period')
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f'{name} must be > 0, got {getattr(self, name)}')
+        for name in ('velocity_scaling', 'acceleration_scaling'):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f'{name} must be in (0, 1], got {getattr(self, name)}')
+        if self.attempts < 1:
+            raise ValueError(f'attempts must be >= 1, got {self.attempts}')
+
+
+class JointPlanner:
+    """RRTConnect + simplification + TOPP-RA for the arm of a :class:`RobotModel`."""
+
+    def __init__(self, robot: RobotModel, config: PlannerConfig | None = None) -> None:
+        """Set up the OMPL problem over the arm's joint limits."""
+        self.robot = robot
+        self.config = config or PlannerConfig()
+        dof = robot.dof
+        self._space = ob.RealVectorStateSpace(dof)
+        bounds = ob.RealVectorBounds(dof)
+        for i in range(dof):
+            bounds.setLow(i, float(robot.lower[i]))
+            bounds.setHigh(i, float(robot.upper[i]))
+        self._space.setBounds(bounds)
+        self._setup = og.SimpleSetup(self._space)
+        self._setup.setStateValidityChecker(self._valid)
+        info = self._setup.getSpaceInformation()
+        # OMPL's resolution is a fraction of the space's extent.
+        info.setStateValidityCheckingResolution(
+            self.config.check_step / self._space.getMaximumExtent())
+        self._planner = og.RRTConnect(info)
+        self._setup.setPlanner(self._planner)
+        self._margin = self.config.margin
+
+    def _valid(self, state: ob.State) -> bool:
+        q = np.fromiter((state[i] for i in range(self.robot.dof)), np.float64, self.robot.dof)
+        return not self.robot.in_collision(q, self._margin)
+
+    def _state(self, q: np.ndarray) -> ob.State:
+        state = self._space.allocState()
+        for i, value in enumerate(q):
+            state[i] = float(value)
+        return state
+
+    def plan_path(self, start: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        """Collision-free joint path.
+
+        Args:
+            start: ``float64[dof]`` start joints, rad (must be collision-free at margin 0).
+            goal: ``float64[dof]`` goal joints, rad (must respect the planning margin).
+
+        Returns:
+            ``float64[N, dof]`` simplified waypoints, first = start, last = goal.
+
+        Raises:
+            PlanningError: start or goal invalid, or no path within the attempts.
+        """
+        start, goal = (np.asarray(q, dtype=np.float64) for q in (start, goal))
+        for name, q in (('start', start), ('goal', goal)):
+            if not self.robot.within_limits(q):
+                raise PlanningError(f'{name} configuration outside the joint limits')
+        if self.robot.in_collision(start, 0.0):
+            pairs = self.robot.colliding_pairs(start)
+            raise PlanningError(f'start configuration in collision: {pairs[:3]}')
+        if self.robot.in_collision(goal, self.config.margin):
+            pairs = self.robot.colliding_pairs(goal, self.config.margin)
+            raise PlanningError(f'goal configuration in collision: {pairs[:3]}')
+        # A start inside the margin (e.g. just after a grasp) is allowed to leave it.
+        self._margin = 0.0 if self.robot.in_collision(start, self.config.margin) else \
+            self.config.margin
+        try:
+            if self._edge_valid(start, goal, self._margin):
+                return np.array([start, goal])
+            return self._rrt(start, goal)
+        finally:
+            self._margin = self.config.margin
+
+    def _edge_valid(self, a: np.ndarray, b: np.ndarray, margin: float) -> bool:
+        steps = max(1, int(np.ceil(np.abs(b - a).max() / self.config.check_step)))
+        return not any(self.robot.in_collision(a + (b - a) * f, margin)
+                       for f in np.linspace(0.0, 1.0, steps + 1)[1:])
+
+    def _rrt(self, start: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        setup = self._setup
+        for attempt in range(self.config.attempts):
+            setup.clear()
+            setup.setStartAndGoalStates(self._state(start), self._state(goal))
+            budget = self.config.planning_time * (4 if attempt == self.config.attempts - 1
+                                                  else 1)
+            status = setup.solve(budget)
+            if status.getStatus() == ob.PlannerStatus.EXACT_SOLUTION:
+                setup.simplifySolution(self.config.simplify_time)
+                path = setup.getSolutionPath()
+                return np.array([[path.getState(k)[i] for i in range(self.robot.dof)]
+                                 for k in range(path.getStateCount())])
+        raise PlanningError(f'no collision-free path found in {self.config.attempts} attempts')
+
+    def time_parametrize(self, path: np.ndarray, names: tuple[str, ...] | None = None
+                         ) -> JointTrajectory:
+        """Time-optimal trajectory along a joint path, re-checked for collision.
+
+        Args:
+            path: ``float64[N, dof]`` collision-free polyline (N >= 2), rad.
+            names: joint names of the trajectory; default the robot's arm joints.
+
+        Returns:
+            Trajectory sampled every ``sample_period`` (plus the exact end point), starting
+            and ending at rest.
+
+        Raises:
+            PlanningError: the parametrization failed or every timing collides.
+        """
+        path = np.asarray(path, dtype=np.float64)
+        keep = np.concatenate([[True], np.abs(np.diff(path, axis=0)).max(axis=1) > 1e-9])
+        path = path[keep]
+        names = names or self.robot.arm_joints
+        if len(path) < 2:
+            return JointTrajectory(names, np.array([0.0]), path[:1].copy(),
+                                   np.zeros_like(path[:1]))
+        trajectory = self._toppra(_resample(path, self.config.resample_step))
+        if self._trajectory_valid(trajectory):
+            return JointTrajectory(names, *trajectory)
+        # Spline grazed an obstacle: time each straight segment separately.
+        pieces = [self._toppra(_resample(path[k:k + 2], self.config.resample_step))
+                  for k in range(len(path) - 1)]
+        times, positions, velocities = [pieces[0][0]], [pieces[0][1]], [pieces[0][2]]
+        for piece in pieces[1:]:
+            times.append(piece[0][1:] + times[-1][-1])
+            positions.append(piece[1][1:])
+            velocities.append(piece[2][1:])
+        trajectory = (np.concatenate(times), np.vstack(positions), np.vstack(velocities))
+        if not self._trajectory_valid(trajectory):
+            raise PlanningError('timed trajectory collides on re-check')
+        return JointTrajectory(names, *trajectory)
+
+    def _toppra(self, path: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """TOPP-RA over a dense polyline; (times [M], positions [M, dof], velocities)."""
+        config = self.config
+        chord = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(path, axis=0), axis=1))])
+        s = chord / chord[-1]
+        spline = toppra.SplineInterpolator(s, path, bc_type='natural')
+        velocity = 0.98 * config.velocity_scaling * self.robot.velocity_limits
+        acceleration = np.full(self.robot.dof,
+                               config.acceleration_scaling * config.acceleration_limit)
+        constraints = [
+            toppra_constraint.JointVelocityConstraint(np.stack([-velocity, velocity], axis=1)),
+            toppra_constraint.JointAccelerationConstraint(
+                np.stack([-acceleration, acceleration], axis=1))]
+        grid = np.unique(np.concatenate([s, np.linspace(0.0, 1.0, 101)]))
+        instance = toppra_algorithm.TOPPRA(constraints, spline, gridpoints=grid,
+                                           parametrizer='ParametrizeConstAccel')
+        timed = instance.compute_trajectory(0.0, 0.0)
+        if timed is None:
+            raise PlanningError('time parametrization failed')
+        duration = float(timed.duration)
+        times = np.arange(0.0, duration, config.sample_period)
+        if duration - times[-1] < 0.25 * config.sample_period and times.size > 1:
+            times = times[:-1]
+        times = np.append(times, duration)
+        positions = timed(times)
+        velocities = timed(times, 1)
+        positions[0], positions[-1] = path[0], path[-1]
+        velocities[0] = velocities[-1] = 0.0
+        return times, positions, velocities
+
+    def _trajectory_valid(self, trajectory: tuple[np.ndarray, np.ndarray, np.ndarray]) -> bool:
+        """Contact check (margin 0) along the sampled trajectory, refined to ``check_step``."""
+        positions = trajectory[1]
+        return all(self._edge_valid(a, b, 0.0) for a, b in zip(positions[:-1], positions[1:]))
+
+    def plan(self, start: np.ndarray, goal: np.ndarray) -> JointTrajectory:
+        """Plan and time a collision-free motion ``start`` -> ``goal`` (joints, rad)."""
+        started = time.perf_counter()
+        path = self.plan_path(start, goal)
+        trajectory = self.time_parametrize(path)
+        logging.getLogger(__name__).debug('planned %d waypoints in %.1f ms', len(path),
+                                          1e3 * (time.perf_counter() - started))
+        return trajectory
+
+
+def _resample(path: np.ndarray, step: float) -> np.ndarray:
+    """Insert points on each segment so consecutive points are at most ``step`` apart (rad)."""
+    points = [path[:1]]
+    for a, b in zip(path[:-1], path[1:]):
+        count = max(1, int(np.ceil(np.abs(b - a).max() / step)))
+        points.append(a + (b - a) * (np.arange(1, count + 1) / count)[:, None])
+    return np.vstack(points)

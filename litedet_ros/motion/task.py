@@ -1,0 +1,431 @@
+"""The pick-and-place task: a recovering state machine over a motion backend and a robot.
+
+One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
+
+    PLANNING      best grasp whose pre-grasp, approach and lift are all feasible (IK first)
+    APPROACHING   open the gripper, move to the pre-grasp, straight line to the grasp
+    GRASPING      close, verify the finger width (empty hand -> FAILED)
+    LIFTING       attach the object, straight line up, verify again (slip -> FAILED)
+    TRANSPORTING  plan with the object attached to above the place pose, verify (drop ->
+                  PARTIAL_SUCCESS)
+    PLACING       straight line down, open, detach
+    RETREATING    straight line up -> SUCCESS
+
+Planning failures move on to the next grasp candidate without moving the arm; a failure after
+the arm moved ends the attempt (RECOVERING: open, detach, back off upwards) and :meth:`run`
+re-detects. :meth:`run` stops when no grasps remain (bin empty) or after
+``max_consecutive_failures``. Every motion has a watchdog (planned duration x 1.1 + 0.5 s, as
+MoveIt's trajectory execution manager); :meth:`emergency_stop` halts the robot at once, from
+any thread, and the task ends within one control period.
+
+The task talks to the robot through :class:`RobotInterface`, implemented by the simulation core
+and by the ROS controller node alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+import threading
+from typing import Protocol
+
+import numpy as np
+
+from litedet_ros.errors import LitedetError
+from litedet_ros.grasping.types import Grasp
+from litedet_ros.motion.backend import MotionBackend
+from litedet_ros.motion.model import MotionError, Obstacle
+from litedet_ros.motion.status import PickOutcome, PickResult, PickState, PickStatus
+from litedet_ros.trajectory import JointTrajectory
+
+
+class RobotInterface(Protocol):
+    """The robot as the task sees it (simulated or real). Units: rad, m, s.
+
+    ``now``/``wait`` give the task its clock: real time on hardware, simulated time in the sim
+    core (where ``wait`` advances the physics). ``halt`` must be callable from any thread.
+    """
+
+    def now(self) -> float:
+        """Current time, s."""
+
+    def wait(self, seconds: float) -> None:
+        """Let ``seconds`` pass."""
+
+    def joint_positions(self) -> np.ndarray:
+        """Arm joints ``float64[dof]`` in the backend's order; StaleInputError if unknown."""
+
+    def execute(self, trajectory: JointTrajectory) -> None:
+        """Start executing; raise a LitedetError if the trajectory is refused."""
+
+    def executing(self) -> bool:
+        """Whether a trajectory is still running."""
+
+    def halt(self) -> None:
+        """Stop the arm now (hold position)."""
+
+    def command_gripper(self, opening: float) -> None:
+        """Start moving the fingers to ``opening`` (distance between the pads, m)."""
+
+    def finger_width(self) -> float:
+        """Measured distance between the pads, m."""
+
+
+def tool_down_pose(position: Sequence[float], yaw: float = 0.0) -> np.ndarray:
+    """TCP pose pointing straight down (tool +z = world -z), ``float64[4, 4]``."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    pose = np.eye(4)
+    pose[:3, :3] = np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
+    pose[:3, 3] = position
+    return pose
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """Pick-and-place settings (planning frame, m, s).
+
+    Attributes:
+        place_pose: ``float64[4, 4]`` TCP pose at release (default: 12 cm above the tray).
+        pre_grasp_distance: back-off along the approach axis before the grasp, m.
+        lift_height: straight lift after closing, m (world up).
+        place_height: height above ``place_pose`` of the transport goal, m.
+        open_margin: opening beyond the grasp width before approaching, m.
+        release_width: opening commanded to release the object, m.
+        min_grip_width: finger width below which the hand is considered empty, m.
+        slip_tolerance: finger closing after the grasp that counts as a slip, m.
+        attached_size: (x, z) extents of the box modelling a held object, m (y = grip width).
+        max_consecutive_failures: :meth:`PickPlaceTask.run` stops after this many.
+        max_grasp_age: grasps older than this are refused, s (0 disables the check).
+        control_period: polling period of execution and stop, s.
+        gripper_timeout: longest wait for the fingers to settle, s.
+        goal_tolerance: largest joint error accepted at the end of a motion, rad.
+        watchdog_factor: execution watchdog = duration * factor + watchdog_slack.
+        watchdog_slack: see ``watchdog_factor``, s.
+    """
+
+    place_pose: np.ndarray = field(default_factory=lambda: tool_down_pose((0.05, 0.5, 0.12)))
+    pre_grasp_distance: float = 0.10
+    lift_height: float = 0.15
+    place_height: float = 0.10
+    open_margin: float = 0.02
+    release_width: float = 0.08
+    min_grip_width: float = 0.004
+    slip_tolerance: float = 0.006
+    attached_size: tuple[float, float] = (0.04, 0.04)
+    max_consecutive_failures: int = 3
+    max_grasp_age: float = 0.0
+    control_period: float = 0.01
+    gripper_timeout: float = 2.0
+    goal_tolerance: float = 0.03
+    watchdog_factor: float = 1.1
+    watchdog_slack: float = 0.5
+
+
+class _AbortError(Exception):
+    """Ends the current attempt with an outcome and a reason."""
+
+    def __init__(self, reason: str, outcome: PickOutcome = PickOutcome.FAILED,
+                 moved: bool = True) -> None:
+        super().__init__(reason)
+        self.reason, self.outcome, self.moved = reason, outcome, moved
+
+
+class _EmergencyStopError(Exception):
+    """The emergency stop was pressed during the attempt."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    grasp: Grasp
+    to_pre_grasp: JointTrajectory
+    approach: JointTrajectory
+    lift: JointTrajectory
+    open_width: float
+
+
+class PickPlaceTask:
+    """Pick objects from the bin and place them in the place zone, recovering from failures."""
+
+    def __init__(self, backend: MotionBackend, robot: RobotInterface,
+                 config: TaskConfig | None = None,
+                 on_status: Callable[[PickStatus], None] | None = None) -> None:
+        """Wire the task.
+
+        Args:
+            backend: motion planner (its collision world must describe the cell).
+            robot: the robot to drive.
+            config: task settings.
+            on_status: called with a fresh :class:`PickStatus` at every state change.
+        """
+        self.backend = backend
+        self.robot = robot
+        self.config = config or TaskConfig()
+        self._on_status = on_status
+        self._lock = threading.Lock()
+        self._status = PickStatus(PickState.IDLE, enabled=True)
+        self._estop = threading.Event()
+        self._resume = threading.Event()
+        self._resume.set()
+
+    # -- control (any thread) ----------------------------------------------------------------
+    @property
+    def status(self) -> PickStatus:
+        """Latest status snapshot."""
+        with self._lock:
+            return self._status
+
+    def pause(self) -> None:
+        """Hold before the next motion until :meth:`resume` (the current motion finishes)."""
+        self._resume.clear()
+        self._update(enabled=False)
+
+    def resume(self) -> None:
+        """Continue after :meth:`pause`."""
+        self._resume.set()
+        self._update(enabled=not self._estop.is_set())
+
+    def emergency_stop(self) -> None:
+        """Halt the robot now; the running attempt ends FAILED. Cleared by :meth:`reset`."""
+        self._estop.set()
+        self.robot.halt()
+        self._update(state=PickState.EMERGENCY_STOP, enabled=False)
+
+    def reset(self) -> None:
+        """Clear the emergency stop and the failure streak."""
+        self._estop.clear()
+        self._resume.set()
+        self._update(state=PickState.IDLE, enabled=True, consecutive_failures=0)
+
+    # -- the task ------------------------------------------------------------------------------
+    def run(self, detect: Callable[[], Sequence[Grasp]]) -> list[PickResult]:
+        """Pick until the bin is empty, ``max_consecutive_failures`` or an emergency stop.
+
+        Args:
+            detect: returns the current grasp candidates (re-detects the bin); empty = done.
+        """
+        results = []
+        while not self._estop.is_set():
+            self._update(state=PickState.WAITING_FOR_GRASPS)
+            grasps = detect()
+            if not grasps:
+                self._update(state=PickState.IDLE)
+                break
+            results.append(self.pick_once(grasps))
+            if self.status.consecutive_failures >= self.config.max_consecutive_failures:
+                self._update(state=PickState.STOPPED)
+                break
+        return results
+
+    def pick_once(self, grasps: Sequence[Grasp]) -> PickResult:
+        """One attempt with the best feasible grasp among ``grasps``; never raises."""
+        started = self.robot.now()
+        self._update(attempts=self.status.attempts + 1)
+        try:
+            if self._estop.is_set():
+                raise _EmergencyStopError
+            plan = self._choose(grasps)
+            self._approach(plan)
+            width = self._grasp(plan)
+            self._lift(plan, width)
+            self._transport(width)
+            self._place()
+            result = PickResult(PickOutcome.SUCCESS)
+        except _EmergencyStopError:
+            result = PickResult(PickOutcome.FAILED, 'emergency stop')
+        except _AbortError as abort:
+            result = PickResult(abort.outcome, abort.reason)
+            if abort.moved and not self._estop.is_set():
+                self._recover()
+        except LitedetError as error:  # e.g. joint states went stale mid-attempt
+            result = PickResult(PickOutcome.FAILED, str(error))
+            self._recover()
+        finally:
+            self.backend.detach()
+        result = replace(result, cycle_time=self.robot.now() - started)
+        self._finish(result)
+        return result
+
+    # -- steps -------------------------------------------------------------------------------
+    def _choose(self, grasps: Sequence[Grasp]) -> _Plan:
+        self._update(state=PickState.PLANNING)
+        reasons = []
+        for grasp in sorted(grasps, key=lambda g: -g.score):
+            try:
+                return self._plan_grasp(grasp)
+            except LitedetError as error:
+                reasons.append(str(error))
+        if not reasons:
+            raise _AbortError('no grasp candidates', moved=False)
+        raise _AbortError(f'no feasible grasp among {len(reasons)}: {reasons[0]}', moved=False)
+
+    def _plan_grasp(self, grasp: Grasp) -> _Plan:
+        config, backend = self.config, self.backend
+        if grasp.frame_id != backend.planning_frame:
+            raise MotionError(f'grasp in frame {grasp.frame_id!r}, expected '
+                              f'{backend.planning_frame!r}')
+        age = self.robot.now() - grasp.stamp_ns * 1e-9
+        if config.max_grasp_age > 0 and age > config.max_grasp_age:
+            raise MotionError(f'grasp is {age:.1f} s old (max_grasp_age '
+                              f'{config.max_grasp_age} s)')
+        current = self.robot.joint_positions()
+        open_width = grasp.width + config.open_margin
+        backend.set_gripper_opening(open_width)
+        backend.ik(grasp.pose, current, contact=True)  # cheapest test first: reachable?
+        pre_grasp = _translated(grasp.pose, -config.pre_grasp_distance * grasp.approach)
+        to_pre_grasp = backend.plan_to_pose(current, pre_grasp)
+        approach = backend.plan_cartesian(to_pre_grasp.positions[-1], grasp.pose)
+        backend.attach(self._held_object(grasp.width))
+        lift = backend.plan_cartesian(approach.positions[-1],
+                                      _translated(grasp.pose, (0, 0, config.lift_height)))
+        backend.detach()
+        return _Plan(grasp, to_pre_grasp, approach, lift, open_width)
+
+    def _approach(self, plan: _Plan) -> None:
+        self._update(state=PickState.APPROACHING)
+        self._gripper(plan.open_width)
+        self._execute(plan.to_pre_grasp)
+        self._execute(plan.approach)
+
+    def _grasp(self, plan: _Plan) -> float:
+        self._update(state=PickState.GRASPING)
+        width = self._gripper(0.0)
+        if width < self.config.min_grip_width:
+            raise _AbortError(f'empty hand after close (finger width {1e3 * width:.1f} mm)')
+        return width
+
+    def _lift(self, plan: _Plan, width: float) -> None:
+        self._update(state=PickState.LIFTING)
+        self.backend.attach(self._held_object(width))
+        self.backend.set_gripper_opening(width)
+        self._execute(plan.lift)
+        self._verify_held(width, 'object slipped after lift', PickOutcome.FAILED)
+
+    def _transport(self, width: float) -> None:
+        self._update(state=PickState.TRANSPORTING)
+        above = _translated(self.config.place_pose, (0, 0, self.config.place_height))
+        self._execute(self._planned(lambda q: self.backend.plan_to_pose(q, above)))
+        self._verify_held(width, 'object dropped in transit', PickOutcome.PARTIAL_SUCCESS)
+
+    def _place(self) -> None:
+        self._update(state=PickState.PLACING)
+        place = self.config.place_pose
+        self._execute(self._planned(lambda q: self.backend.plan_cartesian(q, place)))
+        self._gripper(self.config.release_width)
+        self.backend.detach()
+        self._update(state=PickState.RETREATING)
+        above = _translated(place, (0, 0, self.config.place_height))
+        self._execute(self._planned(lambda q: self.backend.plan_cartesian(q, above)))
+
+    def _recover(self) -> None:
+        """After a failed attempt: open, forget the object, back off upwards if possible."""
+        self._update(state=PickState.RECOVERING)
+        try:
+            self._gripper(self.config.min_grip_width + self.config.open_margin)
+            self.backend.detach()
+            current = self.robot.joint_positions()
+            up = _translated(self.backend.tcp_pose(current),
+                             (0, 0, self.config.pre_grasp_distance))
+            self._execute(self.backend.plan_cartesian(current, up))
+        except (_AbortError, _EmergencyStopError, LitedetError):
+            pass  # the arm stays where it is; the next attempt plans from there
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _planned(self, plan: Callable[[np.ndarray], JointTrajectory]) -> JointTrajectory:
+        self._checkpoint()
+        try:
+            return plan(self.robot.joint_positions())
+        except LitedetError as error:
+            raise _AbortError(f'planning failed while holding the object: {error}',
+                         PickOutcome.PARTIAL_SUCCESS) from error
+
+    def _execute(self, trajectory: JointTrajectory) -> None:
+        """Run a trajectory under the watchdog and the emergency stop."""
+        self._checkpoint()
+        robot, config = self.robot, self.config
+        try:
+            robot.execute(trajectory)
+        except LitedetError as error:
+            raise _AbortError(f'trajectory refused by the robot: {error}') from error
+        limit = trajectory.duration * config.watchdog_factor + config.watchdog_slack
+        deadline = robot.now() + limit
+        while robot.executing():
+            if self._estop.is_set():
+                robot.halt()
+                raise _EmergencyStopError
+            if robot.now() > deadline:
+                robot.halt()
+                raise _AbortError(f'execution watchdog: motion not finished after {limit:.2f} s')
+            robot.wait(config.control_period)
+        if self._estop.is_set():  # halted from another thread while we waited
+            raise _EmergencyStopError
+        error = np.abs(robot.joint_positions() - trajectory.positions[-1]).max()
+        if error > config.goal_tolerance:
+            raise _AbortError(f'motion ended {error:.3f} rad from its goal')
+
+    def _gripper(self, opening: float) -> float:
+        """Command the fingers and wait until they settle; return the measured width."""
+        self._checkpoint()
+        robot, config = self.robot, self.config
+        robot.command_gripper(opening)
+        deadline = robot.now() + config.gripper_timeout
+        previous = robot.finger_width()
+        still_since = robot.now()
+        while robot.now() < deadline:
+            robot.wait(config.control_period)
+            if self._estop.is_set():
+                raise _EmergencyStopError
+            width = robot.finger_width()
+            if abs(width - previous) > 2e-4:
+                previous, still_since = width, robot.now()
+            elif robot.now() - still_since >= 0.1 and (
+                    abs(width - opening) < 1e-3 or robot.now() - still_since >= 0.3):
+                break
+        return robot.finger_width()
+
+    def _verify_held(self, width: float, reason: str, outcome: PickOutcome) -> None:
+        now = self.robot.finger_width()
+        if now < self.config.min_grip_width or width - now > self.config.slip_tolerance:
+            raise _AbortError(f'{reason} (finger width {1e3 * width:.1f} -> {1e3 * now:.1f} mm)',
+                         outcome)
+
+    def _held_object(self, width: float) -> Obstacle:
+        x, z = self.config.attached_size
+        return Obstacle('held', 'box', (x, max(width, 1e-3), z), np.eye(4))
+
+    def _checkpoint(self) -> None:
+        """Between motions: honour the emergency stop and pause."""
+        if self._estop.is_set():
+            raise _EmergencyStopError
+        if not self._resume.is_set():
+            state = self.status.state
+            self._update(state=PickState.PAUSED)
+            while not self._resume.is_set() and not self._estop.is_set():
+                self.robot.wait(self.config.control_period)
+            if self._estop.is_set():
+                raise _EmergencyStopError
+            self._update(state=state)
+
+    def _finish(self, result: PickResult) -> None:
+        status = self.status
+        success = result.outcome == PickOutcome.SUCCESS
+        failed = result.outcome == PickOutcome.FAILED
+        state = PickState.EMERGENCY_STOP if self._estop.is_set() else PickState.IDLE
+        self._update(state=state, last_result=result,
+                     successes=status.successes + success, failures=status.failures + failed,
+                     consecutive_failures=0 if success else status.consecutive_failures + failed)
+
+    def _update(self, **changes: object) -> None:
+        with self._lock:
+            if self._estop.is_set() and 'state' in changes:
+                changes['state'] = PickState.EMERGENCY_STOP
+            self._status = replace(self._status, **changes)
+            status = self._status
+        if self._on_status is not None:
+            self._on_status(status)
+
+
+def _translated(pose: np.ndarray, offset: Sequence[float]) -> np.ndarray:
+    """``pose`` moved by ``offset`` (planning frame, m)."""
+    moved = np.array(pose, dtype=np.float64)
+    moved[:3, 3] += offset
+    return moved

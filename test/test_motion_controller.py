@@ -1,0 +1,146 @@
+"""The controller's ROS-free parts: settings, the robot over messages, the grasp inbox."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from litedet_ros.description import ARM_JOINTS, GRIPPER_JOINT
+from litedet_ros.errors import InvalidMessageError, StaleInputError
+from litedet_ros.grasping.types import Grasp
+from litedet_ros.motion.controller import (
+    ControllerConfig,
+    ControllerConfigError,
+    GraspInbox,
+    RemoteRobot,
+)
+from litedet_ros.trajectory import JointTrajectory
+
+NAMES = [*ARM_JOINTS, GRIPPER_JOINT]
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_yaml_matches_the_config_defaults():
+    text = (ROOT / 'config' / 'controller_node.yaml').read_text()
+    values = yaml.safe_load(text)['controller_node']['ros__parameters']
+    assert set(values) == set(ControllerConfig.field_names())
+    values['place_position'] = tuple(values['place_position'])
+    assert ControllerConfig(**values) == ControllerConfig()
+
+
+@pytest.mark.parametrize('change', [
+    {'backend': 'ompl'}, {'velocity_scaling': 0.0}, {'place_position': (0.1, 0.2)},
+    {'place_position': (0.1, 0.2, float('nan'))}, {'joint_state_timeout': 0.0},
+    {'lift_height': -0.1}, {'max_consecutive_failures': 0}])
+def test_invalid_settings_are_refused(change):
+    with pytest.raises(ControllerConfigError, match=next(iter(change))):
+        ControllerConfig(**change)
+
+
+def test_settings_reach_the_task_and_planner():
+    config = ControllerConfig(place_position=(0.1, 0.4, 0.2), place_yaw=0.5, lift_height=0.2,
+                              velocity_scaling=0.8)
+    task = config.task_config()
+    assert np.allclose(task.place_pose[:3, 3], (0.1, 0.4, 0.2)) and task.lift_height == 0.2
+    assert task.place_pose[2, 2] == pytest.approx(-1.0)
+    assert config.builtin_config().planner.velocity_scaling == 0.8
+
+
+class Clock:
+    def __init__(self):
+        self.t = 10.0
+
+    def __call__(self):
+        return self.t
+
+
+@pytest.fixture
+def remote():
+    sent, clock = [], Clock()
+    robot = RemoteRobot(ARM_JOINTS, sent.append, lambda w: sent.append(('gripper', w)), clock,
+                        joint_state_timeout=0.2)
+    return robot, sent, clock
+
+
+def state(q, opening=0.06, velocity=None):
+    velocity = [0.0] * 7 if velocity is None else [*velocity, 0.0]
+    # reversed order: the robot must reorder by name
+    return NAMES[::-1], [*q, opening / 2][::-1], velocity[::-1], 1
+
+
+def test_joint_states_are_reordered_and_validated(remote):
+    robot, _, _ = remote
+    with pytest.raises(StaleInputError, match='no joint_states'):
+        robot.joint_positions()
+    q = np.arange(6) * 0.1
+    robot.update_joint_state(*state(q))
+    assert robot.joint_positions() == pytest.approx(q)
+    assert robot.finger_width() == pytest.approx(0.06)
+    for bad in [(ARM_JOINTS, [0.0] * 6, [], 1),                    # no finger joint
+                (NAMES, [0.0] * 6, [], 1),                         # too few positions
+                (NAMES, [float('nan')] * 7, [], 1)]:
+        with pytest.raises(InvalidMessageError):
+            robot.update_joint_state(*bad)
+    assert robot.joint_positions() == pytest.approx(q)  # the last good state is kept
+
+
+def test_stale_joint_states_halt_a_motion(remote):
+    robot, sent, clock = remote
+    robot.update_joint_state(*state(np.zeros(6)))
+    goal = np.full((2, 6), 0.5)
+    goal[0] = 0.0
+    robot.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, 1.0]), goal))
+    assert robot.executing() and sent[-1].duration == 1.0
+    robot.wait(0.25)
+    with pytest.raises(StaleInputError, match='old'):
+        robot.executing()
+    assert len(sent[-1].times) == 0  # empty trajectory = stop and hold
+    assert not robot.executing()
+
+
+def test_a_motion_ends_at_its_goal_or_when_the_arm_stops(remote):
+    robot, _, clock = remote
+    robot.update_joint_state(*state(np.zeros(6)))
+    path = np.array([np.zeros(6), np.full(6, 0.5)])
+    robot.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, 1.0]), path))
+    clock.t += 1.5
+    robot.update_joint_state(*state(np.full(6, 0.3), velocity=np.full(6, 0.2)))
+    assert robot.executing()  # late and still moving
+    robot.update_joint_state(*state(np.full(6, 0.499)))
+    assert not robot.executing()
+    robot.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, 1.0]), path))
+    clock.t += 1.5
+    robot.update_joint_state(*state(np.full(6, 0.3)))  # stopped short: ended (task checks it)
+    assert not robot.executing()
+
+
+def grasp(frame_id='base_link', stamp_ns=9_000_000_000):
+    return Grasp(np.eye(4), 0.05, 0.9, frame_id=frame_id, stamp_ns=stamp_ns)
+
+
+def test_inbox_refuses_foreign_frames_and_old_arrays():
+    inbox = GraspInbox('base_link', max_age=2.0, clock=Clock())
+    with pytest.raises(InvalidMessageError, match='camera'):
+        inbox.offer([grasp('camera')], 9_000_000_000, 'base_link')
+    with pytest.raises(InvalidMessageError, match='camera'):
+        inbox.offer([], 9_000_000_000, 'camera')
+    with pytest.raises(StaleInputError, match='old'):
+        inbox.offer([grasp(stamp_ns=7_000_000_000)], 7_000_000_000, 'base_link')
+    assert inbox.wait(0.0) is None
+    inbox.offer([grasp()], 9_000_000_000, 'base_link')
+    assert len(inbox.wait(0.0)) == 1
+    inbox.offer([], 9_100_000_000, 'base_link')
+    assert inbox.wait(0.0) == []  # an empty array is an answer: nothing to pick
+
+
+def test_inbox_forgets_arrays_taken_before_the_scene_changed():
+    inbox = GraspInbox('base_link', max_age=0.0, clock=Clock())
+    inbox.offer([grasp()], 9_000_000_000, 'base_link')
+    inbox.scene_changed(9_500_000_000)
+    assert inbox.wait(0.05) is None
+    with pytest.raises(StaleInputError, match='before the last pick'):
+        inbox.offer([grasp()], 9_400_000_000, 'base_link')
+    inbox.offer([grasp(stamp_ns=9_600_000_000)], 9_600_000_000, 'base_link')
+    assert len(inbox.wait(0.0)) == 1
+    assert GraspInbox('base_link', 0.0, Clock()).wait(10.0, cancelled=lambda: True) is None

@@ -1,0 +1,148 @@
+"""Planning, time parametrization and the backend contract (builtin; moveit if installed)."""
+
+import time
+
+import numpy as np
+import pytest
+
+from litedet_ros.motion.backend import BuiltinBackend, MotionBackend, make_backend
+from litedet_ros.motion.ik import IkError
+from litedet_ros.motion.model import MotionError, Obstacle, RobotModel
+from litedet_ros.motion.planner import PlannerConfig, PlanningError
+from litedet_ros.motion.task import tool_down_pose
+from litedet_ros.trajectory import JointLimits, validate_trajectory
+
+HOME = np.array([1.5708, -1.5708, 1.5708, -1.5708, -1.5708, 0.0])
+OVER_BIN = tool_down_pose((0.5, 0.05, 0.25), 0.4)
+
+
+@pytest.fixture(scope='module')
+def backend():
+    return BuiltinBackend(RobotModel.from_workcell())
+
+
+def backends():
+    yield pytest.param('builtin')
+    yield pytest.param('moveit')
+
+
+@pytest.fixture(scope='module', params=list(backends()))
+def any_backend(request, backend):
+    if request.param == 'builtin':
+        return backend
+    try:
+        return make_backend('moveit')
+    except MotionError as error:
+        pytest.skip(f'moveit backend unavailable: {error}')
+
+
+def assert_executable(robot, trajectory, start):
+    limits = JointLimits(robot.arm_joints, robot.lower, robot.upper, robot.velocity_limits)
+    validate_trajectory(trajectory, limits, start, start_tolerance=1e-6)
+    positions = trajectory.positions
+    # dense re-check: no contact anywhere along the timed trajectory
+    for a, b in zip(positions[:-1], positions[1:]):
+        for f in np.linspace(0, 1, int(np.ceil(np.abs(b - a).max() / 0.005)) + 1):
+            assert not robot.in_collision(a + (b - a) * f)
+
+
+def test_plan_home_to_bin_is_timed_within_limits(backend):
+    robot = backend.robot
+    goal = backend.ik(OVER_BIN, HOME)
+    started = time.perf_counter()
+    trajectory = backend.plan_to_joints(HOME, goal)
+    assert time.perf_counter() - started < 1.0
+    assert_executable(robot, trajectory, HOME)
+    assert np.allclose(trajectory.positions[-1], goal)
+    assert np.allclose(trajectory.velocities[[0, -1]], 0.0)
+    scale = backend.config.planner.velocity_scaling
+    assert np.abs(trajectory.velocities).max() <= robot.velocity_limits.max() * scale + 1e-6
+
+
+def test_obstacle_forces_a_detour(backend):
+    robot, planner = backend.robot, backend.planner
+    start = backend.ik(tool_down_pose((0.45, 0.3, 0.3)), HOME)
+    goal = backend.ik(tool_down_pose((0.45, -0.3, 0.3)), HOME)
+    wall = np.eye(4)
+    wall[:3, 3] = (0.45, 0.0, 0.35)
+    backend.add_obstacle(Obstacle('wall', 'box', (0.3, 0.02, 0.3), wall))
+    try:
+        path = planner.plan_path(start, goal)
+        assert len(path) > 2
+        trajectory = planner.time_parametrize(path)
+        assert_executable(robot, trajectory, start)
+    finally:
+        backend.remove_obstacle('wall')
+
+
+def test_invalid_start_or_goal_fails_fast(backend):
+    started = time.perf_counter()
+    with pytest.raises(PlanningError, match='goal configuration in collision'):
+        backend.plan_to_joints(HOME, np.zeros(6))
+    with pytest.raises(PlanningError, match='start configuration in collision'):
+        backend.plan_to_joints(np.zeros(6), HOME)
+    with pytest.raises(PlanningError, match='outside the joint limits'):
+        backend.plan_to_joints(HOME, np.full(6, 7.0))
+    with pytest.raises(MotionError):
+        backend.plan_to_joints(HOME, np.full(6, np.nan))
+    assert time.perf_counter() - started < 0.1
+
+
+def test_planning_statistics_with_attached_object(backend):
+    """Bin -> place queries holding an object: success rate, median time, no contacts."""
+    rng = np.random.default_rng(3)
+    place = backend.ik(tool_down_pose((0.05, 0.5, 0.22)), HOME)
+    held = Obstacle('held', 'box', (0.04, 0.05, 0.04), np.eye(4))
+    times, failures = [], 0
+    for _ in range(15):
+        pose = tool_down_pose((rng.uniform(0.4, 0.6), rng.uniform(-0.06, 0.06), 0.25),
+                              rng.uniform(-np.pi, np.pi))
+        backend.attach(held)
+        try:
+            started = time.perf_counter()
+            trajectory = backend.plan_to_pose(backend.ik(pose, place), tool_down_pose(
+                (0.05, 0.5, 0.22)))
+            times.append(time.perf_counter() - started)
+            assert not any(backend.robot.in_collision(q) for q in trajectory.positions)
+        except MotionError:
+            failures += 1
+        finally:
+            backend.detach()
+    assert failures <= 1
+    assert np.median(times) < 0.1
+
+
+def test_config_is_validated():
+    with pytest.raises(ValueError):
+        PlannerConfig(velocity_scaling=0.0)
+    with pytest.raises(ValueError):
+        PlannerConfig(attempts=0)
+    with pytest.raises(MotionError, match='unknown motion backend'):
+        make_backend('nope')
+
+
+def test_backend_contract(any_backend):
+    backend: MotionBackend = any_backend
+    assert len(backend.joint_names) == 6 and backend.planning_frame == 'base_link'
+    q = backend.ik(OVER_BIN, HOME)
+    assert np.allclose(backend.tcp_pose(q), OVER_BIN, atol=1e-4)
+    to_pose = backend.plan_to_pose(HOME, OVER_BIN)
+    assert np.allclose(to_pose.positions[0], HOME, atol=1e-6)
+    assert np.allclose(backend.tcp_pose(to_pose.positions[-1]), OVER_BIN, atol=1e-4)
+    down = tool_down_pose((0.5, 0.05, 0.12), 0.4)
+    line = backend.plan_cartesian(to_pose.positions[-1], down)
+    assert np.allclose(backend.tcp_pose(line.positions[-1]), down, atol=1e-4)
+    xy = np.array([backend.tcp_pose(p)[:2, 3] for p in line.positions])
+    assert np.abs(xy - OVER_BIN[:2, 3]).max() < 1e-3
+    with pytest.raises(IkError):
+        backend.plan_to_pose(HOME, tool_down_pose((2.0, 0.0, 0.3)))
+
+
+def test_time_parametrization_does_not_crawl_at_the_ends(backend):
+    """A 2.3 rad joint line once took 86 s (zero spline slope at the ends stalled TOPP-RA)."""
+    path = np.array([[-0.291, -2.001, 2.284, -2.05, -1.71, -2.652],
+                     [1.203, -1.525, 1.897, -1.943, -1.571, -0.368]])
+    trajectory = backend.planner.time_parametrize(path)
+    # bang-bang bound at 0.5 x (pi rad/s, 4 rad/s^2) on the 2.28 rad joint: ~1.9 s
+    assert 1.4 < trajectory.duration < 3.0
+    assert np.allclose(trajectory.positions[[0, -1]], path)

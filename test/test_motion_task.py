@@ -1,0 +1,272 @@
+"""The pick-and-place state machine: every transition, failure paths, stop, pause, and the sim."""
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from litedet_ros.errors import StaleInputError
+from litedet_ros.grasping.types import Grasp
+from litedet_ros.motion.backend import BuiltinBackend
+from litedet_ros.motion.model import RobotModel
+from litedet_ros.motion.status import PickOutcome, PickState
+from litedet_ros.motion.task import PickPlaceTask, TaskConfig, tool_down_pose
+from litedet_ros.trajectory import TrajectorySampler
+
+START = np.array([0.528, -1.86, 1.72, -1.431, -1.571, -1.043])  # the sim's home
+GRASP = Grasp(tool_down_pose((0.5, 0.0, 0.05)), width=0.05, score=0.9)
+UNREACHABLE = Grasp(tool_down_pose((1.5, 0.0, 0.05)), width=0.05, score=0.95)
+
+
+class FakeRobot:
+    """Kinematic robot that tracks trajectories exactly.
+
+    The gripper stops on an object of width ``object_width`` (0 = nothing there) until the
+    object is lost after execution number ``lose_after``.
+    """
+
+    def __init__(self, object_width=0.05, lose_after=None, stall=False):
+        self.t, self.q = 0.0, START.copy()
+        self.width = self.target = 0.08
+        self.object_width, self.lose_after, self.stall = object_width, lose_after, stall
+        self.executions, self.halted, self.stale = 0, 0, False
+        self._sampler = None
+        self.on_wait = None
+
+    def now(self):
+        return self.t
+
+    def wait(self, seconds):
+        self.t += seconds
+        if self._sampler is not None and not self.stall:
+            self.q = self._sampler(self.t - self._t0)[0]
+            if self.t - self._t0 >= self._sampler.duration:
+                self._sampler = None
+                if self.executions == self.lose_after:
+                    self.object_width = 0.0
+        holding = self.target < self.object_width
+        self.width = self.object_width if holding else self.target
+        if self.on_wait:
+            self.on_wait(self)
+
+    def joint_positions(self):
+        if self.stale:
+            raise StaleInputError('joint_states older than 0.5 s')
+        return self.q.copy()
+
+    def execute(self, trajectory):
+        assert np.allclose(trajectory.positions[0], self.q, atol=1e-6)
+        self.executions += 1
+        self._sampler, self._t0 = TrajectorySampler(trajectory, self.q), self.t
+
+    def executing(self):
+        return self._sampler is not None
+
+    def halt(self):
+        self.halted += 1
+        self._sampler = None
+
+    def command_gripper(self, opening):
+        self.target = opening
+
+    def finger_width(self):
+        return self.width
+
+
+@pytest.fixture(scope='module')
+def backend():
+    return BuiltinBackend(RobotModel.from_workcell())
+
+
+def make_task(backend, robot, **config):
+    states = []
+    task = PickPlaceTask(backend, robot, TaskConfig(**config),
+                         on_status=lambda s: states.append(s.state))
+    return task, states
+
+
+def test_success_goes_through_every_state(backend):
+    robot = FakeRobot()
+    task, states = make_task(backend, robot)
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.SUCCESS and result.cycle_time > 0
+    order = [PickState.PLANNING, PickState.APPROACHING, PickState.GRASPING, PickState.LIFTING,
+             PickState.TRANSPORTING, PickState.PLACING, PickState.RETREATING, PickState.IDLE]
+    states = states[states.index(PickState.PLANNING):]
+    assert [s for s in dict.fromkeys(states) if s in order] == order
+    assert robot.executions == 6 and robot.width == pytest.approx(0.08)
+    assert task.status.successes == 1 and task.status.consecutive_failures == 0
+    assert np.allclose(backend.tcp_pose(robot.q)[:2, 3], (0.05, 0.5), atol=1e-3)
+
+
+def test_next_candidate_after_an_unreachable_one(backend):
+    robot = FakeRobot()
+    task, _ = make_task(backend, robot)
+    assert task.pick_once([UNREACHABLE, GRASP]).outcome == PickOutcome.SUCCESS
+
+
+def test_unreachable_grasp_fails_fast_without_motion(backend):
+    robot = FakeRobot()
+    task, _ = make_task(backend, robot)
+    started = time.perf_counter()
+    result = task.pick_once([UNREACHABLE])
+    assert time.perf_counter() - started < 1.0
+    assert result.outcome == PickOutcome.FAILED and 'out of reach' in result.reason
+    assert robot.executions == 0 and robot.t == 0.0
+
+
+@pytest.mark.parametrize('grasp, reason', [
+    (Grasp(GRASP.pose, 0.05, 0.9, frame_id='camera_color_optical_frame'), 'frame'),
+    (Grasp(GRASP.pose, 0.05, 0.9, stamp_ns=1), 'old'),
+])
+def test_bad_grasps_are_refused(backend, grasp, reason):
+    robot = FakeRobot()
+    robot.t = 10.0
+    task, _ = make_task(backend, robot, max_grasp_age=2.0)
+    result = task.pick_once([grasp])
+    assert result.outcome == PickOutcome.FAILED and reason in result.reason
+    assert robot.executions == 0
+    assert task.pick_once([]).reason == 'no grasp candidates'
+
+
+def test_stale_joint_states_fail_without_motion(backend):
+    robot = FakeRobot()
+    robot.stale = True
+    task, _ = make_task(backend, robot)
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.FAILED and 'joint_states' in result.reason
+    assert robot.executions == 0
+
+
+def test_empty_hand_after_close_recovers(backend):
+    robot = FakeRobot(object_width=0.0)
+    task, states = make_task(backend, robot)
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.FAILED and 'empty hand' in result.reason
+    assert PickState.RECOVERING in states and PickState.LIFTING not in states
+    assert robot.executions == 3  # pre-grasp, approach, back off upwards
+
+
+def test_slip_after_lift(backend):
+    robot = FakeRobot(lose_after=3)
+    task, states = make_task(backend, robot)
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.FAILED and 'slipped after lift' in result.reason
+    assert PickState.TRANSPORTING not in states
+
+
+def test_drop_in_transit_is_partial_success(backend):
+    robot = FakeRobot(lose_after=4)
+    task, _ = make_task(backend, robot)
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.PARTIAL_SUCCESS and 'transit' in result.reason
+    assert task.status.failures == 0 and task.status.consecutive_failures == 0
+
+
+def test_watchdog_halts_a_stalled_arm(backend):
+    robot = FakeRobot(stall=True)
+    task, _ = make_task(backend, robot)
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.FAILED and 'watchdog' in result.reason
+    assert robot.halted >= 1 and robot.executions == 2  # the recovery back-off stalls too
+
+
+def test_emergency_stop_halts_within_one_period(backend):
+    robot = FakeRobot()
+    task, _ = make_task(backend, robot)
+    stopped_at = []
+
+    def press(r):
+        if r.executions == 1 and r.t > 0.3 and not stopped_at:
+            stopped_at.append(r.t)
+            task.emergency_stop()
+    robot.on_wait = press
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.FAILED and result.reason == 'emergency stop'
+    assert robot.halted >= 1 and robot.t - stopped_at[0] <= task.config.control_period + 1e-9
+    assert task.status.state == PickState.EMERGENCY_STOP and not task.status.enabled
+    assert task.pick_once([GRASP]).reason == 'emergency stop' and robot.executions == 1
+    task.reset()
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+
+
+def test_pause_holds_before_the_next_motion(backend):
+    robot = FakeRobot()
+    task, states = make_task(backend, robot)
+    task.pause()
+    assert not task.status.enabled
+
+    def resume_later(r):
+        if r.t > 1.0:
+            task.resume()
+    robot.on_wait = resume_later
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    assert PickState.PAUSED in states and task.status.enabled
+
+
+def test_run_stops_after_consecutive_failures_or_when_empty(backend):
+    robot = FakeRobot()
+    task, _ = make_task(backend, robot, max_consecutive_failures=2)
+    results = task.run(lambda: [UNREACHABLE])
+    assert [r.outcome for r in results] == [PickOutcome.FAILED] * 2
+    assert task.status.state == PickState.STOPPED
+    remaining = [[GRASP], [GRASP]]
+    task.reset()
+    results = task.run(lambda: remaining.pop() if remaining else [])
+    assert [r.outcome for r in results] == [PickOutcome.SUCCESS] * 2
+    assert task.status.state == PickState.IDLE and task.status.successes == 2
+
+
+def test_emergency_stop_from_another_thread(backend):
+    robot = FakeRobot()
+    task, _ = make_task(backend, robot)
+    robot.on_wait = lambda r: time.sleep(0.001)
+    worker = threading.Thread(target=lambda: task.run(lambda: [GRASP]))
+    worker.start()
+    time.sleep(0.2)
+    task.emergency_stop()
+    worker.join(timeout=5.0)
+    assert not worker.is_alive()
+    assert task.status.state == PickState.EMERGENCY_STOP
+
+
+@pytest.fixture(scope='module')
+def cell():
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    workcell = pytest.importorskip('litedet_ros.sim.workcell',
+                                   reason='MuJoCo simulation not available')
+    return workcell.Workcell(num_objects=0)
+
+
+def one_box(cell, xy=(0.5, 0.0)):
+    from litedet_ros.sim.objects import ObjectInstance
+
+    box = ObjectInstance(id=1, class_id=0, scale=1.0, rgba=(0.7, 0.5, 0.3, 1), mass=0.08,
+                         friction=0.8)
+    cell.reset_with([box], [(np.array([*xy, 0.05]), np.array([1.0, 0, 0, 0]))])
+    return cell.object_states()[0].pose[:3, 3]
+
+
+def test_sim_pick_and_place(backend, cell):
+    from litedet_ros.motion.sim_robot import SimRobot
+    from litedet_ros.sim.workcell import Location
+
+    centre = one_box(cell)
+    task = PickPlaceTask(backend, SimRobot(cell))
+    grasp = Grasp(tool_down_pose(centre + (0, 0, 0.01)), width=0.05, score=0.9)
+    result = task.pick_once([grasp])
+    assert result.outcome == PickOutcome.SUCCESS, result.reason
+    assert cell.object_states()[0].location == Location.PLACED
+
+
+def test_sim_grasp_of_nothing_is_an_empty_hand(backend, cell):
+    from litedet_ros.motion.sim_robot import SimRobot
+    from litedet_ros.sim.workcell import Location
+
+    one_box(cell, (0.4, -0.05))
+    task = PickPlaceTask(backend, SimRobot(cell))
+    result = task.pick_once([Grasp(tool_down_pose((0.58, 0.06, 0.04)), 0.05, 0.9)])
+    assert result.outcome == PickOutcome.FAILED and 'empty hand' in result.reason
+    assert cell.object_states()[0].location == Location.IN_BIN
