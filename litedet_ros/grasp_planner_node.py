@@ -1,0 +1,231 @@
+"""Grasp planner node: detections + aligned depth + camera_info in, ranked 6-DOF grasps out.
+
+Subscribes (relative names, see :mod:`litedet_ros.topics`):
+
+- ``detections`` (litedet_ros/DetectionArray), reliable;
+- ``camera/camera/aligned_depth_to_color/image_raw`` (sensor_msgs/Image, 16UC1 in units of
+  ``1 / depth_image_units_divisor`` m, or 32FC1 in m) and its ``camera_info``, sensor-data QoS.
+
+The three are matched by stamp within ``time_sync_slop`` (message_filters' approximate-time
+policy is not available here: :class:`~litedet_ros.grasping.sync.ApproximateTimeSync`); inputs
+whose stamp goes backwards, that arrive older than the last matched set, or that never find a
+partner are dropped and counted.
+
+Publishes, for every matched set (also when no grasp was found):
+
+- ``grasps`` (litedet_ros/GraspArray): ranked, poses in ``target_frame``, stamp of the image;
+- ``grasps/poses`` (geometry_msgs/PoseArray): the same poses sorted by score;
+- ``grasps/markers`` (visualization_msgs/MarkerArray): gripper shapes at the best
+  ``marker_grasps`` grasps and a sphere at each object's point centroid.
+
+Camera pose: tf2 at the image stamp when ``tf2_ros`` is importable and ``use_tf`` is set (never
+the latest transform for an old image); otherwise the calibrated ``camera_pose`` parameter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+
+from geometry_msgs.msg import Pose, PoseArray, Vector3
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+import rclpy
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+
+from litedet_ros import conversions, topics
+from litedet_ros.errors import InvalidMessageError, LitedetError
+from litedet_ros.grasping.camera import PinholeCamera, decode_depth
+from litedet_ros.grasping.collision import gripper_boxes
+from litedet_ros.grasping.node_config import DESCRIPTIONS, GraspNodeConfig
+from litedet_ros.grasping.planner import GraspPlanner, PlanResult
+from litedet_ros.grasping.sync import ApproximateTimeSync
+from litedet_ros.msg import DetectionArray
+
+LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
+READ_ONLY = ('target_frame', 'use_tf')
+STREAMS = ('detections', 'depth', 'camera_info')
+
+
+class TfCameraPose:
+    """Camera pose from tf2 at the image stamp (only where ``tf2_ros`` is installed)."""
+
+    def __init__(self, node: Node) -> None:
+        import tf2_ros  # noqa: PLC0415 - optional: not installable from PyPI
+
+        self.buffer = tf2_ros.Buffer()
+        self.listener = tf2_ros.TransformListener(self.buffer, node)
+
+    def lookup(self, target: str, source: str, stamp: rclpy.time.Time) -> np.ndarray:
+        """Return ``float64[4, 4]`` target <- source at ``stamp`` (raises tf2 exceptions)."""
+        transform = self.buffer.lookup_transform(target, source, stamp)
+        t, q = transform.transform.translation, transform.transform.rotation
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = t.x, t.y, t.z
+        pose.orientation = q
+        return conversions.pose_to_matrix(pose)
+
+
+class GraspPlannerNode(Node):
+    """Plan grasps for every matched (detections, depth, camera_info) set."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__('grasp_planner_node', **kwargs)
+        defaults = GraspNodeConfig()
+        for name in GraspNodeConfig.field_names():
+            default = getattr(defaults, name)
+            self.declare_parameter(
+                name, list(default) if isinstance(default, tuple) else default,
+                ParameterDescriptor(description=DESCRIPTIONS[name],
+                                    read_only=name in READ_ONLY))
+        self.config = replace(defaults, **{
+            name: self._value(self.get_parameter(name))
+            for name in GraspNodeConfig.field_names()})
+        self.planner = GraspPlanner(self.config.planner_config())
+        self.sync = ApproximateTimeSync(STREAMS, int(self.config.time_sync_slop * 1e9),
+                                        self.config.sync_queue_size)
+        #: Inputs and detections that produced no grasp, by reason.
+        self.drops: Counter = Counter()
+        self.tf = None
+        if self.config.use_tf:
+            try:
+                self.tf = TfCameraPose(self)
+            except ImportError:
+                self.get_logger().info('tf2_ros is not installed: using camera_pose')
+
+        self._grasps_pub = self.create_publisher(conversions.GraspArrayMsg, topics.GRASPS, 10)
+        self._poses_pub = self.create_publisher(PoseArray, topics.GRASP_POSES, 10)
+        self._markers_pub = self.create_publisher(MarkerArray, topics.GRASP_MARKERS, 10)
+        self.create_subscription(DetectionArray, topics.DETECTIONS,
+                                 lambda msg: self._offer('detections', msg), 10)
+        self.create_subscription(Image, topics.DEPTH_IMAGE,
+                                 lambda msg: self._offer('depth', msg), qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, topics.DEPTH_INFO,
+                                 lambda msg: self._offer('camera_info', msg),
+                                 qos_profile_sensor_data)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    @staticmethod
+    def _value(parameter: Parameter) -> object:
+        value = parameter.value
+        return tuple(value) if isinstance(value, list) else value
+
+    def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
+        try:
+            config = replace(self.config, **{p.name: self._value(p) for p in parameters
+                                             if p.name in DESCRIPTIONS})
+        except (ValueError, TypeError) as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        self.config = config
+        self.planner = GraspPlanner(config.planner_config())
+        self.sync.slop_ns = int(config.time_sync_slop * 1e9)
+        return SetParametersResult(successful=True)
+
+    def _count(self, reason: str, error: Exception | str, count: int = 1) -> None:
+        self.drops[reason] += count
+        self.get_logger().warning(f'{reason} ({self.drops[reason]} so far): {error}',
+                                  throttle_duration_sec=LOG_THROTTLE)
+
+    def _offer(self, stream: str, msg) -> None:
+        before = Counter(self.sync.drops)
+        matched = self.sync.add(stream, conversions.stamp_to_ns(msg.header.stamp), msg)
+        for reason, count in (self.sync.drops - before).items():
+            self._count(f'sync_{reason}', f'{count} input(s) dropped by the time synchroniser',
+                        count)
+        if matched is not None:
+            self._plan(matched['detections'], matched['depth'], matched['camera_info'])
+
+    def _plan(self, detections_msg: DetectionArray, depth_msg: Image,
+              info_msg: CameraInfo) -> None:
+        try:
+            if detections_msg.header.frame_id != depth_msg.header.frame_id:
+                raise InvalidMessageError(
+                    f'detections are in {detections_msg.header.frame_id!r} but the depth in '
+                    f'{depth_msg.header.frame_id!r}: depth must be aligned to colour')
+            detections = conversions.msg_to_detections(detections_msg)
+            info = conversions.msg_to_camera_info(info_msg)
+            camera = PinholeCamera.from_k(info.k, info.width, info.height)
+            depth = decode_depth(conversions.image_to_numpy(depth_msg), depth_msg.encoding,
+                                 self.config.depth_image_units_divisor)
+            transform = self._camera_transform(depth_msg)
+            result = self.planner.plan(depth, camera, detections, transform,
+                                       self.config.target_frame)
+        except LitedetError as error:
+            self._count(type(error).__name__, error)
+            result = PlanResult((), (), Counter())
+        for reason, count in result.drops.items():
+            self.drops[reason] += count
+        self._publish(result, detections_msg)
+
+    def _camera_transform(self, depth_msg: Image) -> np.ndarray:
+        if self.tf is None:
+            return self.config.camera_transform()
+        try:
+            return self.tf.lookup(self.config.target_frame, depth_msg.header.frame_id,
+                                  rclpy.time.Time.from_msg(depth_msg.header.stamp))
+        except Exception as error:  # tf2 raises its own exception family
+            raise LitedetError(f'no transform at the image stamp: {error}') from error
+
+    def _publish(self, result: PlanResult, detections_msg: DetectionArray) -> None:
+        grasps = list(result.grasps)
+        msg = conversions.grasps_to_msg(grasps, detections_msg,
+                                        conversions.stamp_to_ns(detections_msg.header.stamp),
+                                        self.config.target_frame)
+        self._grasps_pub.publish(msg)
+        poses = PoseArray(header=msg.header,
+                          poses=[conversions.matrix_to_pose(g.pose) for g in grasps])
+        self._poses_pub.publish(poses)
+        self._markers_pub.publish(self._markers(result, msg.header))
+
+    def _markers(self, result: PlanResult, header) -> MarkerArray:
+        markers = [Marker(header=header, action=Marker.DELETEALL)]
+        gripper = self.planner.config.gripper
+        for rank, grasp in enumerate(result.grasps[:self.config.marker_grasps]):
+            centres, half = gripper_boxes(gripper, grasp.width)
+            # the parts at the grasp pose, without the swept approach
+            half = half.copy()
+            half[:, 2] -= gripper.approach_distance / 2
+            centres = centres.copy()
+            centres[:, 2] += gripper.approach_distance / 2
+            shade = 1.0 - 0.7 * rank / max(self.config.marker_grasps, 1)
+            for part, (centre, extent) in enumerate(zip(centres, half)):
+                pose = grasp.pose.copy()
+                pose[:3, 3] = grasp.pose[:3, :3] @ centre + grasp.pose[:3, 3]
+                markers.append(Marker(
+                    header=header, ns='grasps', id=3 * rank + part, type=Marker.CUBE,
+                    pose=conversions.matrix_to_pose(pose),
+                    scale=Vector3(x=2 * extent[0], y=2 * extent[1], z=2 * extent[2]),
+                    color=ColorRGBA(r=0.1, g=shade, b=0.2, a=0.6)))
+        for index, estimate in enumerate(result.objects):
+            if estimate is None:
+                continue
+            centroid = np.eye(4)
+            centroid[:3, 3] = estimate.centroid
+            markers.append(Marker(
+                header=header, ns='objects', id=index, type=Marker.SPHERE,
+                pose=conversions.matrix_to_pose(centroid),
+                scale=Vector3(x=0.015, y=0.015, z=0.015),
+                color=ColorRGBA(r=1.0, g=0.6, b=0.0, a=0.9)))
+        return MarkerArray(markers=markers)
+
+
+def main(args: list[str] | None = None) -> None:
+    """Run the node until interrupted."""
+    rclpy.init(args=args)
+    node = GraspPlannerNode()
+    try:
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,390 @@
+"""``litedet-ros bench grasp``: the grasp planner on held-out simulated bins.
+
+Three measurements on MuJoCo workcell scenes (seeds from :data:`HELD_OUT_SEED`, disjoint from the
+dataset splits):
+
+* geometric accuracy of each object's best grasp against ground truth: distance between the
+  TCP and the object's centre of mass across the approach (mm), and the angle between the
+  closing axis and the object's true narrow axis (degrees; boxes and lying cans, whose narrow
+  axis is defined), over exposed objects (>= 90% of the silhouette visible);
+* physical success: the best grasp of each object executed by a free-floating gripper of the
+  planner's geometry (moved kinematically to the pre-grasp pose, straight in, close with the
+  cell's grip force, lift 20 cm, hold 2 s); success when an object is held 15 cm higher;
+* planner latency for 1, 10 and 25 detections at 640x480.
+
+Boxes come from the simulated segmentation (``gt``) or from a detector model (``detector``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+import json
+import os
+from pathlib import Path
+import time
+
+import numpy as np
+
+from litedet_ros.detection.types import Detections
+from litedet_ros.grasping.camera import PinholeCamera, decode_depth
+from litedet_ros.grasping.config import BinGeometry, GripperGeometry, PlannerConfig
+from litedet_ros.grasping.planner import GraspPlanner, PlanResult
+from litedet_ros.grasping.types import Grasp
+
+HELD_OUT_SEED = 300_000
+EXPOSED_FRACTION = 0.9
+LIFT_HEIGHT = 0.20
+HOLD_TIME = 2.0
+SUCCESS_RISE = 0.15
+DISTINCT_SIZES = 1.15  # box sides closer than this ratio have no defined narrow axis
+
+
+def workcell_bin(layout: dict[str, float]) -> BinGeometry:
+    """The workcell's bin (``bin_floor`` frame) from its xacro layout arguments."""
+    pose = np.eye(4)
+    pose[:3, 3] = (layout['bin_x'], layout['bin_y'], layout['bin_wall'])
+    return BinGeometry(pose=pose, size_x=layout['bin_length'], size_y=layout['bin_width'],
+                       wall_height=layout['bin_height'] - layout['bin_wall'],
+                       wall_thickness=layout['bin_wall'])
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+def _line_angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a / np.linalg.norm(a), b / np.linalg.norm(b)
+    return float(np.degrees(np.arccos(np.clip(abs(a @ b), 0.0, 1.0))))
+
+
+def narrow_axis(shape: str, size: tuple[float, ...], rotation: np.ndarray,
+                approach: np.ndarray) -> np.ndarray | None:
+    """True axis a grasp should close along, in the plane normal to the approach, or None.
+
+    Args:
+        shape: object class shape (``'box'`` or ``'cylinder'``; others have none).
+        size: class dimensions (box x, y, z; unused for a cylinder), any common scale.
+        rotation: ``float[3, 3]`` world <- object rotation.
+        approach: ``float[3]`` unit approach direction.
+
+    Returns:
+        ``float64[3]`` unit axis, or None where no narrow axis is defined (upright cans,
+        square box faces, other shapes).
+    """
+    project = np.eye(3) - np.outer(approach, approach)
+    if shape == 'box':
+        across = np.argsort(np.abs(rotation.T @ approach))[:2]  # the two sides facing sideways
+        sides = np.array(size)[across]
+        if max(sides) < DISTINCT_SIZES * min(sides):
+            return None
+        return project @ rotation[:, across[np.argmin(sides)]]
+    if shape == 'cylinder':
+        axis = project @ rotation[:, 2]
+        if np.linalg.norm(axis) < np.cos(np.radians(30)):  # standing: every side is alike
+            return None
+        return np.cross(approach, axis / np.linalg.norm(axis))
+    return None
+
+
+class FreeGripper:
+    """A kinematically moved parallel-jaw gripper of the planner's geometry in a copy of the bin.
+
+    Args:
+        cell: the workcell whose bin and current object poses are copied.
+        gripper: gripper geometry (fingers, palm, TCP) as used by the planner.
+        grip_force: closing force limit, N.
+    """
+
+    def __init__(self, cell, gripper: GripperGeometry, grip_force: float) -> None:
+        import mujoco  # noqa: PLC0415 - only the physical benchmark needs MuJoCo
+
+        from litedet_ros.sim.objects import add_object  # noqa: PLC0415
+
+        self._mujoco = mujoco
+        self.gripper = gripper
+        spec = mujoco.MjSpec()
+        spec.option.timestep = 0.002
+        spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+        spec.option.impratio = 10
+        spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+        world = spec.worldbody
+        world.add_geom(type=mujoco.mjtGeom.mjGEOM_PLANE, size=[2, 2, 0.1])
+        bin_geometry = workcell_bin(cell.layout)
+        origin = bin_geometry.pose[:3, 3]
+        t = bin_geometry.wall_thickness
+        world.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=list(origin - [0, 0, t / 2]),
+                       size=[bin_geometry.size_x / 2 + t, bin_geometry.size_y / 2 + t, t / 2])
+        for centre, half in bin_geometry.wall_boxes:
+            world.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=list(origin + centre),
+                           size=list(half))
+        self.bodies = []
+        for state, instance in zip(cell.object_states(), cell.objects):
+            quaternion = np.zeros(4)
+            mujoco.mju_mat2Quat(quaternion, state.pose[:3, :3].ravel())
+            add_object(spec, instance, state.pose[:3, 3], quaternion)
+            self.bodies.append(instance.body_name)
+        # A mocap target drags the free hand through a stiff weld, so that the hand has a real
+        # velocity and friction can carry the part (a teleported mocap body has none).
+        world.add_body(name='target', mocap=True)
+        hand = world.add_body(name='hand', gravcomp=1.0)
+        hand.add_freejoint(name='hand_joint')
+        g = gripper
+        palm_z = g.tcp_to_tip - g.finger_length - g.palm_height / 2
+        hand.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, pos=[0, 0, palm_z], mass=0.8,
+                      size=[g.palm_width / 2, g.palm_length / 2, g.palm_height / 2])
+        root = g.tcp_to_tip - g.finger_length
+        for name, side in (('left', 1), ('right', -1)):
+            finger = hand.add_body(name=f'{name}_finger', pos=[0, 0, root])
+            finger.add_joint(name=f'{name}_slide', type=mujoco.mjtJoint.mjJNT_SLIDE,
+                             axis=[0, side, 0], range=[0, g.stroke / 2 + 0.002], armature=0.01)
+            finger.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, mass=0.05,
+                            pos=[0, side * g.finger_thickness / 2, g.finger_length / 2],
+                            size=[g.finger_width / 2, g.finger_thickness / 2,
+                                  g.finger_length / 2],
+                            condim=4, friction=[1.0, 0.005, 0.0001], priority=1,
+                            solref=[0.004, 1.0], solimp=[0.95, 0.99, 0.001, 0.5, 2.0])
+        spec.add_equality(type=mujoco.mjtEq.mjEQ_JOINT, name1='right_slide', name2='left_slide',
+                          solref=[0.004, 1.0])
+        weld = spec.add_equality(type=mujoco.mjtEq.mjEQ_WELD, name1='hand', name2='target',
+                                 objtype=mujoco.mjtObj.mjOBJ_BODY, solref=[0.01, 1.0])
+        weld.data[:11] = [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1]  # anchor, identity relpose, torque
+        actuator = spec.add_actuator(name='jaw', target='left_slide',
+                                     trntype=mujoco.mjtTrn.mjTRN_JOINT)
+        actuator.set_to_position(kp=3000.0, kv=60.0)
+        actuator.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
+        actuator.forcerange = [-grip_force, grip_force]
+        self.model = spec.compile()
+        self._object_ids = [mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_BODY, b)
+                            for b in self.bodies]
+        self._slides = [self.model.jnt_qposadr[mujoco.mj_name2id(
+            self.model, mujoco.mjtObj.mjOBJ_JOINT, f'{n}_slide')] for n in ('left', 'right')]
+        self._hand_qpos = self.model.jnt_qposadr[mujoco.mj_name2id(
+            self.model, mujoco.mjtObj.mjOBJ_JOINT, 'hand_joint')]
+
+    def attempt(self, grasp: Grasp) -> int | None:
+        """Execute one grasp from a fresh copy of the scene.
+
+        Returns:
+            Index (into the cell's objects) of the object held ``SUCCESS_RISE`` higher after
+            the lift and hold, or None when nothing was held.
+        """
+        mujoco = self._mujoco
+        model = self.model
+        data = mujoco.MjData(model)
+        approach = grasp.approach
+        quaternion = np.zeros(4)
+        mujoco.mju_mat2Quat(quaternion, grasp.pose[:3, :3].ravel())
+        start = grasp.position - self.gripper.approach_distance * approach
+        half_open = min(grasp.width, self.gripper.stroke) / 2
+        data.qpos[self._slides] = half_open
+        data.ctrl[0] = half_open
+        data.mocap_quat[0] = quaternion
+        data.mocap_pos[0] = start
+        data.qpos[self._hand_qpos:self._hand_qpos + 7] = [*start, *quaternion]
+        mujoco.mj_forward(model, data)
+        start_heights = data.xipos[self._object_ids, 2].copy()
+        dt = model.opt.timestep
+
+        def move(target: np.ndarray, duration: float, jaw: float | None = None) -> None:
+            origin, jaw0 = data.mocap_pos[0].copy(), data.ctrl[0]
+            steps = int(round(duration / dt))
+            for k in range(1, steps + 1):
+                s = k / steps
+                data.mocap_pos[0] = origin + s * (target - origin)
+                if jaw is not None:
+                    data.ctrl[0] = jaw0 + s * (jaw - jaw0)
+                mujoco.mj_step(model, data)
+
+        move(grasp.position, 0.5)
+        move(grasp.position, 0.6, jaw=0.0)
+        move(grasp.position, 0.2)
+        move(grasp.position + [0.0, 0.0, LIFT_HEIGHT], 1.0)
+        move(data.mocap_pos[0].copy(), HOLD_TIME)
+        rise = data.xipos[self._object_ids, 2] - start_heights
+        best = int(np.argmax(rise)) if len(rise) else -1
+        return best if best >= 0 and rise[best] >= SUCCESS_RISE else None
+
+
+def _best_per_detection(result: PlanResult) -> dict[int, Grasp]:
+    best: dict[int, Grasp] = {}
+    for grasp in result.grasps:
+        best.setdefault(grasp.detection_index, grasp)
+    return best
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def run_benchmark(scenes: int, objects: int, boxes: str = 'gt', detector_path: str = '',
+                  physical: bool = True, latency_repeats: int = 30,
+                  log=print) -> dict:
+    """Run the benchmark and return its figures (see the module docstring).
+
+    Args:
+        scenes: held-out scenes to evaluate.
+        objects: objects per scene (1-25).
+        boxes: ``'gt'`` (simulated segmentation) or ``'detector'``.
+        detector_path: ONNX model for ``boxes='detector'``.
+        physical: run the free-gripper physical trials.
+        latency_repeats: planner runs per latency measurement.
+        log: progress printer.
+    """
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    import mujoco  # noqa: PLC0415
+
+    from litedet_ros.sim.dataset import silhouette_pixels  # noqa: PLC0415
+    from litedet_ros.sim.objects import OBJECT_CLASSES  # noqa: PLC0415
+    from litedet_ros.sim.workcell import Workcell  # noqa: PLC0415
+
+    detector = None
+    if boxes == 'detector':
+        from litedet_ros.detection.detector import Detector  # noqa: PLC0415
+
+        detector = Detector.from_files(detector_path)
+    cell = Workcell(seed=HELD_OUT_SEED, num_objects=objects)
+    intr = cell.config.intrinsics
+    camera = PinholeCamera(intr.fx, intr.fy, intr.cx, intr.cy, intr.width, intr.height)
+    config = PlannerConfig(bin=workcell_bin(cell.layout))
+    planner = GraspPlanner(config)
+    amodal = mujoco.Renderer(cell.model, intr.height // 4, intr.width // 4)
+    centre_errors, axis_errors, latencies = [], [], []
+    drops: Counter = Counter()
+    per_class: dict[str, Counter] = {}
+    detected = planned = attempts = successes = intended = 0
+    for scene in range(scenes):
+        seed = HELD_OUT_SEED + scene
+        cell.reset(seed=seed, num_objects=objects)
+        frame = cell.capture()
+        amodal.close()
+        amodal = mujoco.Renderer(cell.model, intr.height // 4, intr.width // 4)
+        exposed = frame.visible_pixels >= EXPOSED_FRACTION * silhouette_pixels(cell, amodal)
+        depth = decode_depth(frame.depth, '32FC1')
+        pose = cell.camera_pose()
+        visible = np.flatnonzero(frame.visible_pixels > 0)
+        if detector is None:
+            n = len(visible)
+            detections = Detections(frame.boxes[visible], np.ones(n), np.zeros(n),
+                                    ('part',) * n, (intr.width, intr.height))
+            target = {i: int(k) for i, k in enumerate(visible)}
+        else:
+            detections, _ = detector.detect(frame.rgb)
+            target = {}
+            for i, box in enumerate(detections.boxes):
+                ious = [_iou(box, frame.boxes[k]) for k in visible]
+                if ious and max(ious) >= 0.5:
+                    target[i] = int(visible[int(np.argmax(ious))])
+        t0 = time.perf_counter()
+        result = planner.plan(depth, camera, detections, pose, 'base_link')
+        latencies.append((time.perf_counter() - t0) * 1e3)
+        drops.update(result.drops)
+        best = _best_per_detection(result)
+        detected += len(detections)
+        planned += len(best)
+        states = cell.object_states()
+        for index, grasp in best.items():
+            k = target.get(index)
+            if k is None or not exposed[k]:
+                continue
+            model_body = mujoco.mj_name2id(cell.model, mujoco.mjtObj.mjOBJ_BODY,
+                                           cell.objects[k].body_name)
+            com = cell.data.xipos[model_body]
+            offset = grasp.position - com
+            offset -= (offset @ grasp.approach) * grasp.approach
+            centre_errors.append(float(np.linalg.norm(offset)) * 1e3)
+            instance = cell.objects[k]
+            cls = OBJECT_CLASSES[instance.class_id]
+            axis = narrow_axis(cls.shape, cls.size, states[k].pose[:3, :3], grasp.approach)
+            if axis is not None:
+                axis_errors.append(_line_angle_deg(grasp.pose[:3, 1], axis))
+        if physical and best:
+            free = FreeGripper(cell, config.gripper, cell.config.grip_force)
+            for index, grasp in best.items():
+                held = free.attempt(grasp)
+                attempts += 1
+                successes += held is not None
+                intended += held is not None and held == target.get(index)
+                if index in target:
+                    tally = per_class.setdefault(cell.objects[target[index]].label, Counter())
+                    tally['attempts'] += 1
+                    tally['successes'] += held is not None
+        log(f'scene {scene + 1}/{scenes} (seed {seed}): {len(detections)} boxes, '
+            f'{len(best)} planned, success {successes}/{attempts}')
+    amodal.close()
+    report = {
+        'boxes': boxes, 'scenes': scenes, 'objects_per_scene': objects,
+        'held_out_seeds': [HELD_OUT_SEED, HELD_OUT_SEED + scenes - 1],
+        'detections': detected, 'planned_objects': planned,
+        'planned_fraction': planned / detected if detected else None,
+        'drops': dict(drops),
+        'attempts': attempts, 'successes': successes,
+        'success_rate': successes / attempts if attempts else None,
+        'intended_object_rate': intended / attempts if attempts else None,
+        'per_class': {label: dict(tally) for label, tally in sorted(per_class.items())},
+        'exposed_evaluated': len(centre_errors),
+        'center_error_mm_median': _percentile(centre_errors, 50),
+        'center_error_mm_p90': _percentile(centre_errors, 90),
+        'axis_evaluated': len(axis_errors),
+        'axis_error_deg_median': _percentile(axis_errors, 50),
+        'axis_error_deg_p90': _percentile(axis_errors, 90),
+        'scene_plan_ms_median': _percentile(latencies, 50),
+    }
+    report.update(measure_latency(cell, planner, camera, latency_repeats))
+    return report
+
+
+def measure_latency(cell, planner: GraspPlanner, camera: PinholeCamera,
+                    repeats: int) -> dict[str, float]:
+    """Planner latency p50/p99 (ms) for 1, 10 and 25 ground-truth boxes of a 25-object bin."""
+    cell.reset(seed=HELD_OUT_SEED - 1, num_objects=25)
+    frame = cell.capture()
+    depth = decode_depth(frame.depth, '32FC1')
+    visible = np.flatnonzero(frame.visible_pixels > 0)
+    order = visible[np.argsort(-frame.visible_pixels[visible])]
+    figures = {}
+    for count in (1, 10, 25):
+        chosen = order[:count]
+        n = len(chosen)
+        detections = Detections(frame.boxes[chosen], np.ones(n), np.zeros(n), ('part',) * n,
+                                (camera.width, camera.height))
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            planner.plan(depth, camera, detections, cell.camera_pose())
+            times.append((time.perf_counter() - t0) * 1e3)
+        figures[f'p50_ms_{count}'] = float(np.percentile(times, 50))
+        figures[f'p99_ms_{count}'] = float(np.percentile(times, 99))
+        figures[f'boxes_{count}'] = n
+    return figures
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``litedet-ros bench grasp``."""
+    parser.add_argument('--json', metavar='FILE', help='write the figures to this JSON file')
+    parser.add_argument('--scenes', type=int, default=20, help='held-out bins (default 20)')
+    parser.add_argument('--objects', type=int, default=12, help='objects per bin (1-25)')
+    parser.add_argument('--boxes', choices=('gt', 'detector'), default='gt',
+                        help='boxes from the simulated segmentation or from a detector')
+    parser.add_argument('--model', default='', help='detector ONNX model for --boxes detector')
+    parser.add_argument('--no-physics', action='store_true',
+                        help='skip the free-gripper physical trials')
+    parser.add_argument('--latency-repeats', type=int, default=30)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``litedet-ros bench grasp``; print the figures; return the exit code."""
+    if args.boxes == 'detector' and not args.model:
+        print('--boxes detector needs --model MODEL.onnx')
+        return 2
+    report = run_benchmark(args.scenes, args.objects, args.boxes, args.model,
+                           not args.no_physics, args.latency_repeats)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + '\n')
+    return 0

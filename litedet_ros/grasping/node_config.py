@@ -1,0 +1,164 @@
+"""Flat, validated parameters of the grasp planner node (ROS-free, one field per ROS parameter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+import math
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from litedet_ros.grasping.config import (
+    BinGeometry,
+    GraspConfigError,
+    GripperGeometry,
+    PlannerConfig,
+    ScoreWeights,
+)
+
+_GRIPPER = GripperGeometry()
+_WEIGHTS = ScoreWeights()
+_PLANNER = PlannerConfig()
+
+
+@dataclass(frozen=True)
+class GraspNodeConfig:
+    """Every parameter of ``grasp_planner_node``; see ``DESCRIPTIONS`` for their meaning.
+
+    The camera pose and the bin default to the shipped workcell (``urdf/workcell.urdf.xacro``
+    defaults: camera 0.70 m above the bin centre looking down, bin 0.40 x 0.30 x 0.15 m at
+    x = 0.5 m, floor 0.01 m thick).
+    """
+
+    target_frame: str = 'base_link'
+    depth_image_units_divisor: float = 1000.0
+    time_sync_slop: float = 0.02
+    sync_queue_size: int = 10
+    use_tf: bool = True
+    camera_pose: tuple[float, ...] = (0.5, 0.015, 0.70, -0.70710678, 0.70710678, 0.0, 0.0)
+    bin_enabled: bool = True
+    bin_pose: tuple[float, ...] = (0.5, 0.0, 0.01, 0.0)
+    bin_size: tuple[float, ...] = (0.40, 0.30)
+    bin_wall_height: float = 0.14
+    bin_wall_thickness: float = 0.01
+    gripper_stroke: float = _GRIPPER.stroke
+    gripper_finger_width: float = _GRIPPER.finger_width
+    gripper_finger_thickness: float = _GRIPPER.finger_thickness
+    gripper_finger_length: float = _GRIPPER.finger_length
+    gripper_tcp_to_tip: float = _GRIPPER.tcp_to_tip
+    gripper_palm_width: float = _GRIPPER.palm_width
+    gripper_palm_length: float = _GRIPPER.palm_length
+    gripper_palm_height: float = _GRIPPER.palm_height
+    gripper_approach_distance: float = _GRIPPER.approach_distance
+    gripper_width_margin: float = _GRIPPER.width_margin
+    weight_top: float = _WEIGHTS.top
+    weight_exposed: float = _WEIGHTS.exposed
+    weight_flat: float = _WEIGHTS.flat
+    weight_central: float = _WEIGHTS.central
+    weight_vertical: float = _WEIGHTS.vertical
+    weight_narrow: float = _WEIGHTS.narrow
+    grasp_depth: float = _PLANNER.grasp_depth
+    candidates_per_object: int = _PLANNER.candidates_per_object
+    max_candidates: int = _PLANNER.max_grasps
+    marker_grasps: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.target_frame:
+            raise GraspConfigError('target_frame must not be empty')
+        if not (math.isfinite(self.depth_image_units_divisor)
+                and self.depth_image_units_divisor > 0):
+            raise GraspConfigError('depth_image_units_divisor must be > 0')
+        if not (math.isfinite(self.time_sync_slop) and self.time_sync_slop >= 0):
+            raise GraspConfigError('time_sync_slop must be >= 0 s')
+        if self.sync_queue_size < 1 or self.marker_grasps < 0:
+            raise GraspConfigError('sync_queue_size must be >= 1 and marker_grasps >= 0')
+        for name, length in (('camera_pose', 7), ('bin_pose', 4), ('bin_size', 2)):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != length or not np.isfinite(value).all():
+                raise GraspConfigError(f'{name} needs {length} finite numbers, got {value}')
+            object.__setattr__(self, name, value)
+        if abs(np.linalg.norm(self.camera_pose[3:]) - 1) > 1e-3:
+            raise GraspConfigError('camera_pose quaternion (qx, qy, qz, qw) must be unit length')
+        self.planner_config()  # validates the planner parameters
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Names of all parameters, in declaration order."""
+        return tuple(f.name for f in fields(cls))
+
+    def camera_transform(self) -> np.ndarray:
+        """``float64[4, 4]`` target_frame <- camera optical frame from ``camera_pose``."""
+        transform = np.eye(4)
+        transform[:3, :3] = Rotation.from_quat(self.camera_pose[3:]).as_matrix()
+        transform[:3, 3] = self.camera_pose[:3]
+        return transform
+
+    def planner_config(self) -> PlannerConfig:
+        """The core planner configuration these parameters describe.
+
+        Raises:
+            GraspConfigError: a value is out of range or inconsistent.
+        """
+        gripper = GripperGeometry(
+            stroke=self.gripper_stroke, finger_width=self.gripper_finger_width,
+            finger_thickness=self.gripper_finger_thickness,
+            finger_length=self.gripper_finger_length, tcp_to_tip=self.gripper_tcp_to_tip,
+            palm_width=self.gripper_palm_width, palm_length=self.gripper_palm_length,
+            palm_height=self.gripper_palm_height,
+            approach_distance=self.gripper_approach_distance,
+            width_margin=self.gripper_width_margin)
+        weights = ScoreWeights(top=self.weight_top, exposed=self.weight_exposed,
+                               flat=self.weight_flat, central=self.weight_central,
+                               vertical=self.weight_vertical, narrow=self.weight_narrow)
+        bin_geometry = None
+        if self.bin_enabled:
+            x, y, z, yaw = self.bin_pose
+            pose = np.eye(4)
+            pose[:3, :3] = Rotation.from_euler('z', yaw).as_matrix()
+            pose[:3, 3] = (x, y, z)
+            bin_geometry = BinGeometry(pose=pose, size_x=self.bin_size[0],
+                                       size_y=self.bin_size[1],
+                                       wall_height=self.bin_wall_height,
+                                       wall_thickness=self.bin_wall_thickness)
+        return PlannerConfig(gripper=gripper, bin=bin_geometry, weights=weights,
+                             grasp_depth=self.grasp_depth,
+                             candidates_per_object=self.candidates_per_object,
+                             max_grasps=self.max_candidates)
+
+
+#: One-line description of every parameter (for ParameterDescriptor and the README).
+DESCRIPTIONS: dict[str, str] = {
+    'target_frame': 'Planning frame of the published grasps (read only).',
+    'depth_image_units_divisor': 'Depth units per metre of 16UC1 depth (RealSense: 1000).',
+    'time_sync_slop': 'Largest stamp spread of matched detections, depth and camera_info, s.',
+    'sync_queue_size': 'Messages kept per input while waiting for a match.',
+    'use_tf': 'Look the camera up in tf2 at the image stamp when tf2_ros is installed; '
+              'otherwise camera_pose is used.',
+    'camera_pose': 'Calibrated camera optical frame in target_frame: [x, y, z, qx, qy, qz, qw] '
+                   '(m); used without tf2.',
+    'bin_enabled': 'Remove the bin floor and walls and check the walls for collisions.',
+    'bin_pose': 'Centre of the bin inner floor in target_frame: [x, y, z, yaw] (m, rad).',
+    'bin_size': 'Inner bin size [x, y] in the bin frame, m.',
+    'bin_wall_height': 'Wall height above the inner floor, m.',
+    'bin_wall_thickness': 'Wall thickness, m.',
+    'gripper_stroke': 'Largest finger opening, m; wider objects get no grasp.',
+    'gripper_finger_width': 'Finger size along the tool x axis, m.',
+    'gripper_finger_thickness': 'Finger size along the closing (tool y) axis, m.',
+    'gripper_finger_length': 'Finger length from the palm to the tips, m.',
+    'gripper_tcp_to_tip': 'Distance from the TCP to the finger tips along the approach, m.',
+    'gripper_palm_width': 'Palm size along the tool x axis, m.',
+    'gripper_palm_length': 'Palm size along the closing axis, m.',
+    'gripper_palm_height': 'Palm size along the approach, m.',
+    'gripper_approach_distance': 'Straight approach from the pre-grasp pose, m.',
+    'gripper_width_margin': 'Added to the measured object width to get the opening, m.',
+    'weight_top': 'Score weight: object on top of the pile.',
+    'weight_exposed': 'Score weight: free space around the fingers.',
+    'weight_flat': 'Score weight: flat grasped surface.',
+    'weight_central': 'Score weight: grasp near the object centre.',
+    'weight_vertical': 'Score weight: approach close to straight down.',
+    'weight_narrow': 'Score weight: small opening (closing across the narrow side).',
+    'grasp_depth': 'Finger-tip depth below the top surface, m (deeper for tall objects).',
+    'candidates_per_object': 'Best collision-free grasps kept per detection.',
+    'max_candidates': 'Grasps published per image at most.',
+    'marker_grasps': 'Best grasps drawn as gripper markers.',
+}

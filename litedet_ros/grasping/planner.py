@@ -1,0 +1,244 @@
+"""Grasp planner: detections + aligned depth -> ranked, collision-free 6-DOF grasps."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+import heapq
+
+import numpy as np
+
+from litedet_ros.detection.types import Detections
+from litedet_ros.errors import InvalidImageError, InvalidMessageError
+from litedet_ros.grasping.camera import PinholeCamera
+from litedet_ros.grasping.candidates import Candidate, generate_candidates
+from litedet_ros.grasping.collision import (
+    finger_tip_corners,
+    points_clearance,
+    swept_collisions,
+    wall_clearance,
+)
+from litedet_ros.grasping.config import PlannerConfig
+from litedet_ros.grasping.estimation import ObjectEstimate, estimate_object
+from litedet_ros.grasping.scene import SceneCloud
+from litedet_ros.grasping.segmentation import GraspDropError, object_points, transform_points
+from litedet_ros.grasping.types import Grasp
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """Output of :meth:`GraspPlanner.plan` for one image.
+
+    Attributes:
+        grasps: collision-free grasps of all detections, best first.
+        objects: one estimate per detection, None where the detection was dropped.
+        drops: detections that yielded no grasp, counted by reason.
+    """
+
+    grasps: tuple[Grasp, ...]
+    objects: tuple[ObjectEstimate | None, ...]
+    drops: Counter
+
+
+def check_transform(transform: np.ndarray) -> np.ndarray:
+    """Return ``transform`` as ``float64[4, 4]`` if it is a finite rigid transform.
+
+    Raises:
+        InvalidMessageError: wrong shape, NaN/inf, or a rotation block that is not a rotation.
+    """
+    transform = np.asarray(transform, dtype=np.float64)
+    if transform.shape != (4, 4) or not np.isfinite(transform).all():
+        raise InvalidMessageError('planning <- camera transform must be a finite 4x4 matrix')
+    rotation = transform[:3, :3]
+    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) or \
+            np.linalg.det(rotation) <= 0 or not np.allclose(transform[3], [0, 0, 0, 1]):
+        raise InvalidMessageError('planning <- camera transform is not rigid')
+    return transform
+
+
+class GraspPlanner:
+    """Plan parallel-jaw grasps for detected objects from aligned depth, without object models.
+
+    Per detection: object points inside the box (bin floor and walls removed, nearest coherent
+    surface kept), a shape estimate, candidates from straight-down and surface-normal approaches
+    (see :func:`~.candidates.generate_candidates`), then collision checks of the fingers' and
+    palm's swept volumes against the depth scene and the bin walls, in the order of an upper
+    bound of the score so that only the promising candidates are checked. The score in
+    ``[0, 1]`` is the weighted mean of: top of the pile, free space around the fingers, surface
+    flatness, grasp centrality, approach verticality and a small opening.
+    """
+
+    def __init__(self, config: PlannerConfig | None = None) -> None:
+        self.config = config or PlannerConfig()
+        weights = self.config.weights.as_array()
+        self._weights = weights / weights.sum()
+        if self.config.bin is not None:
+            self._bin_from_planning = np.linalg.inv(self.config.bin.pose)
+
+    def plan(self, depth: np.ndarray, camera: PinholeCamera, detections: Detections,
+             planning_from_camera: np.ndarray, frame_id: str = 'base_link') -> PlanResult:
+        """Plan ranked grasps for every detection of one image.
+
+        Args:
+            depth: ``float32[H, W]`` depth aligned to the colour image the detections come
+                from, metres along the optical axis, NaN where invalid (see
+                :func:`~.camera.decode_depth`).
+            camera: intrinsics of ``depth`` (and of the colour image).
+            detections: boxes in pixels of the same image size.
+            planning_from_camera: ``float64[4, 4]`` planning <- camera optical transform at the
+                image's stamp.
+            frame_id: name of the planning frame, copied into the grasps.
+
+        Returns:
+            Grasps of all detections sorted by score (best first), at most
+            ``candidates_per_object`` per detection and ``max_grasps`` in all.
+
+        Raises:
+            InvalidImageError: depth is not a 2D float image, or its size differs from the
+                detections' image size.
+            InvalidCameraInfoError: the camera model does not match the depth image size.
+            InvalidMessageError: the transform is not a finite rigid transform.
+        """
+        depth = np.asarray(depth)
+        if depth.ndim != 2 or depth.dtype.kind != 'f':
+            raise InvalidImageError(f'depth must be a 2D float image, got {depth.dtype} '
+                                    f'{depth.shape}')
+        camera.check_image(depth)
+        if tuple(detections.image_size) != (depth.shape[1], depth.shape[0]):
+            raise InvalidImageError(
+                f'detections are for a {detections.image_size[0]}x{detections.image_size[1]} '
+                f'image but depth is {depth.shape[1]}x{depth.shape[0]}')
+        transform = check_transform(planning_from_camera)
+        drops: Counter = Counter()
+        objects: list[ObjectEstimate | None] = [None] * len(detections)
+        if len(detections) == 0:
+            return PlanResult((), (), drops)
+        scene = SceneCloud.from_depth(depth, camera, transform, self.config.scene_stride,
+                                      self.config.bin, self.config.floor_margin)
+        floor, pile_top = self._height_range(scene.points)
+        scored: list[tuple[float, Candidate, int]] = []
+        for index, box in enumerate(detections.boxes):
+            try:
+                points = object_points(depth, camera, box, transform, self.config)
+                estimate = estimate_object(points, transform[:3, 3], np.asarray(self.config.up),
+                                           index)
+                objects[index] = estimate
+                top = float(np.clip((estimate.top_height - floor) / max(pile_top - floor, 1e-3),
+                                    0.0, 1.0))
+                found = self._best_grasps(estimate, scene, top)
+            except GraspDropError as error:
+                drops[error.reason] += 1
+                continue
+            scored.extend((score, candidate, index) for score, candidate in found)
+        scored.sort(key=lambda item: -item[0])
+        grasps = tuple(
+            Grasp(pose=candidate.pose, width=candidate.width, score=score,
+                  detection_index=index, frame_id=frame_id, stamp_ns=detections.stamp_ns)
+            for score, candidate, index in scored[:self.config.max_grasps])
+        return PlanResult(grasps, tuple(objects), drops)
+
+    def _height_range(self, scene: np.ndarray) -> tuple[float, float]:
+        """Floor height and the top of the pile along the up axis, metres."""
+        up = np.asarray(self.config.up)
+        heights = scene @ up if len(scene) else np.zeros(1)
+        bin_geometry = self.config.bin
+        if bin_geometry is None:
+            floor = float(np.percentile(heights, 1))
+        else:
+            floor = float(bin_geometry.pose[:3, 3] @ up)
+            inside = bin_geometry.interior_mask(scene, self.config.wall_margin,
+                                                self.config.floor_margin)
+            heights = heights[inside] if inside.any() else np.array([floor])
+        return floor, float(np.percentile(heights, 99.5))
+
+    def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud,
+                     top: float) -> list[tuple[float, Candidate]]:
+        """Check candidates in the order of their score bound; keep the best collision-free ones.
+
+        Raises:
+            GraspDropError: no kinematically valid candidate (reason: most frequent rejection)
+                or all candidates collide (``all_colliding``).
+        """
+        config = self.config
+        candidates, rejected = generate_candidates(estimate, config)
+        if not candidates:
+            reason = rejected.most_common(1)[0][0] if rejected else 'no_candidates'
+            raise GraspDropError(reason, f'no candidate grasp ({dict(rejected)})')
+        w_top, w_exposed, w_flat, w_central, w_vertical, w_narrow = self._weights
+        base = w_top * top + w_flat * estimate.flatness + w_exposed
+        stroke = config.gripper.stroke
+        bounds = np.array([base + w_central * c.central + w_vertical * c.vertical
+                           + w_narrow * (1 - c.width / stroke) for c in candidates])
+        order = np.argsort(-bounds, kind='stable')
+        kinds = np.array([c.approach_kind for c in candidates])
+        local = {kind: self._local_scene(estimate, scene, candidates, kind)
+                 for kind in set(kinds)}
+        free = np.ones(len(candidates), dtype=bool)
+        for kind, points in local.items():
+            mine = np.flatnonzero(kinds == kind)
+            free[mine] = ~swept_collisions(points, np.stack([candidates[i].pose for i in mine]),
+                                           np.array([candidates[i].width for i in mine]),
+                                           config.gripper)
+        best: list[tuple[float, int, Candidate]] = []  # min-heap of (score, -rank, candidate)
+        for rank, i in enumerate(order[free[order]]):
+            if len(best) == config.candidates_per_object and best[0][0] >= bounds[i]:
+                break
+            candidate = candidates[i]
+            clearance = self._clearance(candidate, local[candidate.approach_kind])
+            if clearance <= 0:
+                continue
+            score = bounds[i] - w_exposed * (1 - min(clearance / config.clearance_scale, 1.0))
+            item = (float(score), -rank, candidate)
+            if len(best) < config.candidates_per_object:
+                heapq.heappush(best, item)
+            elif item > best[0]:
+                heapq.heapreplace(best, item)
+        if not best:
+            raise GraspDropError('all_colliding', f'all {len(candidates)} candidates collide')
+        return [(score, candidate) for score, _, candidate in sorted(best, reverse=True)]
+
+    def _local_scene(self, estimate: ObjectEstimate, scene: SceneCloud,
+                     candidates: list[Candidate], kind: str) -> np.ndarray:
+        """Scene points within ``clearance_scale`` of a swept volume of ``kind`` candidates.
+
+        The volumes lie in a cylinder along the approach around the candidates' centres, from
+        the palm's far end to the finger tips.
+        """
+        gripper = self.config.gripper
+        poses = np.stack([c.pose for c in candidates if c.approach_kind == kind])
+        approach = poses[0, :3, 2]
+        centres = poses[:, :3, 3]
+        axis_point = centres.mean(axis=0)
+        margin = self.config.clearance_scale
+        radius = (np.linalg.norm(centres - axis_point, axis=1).max() + margin
+                  + np.hypot(max(gripper.palm_width, gripper.finger_width) / 2,
+                             max(gripper.palm_length / 2, gripper.stroke / 2
+                                 + gripper.finger_thickness)))
+        back = (gripper.finger_length + gripper.palm_height + gripper.approach_distance
+                - gripper.tcp_to_tip + margin)
+        tips = float(((centres - axis_point) @ approach).max()) + gripper.tcp_to_tip + margin
+        ends = axis_point + np.outer([-back, tips], approach)
+        points = scene.box_points(ends.min(axis=0) - radius, ends.max(axis=0) + radius)
+        relative = points - axis_point
+        along = relative @ approach
+        lateral_sq = np.einsum('ij,ij->i', relative, relative) - along ** 2
+        return points[(lateral_sq <= radius ** 2) & (along >= -back) & (along <= tips)]
+
+    def _clearance(self, candidate: Candidate, scene: np.ndarray) -> float:
+        """Free distance (up to ``clearance_scale``) around the swept volume, 0 on collision.
+
+        Measured to the scene points and the bin walls and floor, metres.
+        """
+        gripper = self.config.gripper
+        pose = candidate.pose
+        clearance = points_clearance((scene - pose[:3, 3]) @ pose[:3, :3], gripper,
+                                     candidate.width, self.config.clearance_scale)
+        bin_geometry = self.config.bin
+        if bin_geometry is not None and clearance > 0:
+            bin_from_tool = self._bin_from_planning @ pose
+            tips = transform_points(bin_from_tool, finger_tip_corners(gripper, candidate.width))
+            if tips[:, 2].min() < 0:
+                return 0.0
+            clearance = min(clearance, wall_clearance(bin_geometry, bin_from_tool, gripper,
+                                                      candidate.width))
+        return clearance

@@ -1,0 +1,97 @@
+"""Approximate-time pairing of several message streams by stamp (message_filters is not here).
+
+ROS-free: the node feeds ``(stream, stamp_ns, message)`` in arrival order and gets back complete
+sets; everything dropped is counted by reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from typing import Any
+
+from litedet_ros.errors import LitedetError
+
+
+class ApproximateTimeSync:
+    """Match one message per stream whose stamps lie within ``slop_ns`` of each other.
+
+    When every stream holds a message, the pivot stamp is the oldest of the streams' newest
+    stamps; each stream contributes its message nearest to the pivot. If those lie within the
+    slop the set is returned and they and everything older are removed (older ones counted as
+    ``unmatched``). Messages whose stamp does not increase on their stream are dropped as
+    ``backwards``; messages not newer than the last returned set as ``stale``; messages pushed
+    out of a full queue as ``unmatched``.
+
+    Args:
+        streams: stream names, e.g. ``('detections', 'depth', 'camera_info')``.
+        slop_ns: largest stamp spread within a set, nanoseconds.
+        queue_size: messages kept per stream while waiting for a match.
+
+    Attributes:
+        drops: dropped messages counted by reason.
+    """
+
+    def __init__(self, streams: tuple[str, ...], slop_ns: int, queue_size: int = 10) -> None:
+        if len(streams) < 2 or len(set(streams)) != len(streams):
+            raise LitedetError(f'need two or more distinct streams, got {streams}')
+        if slop_ns < 0 or queue_size < 1:
+            raise LitedetError(f'need slop_ns >= 0 and queue_size >= 1, got {slop_ns}, '
+                               f'{queue_size}')
+        self.streams = tuple(streams)
+        self.slop_ns = int(slop_ns)
+        self._queues: dict[str, deque[tuple[int, Any]]] = {
+            name: deque() for name in self.streams}
+        self._queue_size = queue_size
+        self._last_stamp: dict[str, int] = {}
+        self._last_set_stamp: int | None = None
+        self.drops: Counter = Counter()
+
+    def add(self, stream: str, stamp_ns: int, message: Any) -> dict[str, Any] | None:
+        """Queue one message; return ``{stream: message}`` if it completes a set, else None.
+
+        Raises:
+            LitedetError: ``stream`` is not one of the configured streams.
+        """
+        if stream not in self._queues:
+            raise LitedetError(f'unknown stream {stream!r}; expected one of {self.streams}')
+        last = self._last_stamp.get(stream)
+        if last is not None and stamp_ns <= last:
+            self.drops['backwards'] += 1
+            return None
+        self._last_stamp[stream] = stamp_ns
+        if self._last_set_stamp is not None and stamp_ns <= self._last_set_stamp:
+            self.drops['stale'] += 1
+            return None
+        queue = self._queues[stream]
+        queue.append((stamp_ns, message))
+        if len(queue) > self._queue_size:
+            queue.popleft()
+            self.drops['unmatched'] += 1
+        return self._match()
+
+    def reset(self) -> None:
+        """Forget all queued messages and stamps (e.g. after the clock jumped back)."""
+        for queue in self._queues.values():
+            queue.clear()
+        self._last_stamp.clear()
+        self._last_set_stamp = None
+
+    def _match(self) -> dict[str, Any] | None:
+        if not all(self._queues.values()):
+            return None
+        pivot = min(queue[-1][0] for queue in self._queues.values())
+        chosen = {name: min(range(len(queue)), key=lambda i, q=queue: abs(q[i][0] - pivot))
+                  for name, queue in self._queues.items()}
+        stamps = [self._queues[name][i][0] for name, i in chosen.items()]
+        if max(stamps) - min(stamps) > self.slop_ns:
+            return None
+        matched = {}
+        for name, index in chosen.items():
+            queue = self._queues[name]
+            if index:
+                self.drops['unmatched'] += index
+            for _ in range(index):
+                queue.popleft()
+            matched[name] = queue.popleft()[1]
+        self._last_set_stamp = max(stamps)
+        return matched

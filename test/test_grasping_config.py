@@ -1,0 +1,80 @@
+"""Planner and node parameters: validation, frames; benchmark ground-truth helpers."""
+
+import numpy as np
+import pytest
+
+from litedet_ros.grasping.bench import narrow_axis, workcell_bin
+from litedet_ros.grasping.config import (
+    BinGeometry,
+    GraspConfigError,
+    GripperGeometry,
+    PlannerConfig,
+    ScoreWeights,
+)
+from litedet_ros.grasping.node_config import DESCRIPTIONS, GraspNodeConfig
+from litedet_ros.grasping.synthetic import rotation_z
+
+DOWN = np.array([0.0, 0.0, -1.0])
+
+
+@pytest.mark.parametrize('make', [
+    lambda: GripperGeometry(stroke=0.0),
+    lambda: GripperGeometry(tcp_to_tip=0.2),
+    lambda: GripperGeometry(width_margin=float('nan')),
+    lambda: BinGeometry(size_x=-0.1),
+    lambda: BinGeometry(pose=np.diag([1.0, 1.0, -1.0, 1.0])),  # a reflection
+    lambda: ScoreWeights(top=0, exposed=0, flat=0, central=0, vertical=0, narrow=0),
+    lambda: PlannerConfig(up=(0.0, 0.0, 2.0)),
+    lambda: PlannerConfig(min_grasp_depth=0.05),
+    lambda: PlannerConfig(center_offsets=(1.5,)),
+    lambda: GraspNodeConfig(depth_image_units_divisor=0.0),
+    lambda: GraspNodeConfig(camera_pose=(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 2.0)),
+    lambda: GraspNodeConfig(bin_size=(0.4,)),
+    lambda: GraspNodeConfig(gripper_stroke=-1.0),
+    lambda: GraspNodeConfig(target_frame=''),
+])
+def test_invalid_parameters_are_refused_with_a_typed_error(make):
+    with pytest.raises(GraspConfigError):
+        make()
+
+
+def test_bin_interior_excludes_walls_and_floor():
+    pose = np.eye(4)
+    pose[:3, :3] = rotation_z(np.pi / 2)  # bin x along planning y
+    pose[:3, 3] = (0.5, 0.0, 0.01)
+    bin_geometry = BinGeometry(pose=pose, size_x=0.4, size_y=0.3)
+    points = np.array([[0.5, 0.0, 0.05],     # inside
+                       [0.5, 0.0, 0.012],    # on the floor
+                       [0.5, 0.195, 0.05],   # at the +x wall of the bin (planning +y)
+                       [0.645, 0.0, 0.05]])  # near the -y wall (bin y is planning -x)
+    assert bin_geometry.interior_mask(points, 0.008, 0.006).tolist() == [True, False, False,
+                                                                        False]
+
+
+def test_node_config_describes_every_parameter_and_builds_the_planner():
+    config = GraspNodeConfig()
+    assert set(DESCRIPTIONS) == set(GraspNodeConfig.field_names())
+    transform = config.camera_transform()
+    np.testing.assert_allclose(transform[:3, 2], DOWN, atol=1e-6)  # looking down
+    planner = config.planner_config()
+    assert planner.bin is not None and planner.bin.size_x == pytest.approx(0.4)
+    assert GraspNodeConfig(bin_enabled=False).planner_config().bin is None
+
+
+def test_workcell_bin_matches_the_xacro_layout():
+    layout = {'bin_x': 0.5, 'bin_y': 0.1, 'bin_length': 0.4, 'bin_width': 0.3,
+              'bin_height': 0.15, 'bin_wall': 0.01}
+    bin_geometry = workcell_bin(layout)
+    np.testing.assert_allclose(bin_geometry.pose[:3, 3], [0.5, 0.1, 0.01])
+    assert bin_geometry.wall_height == pytest.approx(0.14)
+
+
+def test_narrow_axis_of_boxes_and_cans():
+    yaw = rotation_z(0.3)
+    axis = narrow_axis('box', (0.08, 0.05, 0.04), yaw, DOWN)
+    assert abs(axis @ yaw[:, 1]) == pytest.approx(1.0)
+    assert narrow_axis('box', (0.05, 0.05, 0.04), yaw, DOWN) is None  # square top
+    lying = np.array([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]])  # axis along x
+    assert abs(narrow_axis('cylinder', (), lying, DOWN) @ [0.0, 1.0, 0.0]) == pytest.approx(1)
+    assert narrow_axis('cylinder', (), np.eye(3), DOWN) is None  # standing can
+    assert narrow_axis('ring', (), np.eye(3), DOWN) is None

@@ -1,0 +1,279 @@
+"""Grasp planner on analytically rendered bins: accuracy, segmentation, collisions, bad input."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from litedet_ros.detection.types import Detections
+from litedet_ros.errors import InvalidCameraInfoError, InvalidImageError, InvalidMessageError
+from litedet_ros.grasping.camera import PinholeCamera
+from litedet_ros.grasping.collision import gripper_boxes, points_clearance, wall_clearance
+from litedet_ros.grasping.config import BinGeometry, GripperGeometry, PlannerConfig
+from litedet_ros.grasping.planner import GraspPlanner
+from litedet_ros.grasping.scene import SceneCloud
+from litedet_ros.grasping.synthetic import (
+    Cuboid,
+    Cylinder,
+    bin_solids,
+    look_down_pose,
+    render_depth,
+    rotation_z,
+    visible_box,
+)
+
+CAMERA = PinholeCamera(615.0, 615.0, 320.0, 240.0, 640, 480)
+BIN = BinGeometry()
+CONFIG = PlannerConfig(bin=BIN)
+MARGIN = CONFIG.gripper.width_margin
+DOWN = np.array([0.0, 0.0, -1.0])
+
+
+def box_on_floor(x, y, size, yaw=0.0, z0=0.0):
+    size = np.asarray(size, dtype=np.float64)
+    return Cuboid(np.array([x, y, z0 + size[2] / 2]), size / 2, rotation_z(yaw))
+
+
+def detect(depth, ids, first_object):
+    """Ground-truth boxes of every visible object solid (ids >= first_object)."""
+    indices = [i for i in range(first_object, ids.max() + 1) if (ids == i).any()]
+    boxes = np.stack([visible_box(ids, i) for i in indices])
+    n = len(boxes)
+    return Detections(boxes, np.ones(n), np.zeros(n), ('part',) * n,
+                      (depth.shape[1], depth.shape[0]), stamp_ns=7)
+
+
+@functools.lru_cache(maxsize=None)
+def scene(name):
+    """Render a named scene once: (depth, detections, objects, bin, camera pose)."""
+    pose = look_down_pose(0.7)
+    bin_geometry = BIN
+    if name == 'box':
+        objects = [box_on_floor(0.05, 0.02, (0.06, 0.04, 0.05), np.radians(30))]
+    elif name == 'cylinder':
+        lying = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # axis along planning y
+        objects = [Cylinder(np.array([-0.08, -0.04, 0.03]), 0.03, 0.06, lying),
+                   Cylinder(np.array([0.09, 0.05, 0.05]), 0.03, 0.05)]
+    elif name == 'touching':
+        objects = [box_on_floor(0.0, 0.0, (0.06, 0.04, 0.05)),
+                   box_on_floor(0.0, 0.04, (0.06, 0.04, 0.065))]
+    elif name in ('wall', 'low_wall'):
+        if name == 'low_wall':
+            bin_geometry = BinGeometry(wall_height=0.06)
+        objects = [box_on_floor(0.0, 0.15 - 0.02, (0.06, 0.04, 0.05))]
+    elif name == 'pile':
+        objects = [box_on_floor(-0.1, 0.0, (0.05, 0.04, 0.03)),
+                   box_on_floor(0.1, 0.0, (0.05, 0.04, 0.08))]
+    elif name == 'tilted':
+        tilt = np.array([[1.0, 0, 0], [0, np.cos(0.6), -np.sin(0.6)], [0, np.sin(0.6),
+                                                                        np.cos(0.6)]])
+        objects = [Cuboid(np.array([0.0, 0.0, 0.05]), np.array([0.03, 0.05, 0.02]), tilt)]
+    elif name == 'oblique_camera':
+        pose = look_down_pose(0.6, x=-0.15)
+        c, s = np.cos(np.radians(20)), -np.sin(np.radians(20))  # tilted towards +x
+        pose[:3, :3] = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]) @ pose[:3, :3]
+        objects = [box_on_floor(0.05, -0.03, (0.07, 0.045, 0.04), np.radians(-50))]
+    elif name == 'wide':
+        objects = [box_on_floor(0.0, 0.0, (0.10, 0.09, 0.04))]
+    solids = bin_solids(bin_geometry) + objects
+    depth, ids = render_depth(CAMERA, pose, solids)
+    detections = detect(depth, ids, len(solids) - len(objects))
+    return depth, detections, objects, bin_geometry, pose
+
+
+def plan(name, **overrides):
+    depth, detections, objects, bin_geometry, pose = scene(name)
+    config = PlannerConfig(bin=bin_geometry, **overrides)
+    return GraspPlanner(config).plan(depth, CAMERA, detections, pose), objects
+
+
+def best_for(result, index):
+    return next(g for g in result.grasps if g.detection_index == index)
+
+
+def angle_deg(a, b):
+    """Angle between two lines (sign-free), degrees."""
+    return np.degrees(np.arccos(np.clip(abs(np.dot(a, b)), 0.0, 1.0)))
+
+
+def test_box_on_floor_top_grasp_is_centred_across_the_narrow_side():
+    result, (box,) = plan('box')
+    grasp = result.grasps[0]
+    top_centre = box.centre + [0.0, 0.0, box.half[2]]
+    assert angle_deg(grasp.approach, DOWN) < 1.0
+    assert np.linalg.norm(grasp.position[:2] - top_centre[:2]) < 0.002
+    tips = top_centre[2] - CONFIG.grasp_depth
+    assert grasp.position[2] == pytest.approx(tips + CONFIG.gripper.tcp_to_tip, abs=0.002)
+    assert angle_deg(grasp.pose[:3, 1], box.rotation[:, 1]) < 3.0  # narrow side is local y
+    assert grasp.width == pytest.approx(2 * box.half[1] + MARGIN, abs=0.003)
+    assert grasp.frame_id == 'base_link' and grasp.stamp_ns == 7
+    assert result.drops == {}
+
+
+def test_lying_and_upright_cylinders():
+    result, (lying, upright) = plan('cylinder')
+    grasp = best_for(result, 0)
+    assert angle_deg(grasp.pose[:3, 1], lying.rotation[:, 2]) > 85.0  # closes across the axis
+    assert abs(grasp.position[0] - lying.centre[0]) < 0.003
+    assert abs(grasp.position[1] - lying.centre[1]) < 0.005
+    assert grasp.width == pytest.approx(2 * lying.radius + MARGIN, abs=0.004)
+    grasp = best_for(result, 1)
+    assert np.linalg.norm(grasp.position[:2] - upright.centre[:2]) < 0.002
+    assert grasp.width == pytest.approx(2 * upright.radius + MARGIN, abs=0.003)
+
+
+def test_touching_boxes_are_segmented_apart_and_fingers_avoid_the_neighbour():
+    result, (low, high) = plan('touching')
+    low_points = result.objects[0].points
+    assert low_points[:, 1].max() < 0.0205  # nothing of the neighbour at y >= 0.02
+    assert low_points[:, 2].max() < low.centre[2] + low.half[2] + 0.001
+    high_points = result.objects[1].points
+    assert high_points[:, 1].min() > 0.0195
+    for index, box in enumerate((low, high)):
+        grasps = [g for g in result.grasps if g.detection_index == index]
+        assert grasps, f'no grasp for box {index}'
+        for grasp in grasps:  # closing across the touching faces would put a finger in the other
+            assert abs(grasp.pose[1, 1]) < 0.5
+            assert np.linalg.norm(grasp.position[:2] - box.centre[:2]) < 0.025
+
+
+def test_box_against_a_tall_wall_has_no_grasp_and_says_why():
+    result, _ = plan('wall')
+    assert result.grasps == ()
+    assert result.drops == {'all_colliding': 1}
+
+
+def test_box_against_a_low_wall_is_grasped_along_the_wall():
+    result, _ = plan('low_wall')
+    _, _, _, bin_geometry, _ = scene('low_wall')
+    assert result.grasps
+    for grasp in result.grasps:
+        assert abs(grasp.pose[1, 1]) < 0.5  # not closing towards the wall
+        assert wall_clearance(bin_geometry, grasp.pose, CONFIG.gripper, grasp.width) > 0
+
+
+def test_grasps_are_sorted_and_the_top_of_the_pile_comes_first():
+    result, _ = plan('pile')
+    scores = [g.score for g in result.grasps]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert result.grasps[0].detection_index == 1  # the taller box
+    assert {g.detection_index for g in result.grasps} == {0, 1}
+    assert len(result.grasps) == 2 * CONFIG.candidates_per_object
+
+
+def test_tilted_face_gets_a_surface_normal_approach():
+    result, (box,) = plan('tilted', candidates_per_object=20)
+    normal = box.rotation[:, 2]
+    assert angle_deg(result.objects[0].normal, normal) < 2.0
+    assert min(angle_deg(g.approach, -normal) for g in result.grasps) < 2.0
+    assert min(angle_deg(g.approach, DOWN) for g in result.grasps) < 1.0
+
+
+def test_oblique_camera_is_handled_through_the_given_transform():
+    result, (box,) = plan('oblique_camera')
+    grasp = result.grasps[0]
+    assert np.linalg.norm(grasp.position[:2] - box.centre[:2]) < 0.003
+    assert angle_deg(grasp.pose[:3, 1], box.rotation[:, 1]) < 3.0
+    assert grasp.width == pytest.approx(2 * box.half[1] + MARGIN, abs=0.003)
+
+
+def test_object_wider_than_the_stroke_is_dropped():
+    result, _ = plan('wide')
+    assert result.grasps == ()
+    assert result.drops == {'too_wide': 1}
+
+
+def test_stroke_limit_is_a_parameter():
+    result, _ = plan('wide', gripper=GripperGeometry(stroke=0.14))
+    assert result.grasps and max(g.width for g in result.grasps) <= 0.14
+
+
+def test_invalid_depth_stripe_does_not_move_the_grasp():
+    depth, detections, (box,), _, pose = scene('box')
+    holed = depth.copy()
+    x1, y1, x2, y2 = detections.boxes[0].astype(int)
+    holed[(y1 + y2) // 2 - 2:(y1 + y2) // 2 + 2, x1:x2] = np.nan
+    result = GraspPlanner(CONFIG).plan(holed, CAMERA, detections, pose)
+    assert np.linalg.norm(result.grasps[0].position[:2] - box.centre[:2]) < 0.002
+
+
+def test_bad_boxes_are_counted_and_do_not_stop_the_others():
+    depth, detections, _, _, pose = scene('box')
+    invalid = depth.copy()
+    x1, y1, x2, y2 = detections.boxes[0].astype(int)
+    invalid[y1:y2, x1:x2] = np.nan
+    boxes = np.concatenate([detections.boxes, [[700.0, 10.0, 720.0, 30.0],
+                                               [20.0, 20.0, 20.0, 60.0],
+                                               [300.0, 300.0, 340.0, 340.0]]])  # bare floor
+    many = Detections(boxes, np.ones(4), np.zeros(4), ('part',) * 4, (640, 480))
+    result = GraspPlanner(CONFIG).plan(depth, CAMERA, many, pose)
+    assert {g.detection_index for g in result.grasps} == {0}
+    assert result.drops == {'box_outside_image': 1, 'box_zero_area': 1, 'too_few_points': 1}
+    assert result.objects[0] is not None and result.objects[1] is None
+    result = GraspPlanner(CONFIG).plan(invalid, CAMERA, detections, pose)
+    assert result.grasps == () and result.drops == {'no_valid_depth': 1}
+
+
+def test_empty_detections_give_no_grasps():
+    depth, _, _, _, pose = scene('box')
+    empty = Detections(np.zeros((0, 4)), [], [], (), (640, 480))
+    result = GraspPlanner(CONFIG).plan(depth, CAMERA, empty, pose)
+    assert result.grasps == () and result.objects == () and result.drops == {}
+
+
+def test_inconsistent_inputs_raise_typed_errors():
+    depth, detections, _, _, pose = scene('box')
+    planner = GraspPlanner(CONFIG)
+    with pytest.raises(InvalidImageError):
+        other = Detections(detections.boxes, [1.0], [0], ('part',), (1280, 720))
+        planner.plan(depth, CAMERA, other, pose)
+    with pytest.raises(InvalidCameraInfoError):
+        planner.plan(depth, PinholeCamera(615.0, 615.0, 320.0, 240.0, 320, 240), detections,
+                     pose)
+    with pytest.raises(InvalidImageError):
+        planner.plan(np.zeros(depth.shape, np.uint16), CAMERA, detections, pose)
+    for bad in (np.full((4, 4), np.nan), np.eye(3), np.diag([1.0, 1.0, 2.0, 1.0])):
+        with pytest.raises(InvalidMessageError):
+            planner.plan(depth, CAMERA, detections, bad)
+
+
+def test_point_clearance_rejects_points_in_the_fingers_only():
+    gripper = GripperGeometry()
+    width = 0.05
+    between_pads = np.array([[0.0, 0.02, 0.0]])
+    in_finger = np.array([[0.0, width / 2 + 0.005, 0.0]])
+    above_palm_path = np.array([[0.0, 0.0, -(gripper.finger_length + 0.05)]])
+    below_tips = np.array([[0.0, width / 2 + 0.005, gripper.tcp_to_tip + 0.01]])
+    assert points_clearance(between_pads, gripper, width) > 0
+    assert points_clearance(in_finger, gripper, width) == 0
+    assert points_clearance(above_palm_path, gripper, width) == 0
+    assert points_clearance(below_tips, gripper, width) == pytest.approx(0.01)
+
+
+def test_wall_clearance_is_exact_at_the_wall():
+    gripper = GripperGeometry()
+    _, half = gripper_boxes(gripper, 0.04)
+    pose = np.eye(4)
+    pose[:3, :3] = np.diag([1.0, -1.0, -1.0])  # approach straight down
+    pose[:3, 3] = (0.0, 0.0, 0.05)
+    assert wall_clearance(BIN, pose, gripper, 0.04) == pytest.approx(
+        BIN.size_y / 2 - half[2, 1], abs=1e-9)
+    pose[1, 3] = BIN.size_y / 2  # palm and a finger in the +y wall
+    assert wall_clearance(BIN, pose, gripper, 0.04) == 0
+    pose[2, 3] = BIN.wall_height + gripper.finger_length + 0.05  # above the rim
+    assert wall_clearance(BIN, pose, gripper, 0.04) > 0
+
+
+def test_scene_box_points_match_a_brute_force_search_and_drop_the_floor():
+    depth, _, _, bin_geometry, pose = scene('pile')
+    cloud = SceneCloud.from_depth(depth, CAMERA, pose, 4, bin_geometry, 0.006)
+    points = cloud.points
+    local = bin_geometry.to_bin(points)
+    over_floor = (np.abs(local[:, :2]) < [BIN.size_x / 2, BIN.size_y / 2]).all(axis=1)
+    assert over_floor.any() and local[over_floor, 2].min() >= 0.006
+    low, high = np.array([0.05, -0.05, 0.0]), np.array([0.15, 0.05, 0.3])
+    expected = points[((points >= low) & (points <= high)).all(axis=1)]
+    found = cloud.box_points(low, high)
+    assert len(found) == len(expected) > 0
+    np.testing.assert_allclose(np.sort(found, axis=0), np.sort(expected, axis=0))

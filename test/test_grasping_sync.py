@@ -1,0 +1,73 @@
+"""Approximate-time pairing of detections, depth and camera info (message_filters stand-in)."""
+
+import pytest
+
+from litedet_ros.errors import LitedetError
+from litedet_ros.grasping.sync import ApproximateTimeSync
+
+STREAMS = ('detections', 'depth', 'info')
+MS = 1_000_000
+
+
+def test_matches_within_slop_when_the_slowest_stream_arrives():
+    sync = ApproximateTimeSync(STREAMS, slop_ns=5 * MS)
+    assert sync.add('depth', 100 * MS, 'd100') is None
+    assert sync.add('info', 100 * MS, 'i100') is None
+    assert sync.add('depth', 133 * MS, 'd133') is None
+    assert sync.add('info', 133 * MS, 'i133') is None
+    # detections come late (inference); they pair with the depth of their own image
+    assert sync.add('detections', 102 * MS, 'n102') == {
+        'detections': 'n102', 'depth': 'd100', 'info': 'i100'}
+    assert sync.add('detections', 134 * MS, 'n134') == {
+        'detections': 'n134', 'depth': 'd133', 'info': 'i133'}
+    assert sum(sync.drops.values()) == 0
+
+
+def test_unmatched_backwards_and_stale_inputs_are_counted():
+    sync = ApproximateTimeSync(STREAMS, slop_ns=5 * MS, queue_size=2)
+    for stamp in (100, 133, 166):  # the oldest is pushed out of the 2-message queue
+        sync.add('depth', stamp * MS, stamp)
+    assert sync.drops['unmatched'] == 1
+    sync.add('depth', 150 * MS, 150)  # going backwards on its stream
+    assert sync.drops['backwards'] == 1
+    sync.add('info', 166 * MS, 166)
+    assert sync.add('detections', 166 * MS, 166) is not None
+    assert sync.drops['unmatched'] == 2  # depth 133 skipped by the match
+    sync.add('info', 160 * MS, 160)  # backwards on info
+    sync.add('detections', 165 * MS, 165)  # backwards on detections
+    assert sync.drops['backwards'] == 3
+    assert sync.add('detections', 170 * MS, 170) is None
+    assert sync.add('depth', 200 * MS, 200) is None
+
+
+def test_spread_beyond_slop_does_not_match():
+    sync = ApproximateTimeSync(STREAMS, slop_ns=5 * MS)
+    sync.add('depth', 100 * MS, 'd')
+    sync.add('info', 100 * MS, 'i')
+    assert sync.add('detections', 110 * MS, 'n') is None
+    assert sync.add('depth', 111 * MS, 'd2') is None  # pivot 110: info 100 still too far
+    assert sync.add('info', 111 * MS, 'i2') == {'detections': 'n', 'depth': 'd2', 'info': 'i2'}
+    assert sync.drops['unmatched'] == 2  # d and i
+
+
+def test_reset_forgets_stamps_after_a_clock_jump():
+    sync = ApproximateTimeSync(STREAMS, slop_ns=0)
+    for name in STREAMS:
+        sync.add(name, 500, name)
+    sync.reset()
+    for name in STREAMS[:2]:
+        assert sync.add(name, 10, name) is None
+    assert sync.add('info', 10, 'info') is not None
+    assert sync.drops == {}
+
+
+@pytest.mark.parametrize('streams, slop, size', [(('a',), 1, 1), (('a', 'a'), 1, 1),
+                                                 (STREAMS, -1, 1), (STREAMS, 1, 0)])
+def test_bad_configuration_is_refused(streams, slop, size):
+    with pytest.raises(LitedetError):
+        ApproximateTimeSync(streams, slop, size)
+
+
+def test_unknown_stream_is_refused():
+    with pytest.raises(LitedetError):
+        ApproximateTimeSync(STREAMS, 1).add('rgb', 1, None)
