@@ -2,6 +2,8 @@
 
 # area -> (module, one-line help); each module exposes add_arguments(parser) and run(args)
 COMMANDS: dict[str, tuple[str, str]] = {
+    'grasp': ('litedet_ros.grasping.bench',
+              'grasp accuracy vs ground truth, free-gripper success, planner latency'),
     'motion': ('litedet_ros.motion.cli',
                'IK, planning and TOPP-RA figures of the built-in motion backend'),
 }
