@@ -13,14 +13,21 @@ Publishes:
 - ``joint_trajectory_controller/joint_trajectory`` (trajectory_msgs/JointTrajectory), as a
   ros2_control joint_trajectory_controller expects; an empty one stops the arm.
 - ``gripper_controller/commands`` (std_msgs/Float64MultiArray): ``data = [opening in m]``.
+
+  A motion or gripper command with no subscriber on its topic is not sent (it would be lost):
+  the attempt fails at once with the reason (see :attr:`ControllerNode.connected`).
 - ``pick_status`` (litedet_ros/PickStatus) at every state change; reliable, transient local
   (late subscribers get the latest).
 
-Services: ``~/enable`` (std_srvs/SetBool: false pauses before the next motion, true resumes and
-clears an emergency stop once the arm is idle), ``~/pick_once`` and ``~/run_until_empty``
-(std_srvs/Trigger: start one attempt, or attempts until no fresh grasps arrive within
-``grasp_wait_timeout`` or ``max_consecutive_failures``; they answer at once, results come on
-``pick_status``), ``~/stop`` (std_srvs/Trigger: emergency stop, the arm halts at once).
+Services (all answer at once; results come on ``pick_status``):
+
+- ``~/enable`` (std_srvs/SetBool): false pauses before the next motion, true resumes and clears
+  an emergency stop once the arm is idle.
+- ``~/pick_once`` (std_srvs/Trigger): start one attempt with the latest fresh grasps.
+- ``~/run`` (std_srvs/SetBool): true starts attempts until the bin is empty (no fresh grasps
+  within ``grasp_wait_timeout``, or an empty array) or ``max_consecutive_failures`` failed in a
+  row; false lets the current attempt finish and starts no other.
+- ``~/stop`` (std_srvs/Trigger): emergency stop, the arm halts at once.
 
 The task runs on a worker thread; callbacks only hand data over, so status, stop and joint
 states are served while it plans and moves (use a MultiThreadedExecutor, as :func:`main` does).
@@ -43,6 +50,7 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
@@ -52,7 +60,12 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from litedet_ros import conversions, topics
 from litedet_ros.errors import LitedetError
 from litedet_ros.motion.backend import make_backend
-from litedet_ros.motion.controller import ControllerConfig, GraspInbox, RemoteRobot
+from litedet_ros.motion.controller import (
+    ControllerConfig,
+    GraspInbox,
+    RemoteRobot,
+    RobotUnavailableError,
+)
 from litedet_ros.motion.status import PickState, PickStatus
 from litedet_ros.motion.task import PickPlaceTask
 from litedet_ros.msg import GraspArray
@@ -81,9 +94,9 @@ DESCRIPTORS = {
     'joint_state_timeout': _float('joint_states older than this stop planning and halt the '
                                   'arm, s.', 0.01, 10.0),
     'grasp_wait_timeout': _float('Longest wait for fresh grasps before an attempt, s; none '
-                                 'ends run_until_empty.', 0.1, 600.0),
+                                 'ends a run.', 0.1, 600.0),
     'max_consecutive_failures': ParameterDescriptor(
-        description='run_until_empty stops after this many failed attempts in a row.',
+        description='A run stops after this many failed attempts in a row.',
         integer_range=[IntegerRange(from_value=1, to_value=1000)]),
     'pre_grasp_distance': _float('Back-off along the approach before the grasp, m.', 0.0, 0.5),
     'lift_height': _float('Straight lift after closing, m.', 0.0, 0.5),
@@ -137,7 +150,7 @@ class ControllerNode(Node):
                                  callback_group=group)
         self.create_service(SetBool, '~/enable', self._on_enable, callback_group=group)
         self.create_service(Trigger, '~/pick_once', self._on_pick_once, callback_group=group)
-        self.create_service(Trigger, '~/run_until_empty', self._on_run, callback_group=group)
+        self.create_service(SetBool, '~/run', self._on_run, callback_group=group)
         self.create_service(Trigger, '~/stop', self._on_stop, callback_group=group)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._publish_status(self.task.status)
@@ -188,10 +201,24 @@ class ControllerNode(Node):
         except LitedetError as error:
             self._drop('joint_states', error)
 
+    @property
+    def connected(self) -> bool:
+        """Whether the trajectory and the gripper controllers subscribe to the commands."""
+        return all(p.get_subscription_count() > 0
+                   for p in (self._trajectory_pub, self._gripper_pub))
+
+    @staticmethod
+    def _check_listened(publisher: Publisher) -> None:
+        if publisher.get_subscription_count() == 0:
+            raise RobotUnavailableError(f'nothing subscribes to {publisher.topic_name}')
+
     def _send_trajectory(self, trajectory: JointTrajectory) -> None:
+        if len(trajectory.times):  # a stop goes out regardless
+            self._check_listened(self._trajectory_pub)
         self._trajectory_pub.publish(conversions.joint_trajectory_to_msg(trajectory))
 
     def _send_gripper(self, opening: float) -> None:
+        self._check_listened(self._gripper_pub)
         self._gripper_pub.publish(Float64MultiArray(data=[opening]))
 
     def _publish_status(self, status: PickStatus) -> None:
@@ -201,7 +228,7 @@ class ControllerNode(Node):
     # -- services ------------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        """Whether a pick_once or run_until_empty request is still being served."""
+        """Whether a pick_once or run request is still being served."""
         return self._worker is not None and self._worker.is_alive()
 
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response
@@ -221,7 +248,8 @@ class ControllerNode(Node):
             response.message = 'emergency stop cleared, enabled'
         return response
 
-    def _start(self, job: str, response: Trigger.Response) -> Trigger.Response:
+    def _start(self, job: str, response: Trigger.Response | SetBool.Response
+               ) -> Trigger.Response | SetBool.Response:
         status = self.task.status
         if status.state == PickState.EMERGENCY_STOP:
             response.success, response.message = False, 'emergency stop: call ~/enable first'
@@ -231,7 +259,7 @@ class ControllerNode(Node):
             response.success, response.message = False, 'busy with a previous request'
         else:
             self._cancel.clear()
-            target = self._pick_once if job == 'pick_once' else self._run_until_empty
+            target = self._pick_once if job == 'pick_once' else self._run
             self._worker = threading.Thread(target=target, name=job, daemon=True)
             self._worker.start()
             response.success, response.message = True, f'{job} started'
@@ -241,8 +269,14 @@ class ControllerNode(Node):
                       ) -> Trigger.Response:
         return self._start('pick_once', response)
 
-    def _on_run(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        return self._start('run_until_empty', response)
+    def _on_run(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        if request.data:
+            return self._start('run', response)
+        self._cancel.set()  # read by the run between attempts and while waiting for grasps
+        response.success = True
+        response.message = ('stopping after the current attempt' if self.busy
+                            else 'not running')
+        return response
 
     def _on_stop(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         self._cancel.set()
@@ -265,13 +299,13 @@ class ControllerNode(Node):
         self._attempt_finished()
         self.get_logger().info(f'pick: {result.outcome.name} {result.reason}'.rstrip())
 
-    def _run_until_empty(self) -> None:
+    def _run(self) -> None:
         attempts = self.task.status.attempts
 
         def detect() -> list:
             if self.task.status.attempts != attempts:
                 self._attempt_finished()
-            return self._fresh_grasps()
+            return [] if self._cancel.is_set() else self._fresh_grasps()
 
         results = self.task.run(detect)
         self.get_logger().info(f'run ended after {len(results)} attempts: '

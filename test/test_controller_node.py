@@ -227,6 +227,34 @@ def test_stale_joint_states_fail_the_attempt_without_motion(nodes, spin_until):
     assert robot.trajectories == []
 
 
+def test_a_trajectory_nobody_subscribes_to_fails_the_attempt_at_once(ros_context,
+                                                                     ros_executor,
+                                                                     spin_until):
+    """No joint_trajectory_controller (yet): the motion is not sent into the void."""
+    controller = ControllerNode(context=ros_context, parameter_overrides=[
+        Parameter('max_grasp_age', value=0.0)])
+    gripper = Node('gripper_only', context=ros_context)
+    for node in (controller, gripper):
+        ros_executor.add_node(node)
+    commands = []
+    gripper.create_subscription(Float64MultiArray, topics.GRIPPER_COMMAND, commands.append, 10)
+    states = gripper.create_publisher(JointState, topics.JOINT_STATES, 10)
+    gripper.create_timer(0.01, lambda: states.publish(JointState(
+        name=[*ARM_JOINTS, GRIPPER_JOINT], position=[*START, 0.04])))
+    assert spin_until(lambda: _has_state(controller) and
+                      controller._gripper_pub.get_subscription_count() > 0)
+    assert not controller.connected
+    controller.inbox.offer([Grasp(REACHABLE, 0.05, 0.9)], 0, 'base_link')
+    started = time.monotonic()
+    assert call(gripper, spin_until, 'trigger', 'pick_once', Trigger.Request()).success
+    assert spin_until(lambda: controller.task.status.failures == 1, timeout=10.0)
+    assert time.monotonic() - started < 5.0  # not the execution watchdog
+    reason = controller.task.status.last_result.reason
+    assert f'nothing subscribes to /{topics.JOINT_TRAJECTORY}' in reason, reason
+    assert controller.robot.executing() is False
+    assert commands  # the gripper side was heard
+
+
 def test_unresponsive_trajectory_controller_fails_the_attempt(nodes, spin_until):
     controller, robot, client = nodes
     robot.follow = False
@@ -238,18 +266,41 @@ def test_unresponsive_trajectory_controller_fails_the_attempt(nodes, spin_until)
     assert np.allclose(robot.q, START)
 
 
-def test_run_until_empty_stops_on_an_empty_grasp_array(nodes, spin_until):
+def run(client, spin, value):
+    return call(client, spin, 'bool', 'run', SetBool.Request(data=value))
+
+
+def test_run_stops_on_an_empty_grasp_array(nodes, spin_until):
     controller, robot, client = nodes
     publish_grasps(client, robot, REACHABLE, spin=spin_until)
     assert spin_until(lambda: controller.inbox.wait(0.0) is not None)
-    assert trigger(client, spin_until, 'run_until_empty').success
+    assert run(client, spin_until, True).success
     assert not trigger(client, spin_until, 'pick_once').success  # busy
+    assert not run(client, spin_until, True).success
     assert spin_until(lambda: controller.task.status.successes == 1, timeout=30.0)
     client._grasp_pub.publish(GraspArray(header=conversions.make_header(robot.stamp_ns(),
                                                                         'base_link')))
     assert spin_until(lambda: not controller.busy, timeout=5.0)
     assert controller.task.status.attempts == 1
     assert controller.task.status.state == PickState.IDLE
+
+
+def test_run_false_finishes_the_current_pick_then_stops(nodes, spin_until):
+    controller, robot, client = nodes
+    # without run(false) the run would wait this long for the next grasps
+    assert controller.set_parameters([Parameter('grasp_wait_timeout', value=30.0)])[0].successful
+    answer = run(client, spin_until, False)
+    assert answer.success and answer.message == 'not running'
+    publish_grasps(client, robot, REACHABLE, spin=spin_until)
+    assert spin_until(lambda: controller.inbox.wait(0.0) is not None)
+    assert run(client, spin_until, True).success
+    assert spin_until(lambda: robot.moving, timeout=5.0)
+    answer = run(client, spin_until, False)
+    assert answer.success and 'after the current attempt' in answer.message
+    assert spin_until(lambda: not controller.busy, timeout=30.0)
+    status = controller.task.status
+    assert status.attempts == 1 and status.last_result.outcome == PickOutcome.SUCCESS
+    assert status.state == PickState.IDLE and robot.stops == 0
 
 
 def test_pause_refuses_new_picks_and_stop_halts_a_moving_arm(nodes, spin_until):

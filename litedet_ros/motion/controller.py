@@ -31,6 +31,10 @@ class ControllerConfigError(LitedetError):
     """A controller setting is out of its range."""
 
 
+class RobotUnavailableError(LitedetError):
+    """A command cannot reach the robot (nothing subscribes to its topic)."""
+
+
 @dataclass(frozen=True)
 class ControllerConfig:
     """Validated controller settings (the node's parameters; m, rad, s).
@@ -43,8 +47,8 @@ class ControllerConfig:
         joint_state_timeout: joint states older than this (wall time since receipt) are
             stale: no planning, and a running motion is halted, s.
         grasp_wait_timeout: longest wait for a fresh grasp array before an attempt, s; none
-            arriving ends ``run_until_empty`` as an empty bin.
-        max_consecutive_failures: ``run_until_empty`` stops after this many failed attempts.
+            arriving ends a run (``~/run``) as an empty bin.
+        max_consecutive_failures: a run stops after this many failed attempts in a row.
         pre_grasp_distance: back-off along the approach axis before the grasp, m.
         lift_height: straight lift after closing, m.
         place_position: (x, y, z) of the TCP at release, planning frame, m.
@@ -140,8 +144,11 @@ class RemoteRobot:
 
         Args:
             joint_names: the arm joints, in the backend's configuration order.
-            send_trajectory: publishes a trajectory (an empty one stops and holds).
-            send_gripper: publishes a finger opening, m.
+            send_trajectory: publishes a trajectory (an empty one stops and holds); may raise
+                :class:`RobotUnavailableError` for a non-empty one, which :meth:`execute`
+                passes on.
+            send_gripper: publishes a finger opening, m; may raise
+                :class:`RobotUnavailableError`.
             clock: current time of the robot's clock (ROS time, sim time if used), s.
             joint_state_timeout: see the class docstring, s.
             settle_tolerance: joint distance from the last point that ends a motion, rad.
@@ -213,7 +220,12 @@ class RemoteRobot:
         self._fresh_state()
         with self._lock:
             self._motion = (self.now() + trajectory.duration, trajectory.positions[-1].copy())
-        self._send_trajectory(trajectory)
+        try:
+            self._send_trajectory(trajectory)
+        except LitedetError:
+            with self._lock:
+                self._motion = None
+            raise
 
     def executing(self) -> bool:
         with self._lock:
