@@ -24,6 +24,7 @@ import threading
 
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo as CameraInfoMsg
@@ -143,7 +144,7 @@ class CameraNode(Node):
         delay = self._backoff[0]
         timeouts = 0
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and self.context.ok():
                 if not self._enabled.is_set():
                     camera = self._close(camera)
                     self._wake.wait(0.5)
@@ -187,6 +188,10 @@ class CameraNode(Node):
                     camera = self._close(camera)
                     continue
                 self._publish(camera, frame)
+        except Exception:
+            if self.context.ok():
+                raise
+            # Ctrl-C shut the context down between the check above and a publish: a normal end.
         finally:
             self._close(camera)
 
@@ -247,7 +252,7 @@ def main(args: list[str] | None = None) -> None:
     node = CameraNode()
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()

@@ -37,6 +37,7 @@ import time
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -225,7 +226,7 @@ class SimNode(Node):
                    'objects': 1 / config.objects_rate}
         wall_start, sim_start = time.monotonic(), cell.time
         try:
-            while not self._stop.is_set():
+            while not self._stop.is_set() and self.context.ok():
                 if self._serve_requests(cell):
                     due = dict.fromkeys(due, cell.time)
                     wall_start, sim_start = time.monotonic(), cell.time
@@ -249,6 +250,10 @@ class SimNode(Node):
                         time.monotonic() - wall_start)
                     if ahead > 0:
                         self._stop.wait(ahead)
+        except Exception:
+            if self.context.ok():
+                raise
+            # Ctrl-C shut the context down between the check above and a publish: a normal end.
         finally:
             cell.close()
 
@@ -319,7 +324,7 @@ def main(args: list[str] | None = None) -> None:
     node = SimNode()
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()

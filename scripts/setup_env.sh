@@ -91,7 +91,9 @@ fix_ros_cmake_paths() {
 
 install_sources_editable() {
   local hash
-  hash=$(inputs_hash "$ROOT/setup.py" "$STAMPS/deps")
+  # setup.py makes one console script per litedet_ros/*_node.py: a new node means a reinstall
+  hash=$( { cat "$ROOT/setup.py" "$STAMPS/deps"; ls "$ROOT"/litedet_ros/*_node.py; } \
+    | sha256sum | cut -d' ' -f1)
   stamp_ok editable "$hash" && return 0
   say "installing litedet_ros (editable)"
   # compat mode: a plain .pth entry for the work tree, so pkgutil.extend_path can join it with
