@@ -26,11 +26,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+import time
 
 from geometry_msgs.msg import Pose, PoseArray, Vector3
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -39,6 +41,8 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from litedet_ros import conversions, topics
+from litedet_ros.camera.types import CameraInfo as CameraModel
+from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidMessageError, LitedetError
 from litedet_ros.grasping.camera import PinholeCamera, decode_depth
 from litedet_ros.grasping.collision import gripper_boxes
@@ -48,6 +52,7 @@ from litedet_ros.grasping.sync import ApproximateTimeSync
 from litedet_ros.msg import DetectionArray
 
 LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
+LATENCY_WARMUP = 5  # frames sent before latency_frames measures
 READ_ONLY = ('target_frame', 'use_tf')
 STREAMS = ('detections', 'depth', 'camera_info')
 
@@ -214,13 +219,91 @@ class GraspPlannerNode(Node):
         return MarkerArray(markers=markers)
 
 
+def frame_to_grasps_latency(depth: np.ndarray, camera: PinholeCamera, detections: Detections,
+                            parameters: dict[str, object], repeats: int, domain_id: int,
+                            timeout: float = 5.0) -> np.ndarray:
+    """Time the node from a frame's last input message to its ``GraspArray``, over real DDS.
+
+    A client node in the same process publishes camera_info, detections and a 16UC1 depth image
+    (mm) of one frame, the depth last; the latency runs from just before that publish to the
+    client receiving the grasps (both nodes on one single-threaded executor).
+
+    Args:
+        depth: ``float32[H, W]`` aligned depth, metres, NaN where invalid.
+        camera: intrinsics of ``depth``.
+        detections: boxes of the frame (``frame_id`` set to the optical frame).
+        parameters: node parameter overrides (camera pose, bin, ...).
+        repeats: frames measured (after ``LATENCY_WARMUP`` frames).
+        domain_id: ROS domain of the two nodes (pick one no other process uses).
+        timeout: longest wait for one frame's grasps, s.
+
+    Returns:
+        ``float64[repeats]`` latencies, milliseconds.
+
+    Raises:
+        TimeoutError: the node did not answer a frame in time.
+    """
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=domain_id)
+    executor = rclpy.executors.SingleThreadedExecutor(context=context)
+    try:
+        node = GraspPlannerNode(context=context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in parameters.items()])
+        client = rclpy.create_node('grasp_latency_client', context=context)
+        arrivals: list[float] = []
+        client.create_subscription(conversions.GraspArrayMsg, topics.GRASPS,
+                                   lambda _: arrivals.append(time.perf_counter()), 10)
+        info_pub = client.create_publisher(CameraInfo, topics.DEPTH_INFO,
+                                           qos_profile_sensor_data)
+        detections_pub = client.create_publisher(DetectionArray, topics.DETECTIONS, 10)
+        depth_pub = client.create_publisher(Image, topics.DEPTH_IMAGE, qos_profile_sensor_data)
+        executor.add_node(node)
+        executor.add_node(client)
+
+        def spin_until(predicate) -> None:
+            deadline = time.monotonic() + timeout
+            while not predicate():
+                if time.monotonic() > deadline:
+                    raise TimeoutError('the grasp planner node did not answer in time')
+                executor.spin_once(timeout_sec=0.01)
+
+        spin_until(lambda: min(info_pub.get_subscription_count(),
+                               detections_pub.get_subscription_count(),
+                               depth_pub.get_subscription_count(),
+                               node.count_subscribers(topics.GRASPS)) > 0)
+        k = [[camera.fx, 0.0, camera.cx], [0.0, camera.fy, camera.cy], [0.0, 0.0, 1.0]]
+        model = CameraModel(camera.width, camera.height, k, np.zeros(5),
+                            frame_id=detections.frame_id)
+        pixels = np.nan_to_num(depth * 1000.0).round().astype(np.uint16)
+        latencies = []
+        for frame in range(LATENCY_WARMUP + repeats):
+            stamp_ns = (frame + 1) * 100_000_000
+            info = conversions.camera_info_to_msg(model, stamp_ns)
+            boxes = conversions.detections_to_msg(replace(detections, stamp_ns=stamp_ns))
+            image = conversions.numpy_to_image(pixels, '16UC1', stamp_ns, detections.frame_id)
+            info_pub.publish(info)
+            detections_pub.publish(boxes)
+            spin_until(lambda stamp=stamp_ns: node.sync.latest_stamp('detections')
+                       == node.sync.latest_stamp('camera_info') == stamp)
+            answered = len(arrivals)
+            start = time.perf_counter()
+            depth_pub.publish(image)
+            spin_until(lambda count=answered: len(arrivals) > count)
+            if frame >= LATENCY_WARMUP:
+                latencies.append((arrivals[-1] - start) * 1e3)
+        return np.array(latencies)
+    finally:
+        executor.shutdown()
+        rclpy.try_shutdown(context=context)
+
+
 def main(args: list[str] | None = None) -> None:
     """Run the node until interrupted."""
     rclpy.init(args=args)
     node = GraspPlannerNode()
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()

@@ -1,5 +1,7 @@
 """Planner and node parameters: validation, frames; benchmark ground-truth helpers."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -78,3 +80,18 @@ def test_narrow_axis_of_boxes_and_cans():
     assert abs(narrow_axis('cylinder', (), lying, DOWN) @ [0.0, 1.0, 0.0]) == pytest.approx(1)
     assert narrow_axis('cylinder', (), np.eye(3), DOWN) is None  # standing can
     assert narrow_axis('ring', (), np.eye(3), DOWN) is None
+
+
+def test_the_shipped_parameter_file_holds_the_node_defaults():
+    yaml = pytest.importorskip('yaml', reason='PyYAML is not installed')
+    path = Path(__file__).resolve().parents[1] / 'config' / 'grasp_planner_node.yaml'
+    parameters = yaml.safe_load(path.read_text())['grasp_planner_node']['ros__parameters']
+    assert set(parameters) == set(GraspNodeConfig.field_names())
+    defaults = GraspNodeConfig()
+    for name, value in parameters.items():
+        default = getattr(defaults, name)
+        expected = list(default) if isinstance(default, tuple) else [default]
+        value = value if isinstance(value, list) else [value]
+        assert value == expected, name
+        # ROS refuses an integer for a double parameter: the YAML types must match too
+        assert [type(v) for v in value] == [type(v) for v in expected], name

@@ -73,6 +73,13 @@ def scene(name):
         c, s = np.cos(np.radians(20)), -np.sin(np.radians(20))  # tilted towards +x
         pose[:3, :3] = np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]) @ pose[:3, :3]
         objects = [box_on_floor(0.05, -0.03, (0.07, 0.045, 0.04), np.radians(-50))]
+    elif name == 'occluded_corner':  # a tall part stands over one corner of a flat one
+        objects = [box_on_floor(0.0, 0.0, (0.07, 0.045, 0.02)),
+                   box_on_floor(0.025, 0.01, (0.04, 0.04, 0.09))]
+    elif name == 'perched':  # a can lying on a brick, its centre 7.5 cm up
+        lying = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+        objects = [box_on_floor(0.0, 0.0, (0.12, 0.05, 0.045)),
+                   Cylinder(np.array([0.0, 0.0, 0.075]), 0.03, 0.05, lying)]
     elif name == 'wide':
         objects = [box_on_floor(0.0, 0.0, (0.10, 0.09, 0.04))]
     solids = bin_solids(bin_geometry) + objects
@@ -102,8 +109,10 @@ def test_box_on_floor_top_grasp_is_centred_across_the_narrow_side():
     top_centre = box.centre + [0.0, 0.0, box.half[2]]
     assert angle_deg(grasp.approach, DOWN) < 1.0
     assert np.linalg.norm(grasp.position[:2] - top_centre[:2]) < 0.002
-    tips = top_centre[2] - CONFIG.grasp_depth
-    assert grasp.position[2] == pytest.approx(tips + CONFIG.gripper.tcp_to_tip, abs=0.002)
+    height = top_centre[2] - BIN.pose[2, 3]
+    # flat-topped: the tips go between grasp_depth and grasp_depth_fraction of the way down
+    depth = top_centre[2] - (grasp.position[2] - CONFIG.gripper.tcp_to_tip)
+    assert CONFIG.grasp_depth - 0.002 <= depth <= CONFIG.grasp_depth_fraction * height + 0.002
     assert angle_deg(grasp.pose[:3, 1], box.rotation[:, 1]) < 3.0  # narrow side is local y
     assert grasp.width == pytest.approx(2 * box.half[1] + MARGIN, abs=0.003)
     assert grasp.frame_id == 'base_link' and grasp.stamp_ns == 7
@@ -117,7 +126,14 @@ def test_lying_and_upright_cylinders():
     assert abs(grasp.position[0] - lying.centre[0]) < 0.003
     assert abs(grasp.position[1] - lying.centre[1]) < 0.005
     assert grasp.width == pytest.approx(2 * lying.radius + MARGIN, abs=0.004)
-    grasp = best_for(result, 1)
+    # rounded: the pads close below the part's centre, not on its curved top
+    tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
+    assert tips <= lying.centre[2] - CONFIG.widest_overlap + 0.002
+    assert tips <= lying.centre[2] + lying.radius - CONFIG.min_depth_fraction * 2 * lying.radius
+    assert result.drops == {}
+    grasp = best_for(result, 1)  # upright: flat top and straight sides, held at any depth
+    tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
+    assert tips <= upright.centre[2] + upright.half_length - CONFIG.grasp_depth + 0.002
     assert np.linalg.norm(grasp.position[:2] - upright.centre[:2]) < 0.002
     assert grasp.width == pytest.approx(2 * upright.radius + MARGIN, abs=0.003)
 
@@ -163,7 +179,8 @@ def test_grasps_are_sorted_and_the_top_of_the_pile_comes_first():
 
 
 def test_tilted_face_gets_a_surface_normal_approach():
-    result, (box,) = plan('tilted', candidates_per_object=20)
+    # the box rests on a corner off the floor: no centre-of-mass depth rule for this geometry
+    result, (box,) = plan('tilted', candidates_per_object=20, min_depth_fraction=0.0)
     normal = box.rotation[:, 2]
     assert angle_deg(result.objects[0].normal, normal) < 2.0
     assert min(angle_deg(g.approach, -normal) for g in result.grasps) < 2.0
@@ -277,3 +294,26 @@ def test_scene_box_points_match_a_brute_force_search_and_drop_the_floor():
     found = cloud.box_points(low, high)
     assert len(found) == len(expected) > 0
     np.testing.assert_allclose(np.sort(found, axis=0), np.sort(expected, axis=0))
+
+
+def test_an_occluder_poking_into_the_box_is_not_taken_for_the_object():
+    result, (flat, tall) = plan('occluded_corner')
+    points = result.objects[0].points
+    top = flat.centre[2] + flat.half[2]
+    assert np.abs(points[:, 2] - top).max() < 0.002  # the flat part, not the tall one's top
+    assert result.objects[1].points[:, 2].min() > top + 0.01
+
+
+def test_a_rounded_part_lying_on_others_gets_no_grasp():
+    result, (brick, can) = plan('perched')
+    # the fingers cannot reach min_depth_fraction of the way down to the floor: the pads would
+    # close above the can's centre and it would roll out
+    assert not any(g.detection_index == 1 for g in result.grasps)
+    relaxed, _ = plan('perched', min_depth_fraction=0.3)
+    grasps = [g for g in relaxed.grasps if g.detection_index == 1]
+    assert grasps
+    reach = CONFIG.gripper.finger_length - 0.01
+    top = can.centre[2] + can.radius
+    for grasp in grasps:  # as deep as the fingers go
+        tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
+        assert tips == pytest.approx(top - reach, abs=0.003)

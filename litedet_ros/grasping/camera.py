@@ -112,13 +112,18 @@ class PinholeCamera:
                          self.fy * points[:, 1] / z + self.cy], axis=-1)
 
 
+#: Pixel stride of the sample whose median checks the depth units.
+UNITS_CHECK_STRIDE = 4
+
+
 def decode_depth(image: np.ndarray, encoding: str, units_divisor: float = 1000.0,
                  valid_range: tuple[float, float] = (0.1, 10.0)) -> np.ndarray:
     """Convert a depth image to metres, marking invalid pixels with NaN.
 
     ``16UC1``/``mono16`` hold integer depth units (millimetres on a RealSense, so the divisor is
     1000); ``32FC1`` holds metres. Zero, NaN, inf and values outside ``valid_range`` are invalid.
-    A median of the valid values that is outside ``valid_range`` by far means the units are
+    A median of the valid values (sampled every ``UNITS_CHECK_STRIDE`` pixels, all of them when
+    none of the sample is valid) that is outside ``valid_range`` by far means the units are
     wrong (millimetres sent as 32FC1, or a wrong divisor), and is refused rather than guessed.
 
     Args:
@@ -153,8 +158,12 @@ def decode_depth(image: np.ndarray, encoding: str, units_divisor: float = 1000.0
     lo, hi = valid_range
     with np.errstate(invalid='ignore'):
         positive = np.isfinite(depth) & (depth > 0)
-    if positive.any():
-        median = float(np.median(depth[positive]))
+    sample = depth[::UNITS_CHECK_STRIDE, ::UNITS_CHECK_STRIDE][
+        positive[::UNITS_CHECK_STRIDE, ::UNITS_CHECK_STRIDE]]
+    if not len(sample):
+        sample = depth[positive]
+    if len(sample):
+        median = float(np.median(sample))
         if median > 4 * hi or median < lo / 4:
             raise DepthUnitsError(
                 f'median valid depth is {median:.4g} m for encoding {encoding} (divisor '

@@ -7,6 +7,9 @@ import numpy as np
 
 from litedet_ros.grasping.config import BinGeometry, GripperGeometry
 
+#: Signs of the eight corners of a box relative to its centre.
+_BOX_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+
 
 def gripper_boxes(gripper: GripperGeometry, width: float | np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -73,63 +76,59 @@ def swept_collisions(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
     return collides.any(axis=1)
 
 
-def finger_tip_corners(gripper: GripperGeometry, width: float) -> np.ndarray:
+def finger_tip_corners(gripper: GripperGeometry, width: float | np.ndarray) -> np.ndarray:
     """The eight lowest corners (at the tips) of both fingers at the grasp pose.
 
+    Args:
+        gripper: gripper geometry.
+        width: finger opening, metres: a scalar, or ``float[K]`` for K grasps.
+
     Returns:
-        ``float64[8, 3]`` tool-frame corners, metres.
+        ``float64[8, 3]`` (``float64[K, 8, 3]`` for K openings) tool-frame corners, metres.
     """
     g = gripper
-    corners = [(sx * g.finger_width / 2, sy * (width / 2 + inner * g.finger_thickness),
-                g.tcp_to_tip) for sx in (-1, 1) for sy in (-1, 1) for inner in (0, 1)]
-    return np.array(corners, dtype=np.float64)
+    half_width = np.asarray(width, dtype=np.float64)[..., None] / 2
+    signs = np.array([(sx, sy, inner) for sx in (-1, 1) for sy in (-1, 1) for inner in (0, 1)])
+    x = np.broadcast_to(signs[:, 0] * g.finger_width / 2, half_width.shape[:-1] + (8,))
+    y = signs[:, 1] * (half_width + signs[:, 2] * g.finger_thickness)
+    return np.stack([x, y, np.full_like(y, g.tcp_to_tip)], axis=-1)
 
 
-def box_distances(points: np.ndarray, centres: np.ndarray, half: np.ndarray) -> np.ndarray:
-    """Euclidean distances from points to axis-aligned boxes (0 inside).
+def points_clearances(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
+                      gripper: GripperGeometry, horizon: float = np.inf) -> np.ndarray:
+    """Smallest distance from scene points to each grasp's swept volume, 0 on collision.
+
+    Points between the finger pads (``|y| < width / 2`` in the tool frame) are what the gripper
+    closes on: they count for the palm but not for the fingers.
 
     Args:
-        points: ``float[N, 3]`` points in the boxes' frame.
-        centres: ``float[B, 3]`` box centres.
-        half: ``float[B, 3]`` box half extents.
+        points: ``float[N, 3]`` scene points, planning frame, metres.
+        poses: ``float[K, 4, 4]`` planning <- tool transforms of the grasps.
+        widths: ``float[K]`` finger openings, metres.
+        gripper: gripper geometry.
+        horizon: distances beyond this are not needed; they are reported as ``horizon``.
 
     Returns:
-        ``float64[B, N]`` distances, metres.
+        ``float64[K]`` clearances in metres, at most ``horizon``.
     """
-    outside = np.abs(points[None, :, :] - centres[:, None, :]) - half[:, None, :]
-    return np.linalg.norm(np.maximum(outside, 0.0), axis=-1)
+    widths = np.asarray(widths, dtype=np.float64)
+    if len(points) == 0:
+        return np.full(len(poses), float(horizon))
+    rotations, origins = poses[:, :3, :3], poses[:, :3, 3]
+    tool = np.einsum('knj,kji->kni', points[None, :, :] - origins[:, None, :], rotations)
+    centres, half = gripper_boxes(gripper, widths)  # K x 3 boxes x 3 axes
+    outside = np.abs(tool[:, None, :, :] - centres[:, :, None, :]) - half[:, :, None, :]
+    distances = np.sqrt((np.maximum(outside, 0.0) ** 2).sum(axis=-1))  # K x 3 x N
+    between_pads = np.abs(tool[..., 1]) < widths[:, None] / 2
+    finger = np.where(between_pads[:, None, :], np.inf, distances[:, :2]).min(axis=(1, 2))
+    return np.minimum(np.minimum(finger, distances[:, 2].min(axis=1)), horizon)
 
 
 def points_clearance(points_tool: np.ndarray, gripper: GripperGeometry, width: float,
                      horizon: float = np.inf) -> float:
-    """Smallest distance from scene points to the gripper's swept volume, 0 on collision.
-
-    Points between the finger pads (``|y| < width / 2``) are what the gripper closes on: they
-    count for the palm but not for the fingers.
-
-    Args:
-        points_tool: ``float[N, 3]`` scene points in the tool frame, metres.
-        gripper: gripper geometry.
-        width: finger opening, metres.
-        horizon: distances beyond this are not needed; the result is then ``horizon``.
-
-    Returns:
-        Clearance in metres, at most ``horizon`` (``inf`` without points in reach).
-    """
-    centres, half = gripper_boxes(gripper, width)
-    if np.isfinite(horizon):
-        low = (centres - half).min(axis=0) - horizon
-        high = (centres + half).max(axis=0) + horizon
-        points_tool = points_tool[((points_tool >= low) & (points_tool <= high)).all(axis=1)]
-    if len(points_tool) == 0:
-        return float(horizon)
-    distances = box_distances(points_tool, centres, half)
-    outside_pads = np.abs(points_tool[:, 1]) >= width / 2
-    finger = distances[:2, outside_pads]
-    clearance = min(float(distances[2].min()), float(horizon))
-    if finger.size:
-        clearance = min(clearance, float(finger.min()))
-    return clearance
+    """:func:`points_clearances` of one grasp, for points already in its tool frame (m)."""
+    return float(points_clearances(np.asarray(points_tool, dtype=np.float64), np.eye(4)[None],
+                                   np.array([width]), gripper, horizon)[0])
 
 
 def _coal_transform(pose: np.ndarray) -> coal.Transform3s:
@@ -139,30 +138,9 @@ def _coal_transform(pose: np.ndarray) -> coal.Transform3s:
     return transform
 
 
-def wall_clearance(bin_geometry: BinGeometry, bin_from_tool: np.ndarray,
-                   gripper: GripperGeometry, width: float) -> float:
-    """Smallest distance between the gripper's swept volume and the bin walls, 0 on contact.
-
-    Boxes whose corners all lie inside the bin's inner faces get the distance to those faces
-    directly; the others are measured exactly against the wall boxes with coal.
-
-    Args:
-        bin_geometry: the bin.
-        bin_from_tool: ``float64[4, 4]`` bin <- tool transform of the grasp pose.
-        gripper: gripper geometry.
-        width: finger opening, metres.
-
-    Returns:
-        Clearance in metres.
-    """
-    centres, half = gripper_boxes(gripper, width)
-    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
-    corners_tool = centres[:, None, :] + signs[None, :, :] * half[:, None, :]
-    corners = corners_tool.reshape(-1, 3) @ bin_from_tool[:3, :3].T + bin_from_tool[:3, 3]
-    inner = np.array([bin_geometry.size_x / 2, bin_geometry.size_y / 2])
-    inside = (inner - np.abs(corners[:, :2])).min()
-    if inside > 0:
-        return float(inside)
+def _coal_wall_distance(bin_geometry: BinGeometry, bin_from_tool: np.ndarray,
+                        centres: np.ndarray, half: np.ndarray) -> float:
+    """Exact distance (m) from the gripper boxes (tool frame) to the bin's wall boxes."""
     request, result = coal.DistanceRequest(), coal.DistanceResult()
     clearance = float('inf')
     for centre, extent in zip(centres, half):
@@ -178,3 +156,37 @@ def wall_clearance(bin_geometry: BinGeometry, bin_from_tool: np.ndarray,
                                      _coal_transform(wall_pose), request, result)
             clearance = min(clearance, max(float(distance), 0.0))
     return clearance
+
+
+def wall_clearances(bin_geometry: BinGeometry, bin_from_tool: np.ndarray,
+                    gripper: GripperGeometry, widths: np.ndarray) -> np.ndarray:
+    """Smallest distance between each grasp's swept volume and the bin walls, 0 on contact.
+
+    Grasps whose box corners all lie inside the bin's inner faces get the distance to those
+    faces directly; the others are measured exactly against the wall boxes with coal.
+
+    Args:
+        bin_geometry: the bin.
+        bin_from_tool: ``float64[K, 4, 4]`` bin <- tool transforms of the grasp poses.
+        gripper: gripper geometry.
+        widths: ``float[K]`` finger openings, metres.
+
+    Returns:
+        ``float64[K]`` clearances in metres.
+    """
+    centres, half = gripper_boxes(gripper, np.asarray(widths, dtype=np.float64))
+    corners_tool = centres[:, :, None, :] + _BOX_CORNER_SIGNS * half[:, :, None, :]
+    corners = (np.einsum('kij,kbcj->kbci', bin_from_tool[:, :3, :3], corners_tool)
+               + bin_from_tool[:, None, None, :3, 3])
+    inner = np.array([bin_geometry.size_x / 2, bin_geometry.size_y / 2])
+    clearance = (inner - np.abs(corners[..., :2])).min(axis=(1, 2, 3))
+    for k in np.flatnonzero(clearance <= 0):
+        clearance[k] = _coal_wall_distance(bin_geometry, bin_from_tool[k], centres[k], half[k])
+    return clearance
+
+
+def wall_clearance(bin_geometry: BinGeometry, bin_from_tool: np.ndarray,
+                   gripper: GripperGeometry, width: float) -> float:
+    """:func:`wall_clearances` of one grasp (``bin_from_tool`` ``float64[4, 4]``), metres."""
+    return float(wall_clearances(bin_geometry, np.asarray(bin_from_tool)[None], gripper,
+                                 np.array([width]))[0])

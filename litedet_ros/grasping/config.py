@@ -148,9 +148,9 @@ class ScoreWeights:
     """
 
     top: float = 0.3
-    exposed: float = 0.25
+    exposed: float = 0.15
     flat: float = 0.1
-    central: float = 0.25
+    central: float = 0.4
     vertical: float = 0.1
     narrow: float = 0.1
 
@@ -174,10 +174,18 @@ class PlannerConfig:
         bin: bin in the planning frame, or None when there is no known bin.
         weights: score weights.
         up: ``(3,)`` unit "up" direction of the planning frame (against gravity).
-        grasp_depth: depth of the finger tips below the first surface met along the approach, m.
-        grasp_depth_fraction: with a known bin, the tips go at least this fraction of the way
-            from the first surface to the floor (past the widest part of rounded objects), as
-            far as the fingers allow.
+        grasp_depth: depth of the finger tips below the first surface met along the approach,
+            m; the shallowest depth tried on flat-topped objects (straight sides hold anywhere).
+        grasp_depth_fraction: with a known bin, the preferred tip depth as a fraction of the
+            way from the first surface to the floor, as far as the fingers allow; the only depth
+            tried on rounded (not flat-topped) objects, whose centre of mass may lie low.
+        min_depth_fraction: with a known bin, a rounded object gets no grasp when this
+            fraction of the way from its first surface to the floor is beyond the fingers'
+            reach (it stands tall or lies on others: the pads would close above its centre of
+            mass and it would slip).
+        widest_overlap: the finger tips reach at least this far (m) past the object's widest
+            visible section across the closing axis (the mean depth of the points at its two
+            extremes), so that the pads close below it rather than slipping off a rounded top.
         min_grasp_depth: shallowest acceptable finger-tip depth once the floor clearance is
             kept, m.
         floor_clearance: finger tips stay this far above the bin floor, m.
@@ -206,7 +214,9 @@ class PlannerConfig:
     weights: ScoreWeights = field(default_factory=ScoreWeights)
     up: tuple[float, float, float] = (0.0, 0.0, 1.0)
     grasp_depth: float = 0.03
-    grasp_depth_fraction: float = 0.6
+    grasp_depth_fraction: float = 0.85
+    min_depth_fraction: float = 0.75
+    widest_overlap: float = 0.008
     min_grasp_depth: float = 0.01
     floor_clearance: float = 0.003
     wall_margin: float = 0.008
@@ -218,7 +228,7 @@ class PlannerConfig:
     min_object_points: int = 30
     scene_stride: int = 5
     max_tilt_deg: float = 35.0
-    yaw_offsets_deg: tuple[float, ...] = (0.0, -20.0, 20.0, 90.0)
+    yaw_offsets_deg: tuple[float, ...] = (0.0, -10.0, 10.0, 90.0)
     center_offsets: tuple[float, ...] = (0.0, -0.35, 0.35)
     clearance_scale: float = 0.02
     candidates_per_object: int = 3
@@ -232,8 +242,9 @@ class PlannerConfig:
                  'need 0 < min_grasp_depth <= grasp_depth')
         _require(self.grasp_depth < self.gripper.finger_length,
                  'grasp_depth must be shorter than the fingers')
-        _require(0 <= self.grasp_depth_fraction <= 1, 'grasp_depth_fraction must be in [0, 1]')
-        for name in ('floor_clearance', 'wall_margin', 'floor_margin'):
+        _require(0 <= self.min_depth_fraction <= self.grasp_depth_fraction <= 1,
+                 'need 0 <= min_depth_fraction <= grasp_depth_fraction <= 1')
+        for name in ('floor_clearance', 'wall_margin', 'floor_margin', 'widest_overlap'):
             _require(getattr(self, name) >= 0, f'{name} must be >= 0')
         for name in ('depth_noise', 'clearance_scale'):
             _require(getattr(self, name) > 0, f'{name} must be > 0')

@@ -58,6 +58,9 @@ class GraspNodeConfig:
     weight_vertical: float = _WEIGHTS.vertical
     weight_narrow: float = _WEIGHTS.narrow
     grasp_depth: float = _PLANNER.grasp_depth
+    grasp_depth_fraction: float = _PLANNER.grasp_depth_fraction
+    min_depth_fraction: float = _PLANNER.min_depth_fraction
+    widest_overlap: float = _PLANNER.widest_overlap
     candidates_per_object: int = _PLANNER.candidates_per_object
     max_candidates: int = _PLANNER.max_grasps
     marker_grasps: int = 10
@@ -122,13 +125,16 @@ class GraspNodeConfig:
                                        wall_thickness=self.bin_wall_thickness)
         return PlannerConfig(gripper=gripper, bin=bin_geometry, weights=weights,
                              grasp_depth=self.grasp_depth,
+                             grasp_depth_fraction=self.grasp_depth_fraction,
+                             min_depth_fraction=self.min_depth_fraction,
+                             widest_overlap=self.widest_overlap,
                              candidates_per_object=self.candidates_per_object,
                              max_grasps=self.max_candidates)
 
 
 #: One-line description of every parameter (for ParameterDescriptor and the README).
 DESCRIPTIONS: dict[str, str] = {
-    'target_frame': 'Planning frame of the published grasps (read only).',
+    'target_frame': 'Planning frame of the published grasps.',
     'depth_image_units_divisor': 'Depth units per metre of 16UC1 depth (RealSense: 1000).',
     'time_sync_slop': 'Largest stamp spread of matched detections, depth and camera_info, s.',
     'sync_queue_size': 'Messages kept per input while waiting for a match.',
@@ -157,7 +163,13 @@ DESCRIPTIONS: dict[str, str] = {
     'weight_central': 'Score weight: grasp near the object centre.',
     'weight_vertical': 'Score weight: approach close to straight down.',
     'weight_narrow': 'Score weight: small opening (closing across the narrow side).',
-    'grasp_depth': 'Finger-tip depth below the top surface, m (deeper for tall objects).',
+    'grasp_depth': 'Finger-tip depth below the top surface of flat-topped parts, m.',
+    'grasp_depth_fraction': 'Preferred finger-tip depth as a fraction of the way from the top '
+                            'surface to the bin floor (as far as the fingers reach); the only '
+                            'depth tried on rounded parts.',
+    'min_depth_fraction': 'Rounded parts get no grasp when this fraction of the way from '
+                          'their top to the bin floor is beyond the reach of the fingers.',
+    'widest_overlap': 'The tips go at least this far below the widest visible section, m.',
     'candidates_per_object': 'Best collision-free grasps kept per detection.',
     'max_candidates': 'Grasps published per image at most.',
     'marker_grasps': 'Best grasps drawn as gripper markers.',

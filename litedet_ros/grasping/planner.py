@@ -14,15 +14,18 @@ from litedet_ros.grasping.camera import PinholeCamera
 from litedet_ros.grasping.candidates import Candidate, generate_candidates
 from litedet_ros.grasping.collision import (
     finger_tip_corners,
-    points_clearance,
+    points_clearances,
     swept_collisions,
-    wall_clearance,
+    wall_clearances,
 )
 from litedet_ros.grasping.config import PlannerConfig
 from litedet_ros.grasping.estimation import ObjectEstimate, estimate_object
 from litedet_ros.grasping.scene import SceneCloud
-from litedet_ros.grasping.segmentation import GraspDropError, object_points, transform_points
+from litedet_ros.grasping.segmentation import GraspDropError, object_points
 from litedet_ros.grasping.types import Grasp
+
+#: Candidates whose clearance is measured together, in the order of their score bound.
+CLEARANCE_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -119,13 +122,13 @@ class GraspPlanner:
         scored: list[tuple[float, Candidate, int]] = []
         for index, box in enumerate(detections.boxes):
             try:
-                points = object_points(depth, camera, box, transform, self.config)
+                points, neighbours = object_points(depth, camera, box, transform, self.config)
                 estimate = estimate_object(points, transform[:3, 3], np.asarray(self.config.up),
                                            index)
                 objects[index] = estimate
                 top = float(np.clip((estimate.top_height - floor) / max(pile_top - floor, 1e-3),
                                     0.0, 1.0))
-                found = self._best_grasps(estimate, scene, top)
+                found = self._best_grasps(estimate, scene, top, neighbours)
             except GraspDropError as error:
                 drops[error.reason] += 1
                 continue
@@ -151,9 +154,13 @@ class GraspPlanner:
             heights = heights[inside] if inside.any() else np.array([floor])
         return floor, float(np.percentile(heights, 99.5))
 
-    def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud,
-                     top: float) -> list[tuple[float, Candidate]]:
+    def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
+                     neighbours: np.ndarray) -> list[tuple[float, Candidate]]:
         """Check candidates in the order of their score bound; keep the best collision-free ones.
+
+        The obstacles are the scene cloud near the candidates plus ``neighbours`` (``float[M,
+        3]``: the box's other surfaces at its finer sampling, so that a thin rim of a part
+        showing around the object is not missed between the scene cloud's samples).
 
         Raises:
             GraspDropError: no kinematically valid candidate (reason: most frequent rejection)
@@ -176,23 +183,27 @@ class GraspPlanner:
         free = np.ones(len(candidates), dtype=bool)
         for kind, points in local.items():
             mine = np.flatnonzero(kinds == kind)
-            free[mine] = ~swept_collisions(points, np.stack([candidates[i].pose for i in mine]),
+            free[mine] = ~swept_collisions(np.concatenate([points, neighbours]),
+                                           np.stack([candidates[i].pose for i in mine]),
                                            np.array([candidates[i].width for i in mine]),
                                            config.gripper)
         best: list[tuple[float, int, Candidate]] = []  # min-heap of (score, -rank, candidate)
-        for rank, i in enumerate(order[free[order]]):
-            if len(best) == config.candidates_per_object and best[0][0] >= bounds[i]:
+        ranked = order[free[order]]
+        scene_points = np.concatenate([*local.values(), neighbours])
+        for start in range(0, len(ranked), CLEARANCE_BATCH):
+            chunk = ranked[start:start + CLEARANCE_BATCH]
+            if len(best) == config.candidates_per_object and best[0][0] >= bounds[chunk[0]]:
                 break
-            candidate = candidates[i]
-            clearance = self._clearance(candidate, local[candidate.approach_kind])
-            if clearance <= 0:
-                continue
-            score = bounds[i] - w_exposed * (1 - min(clearance / config.clearance_scale, 1.0))
-            item = (float(score), -rank, candidate)
-            if len(best) < config.candidates_per_object:
-                heapq.heappush(best, item)
-            elif item > best[0]:
-                heapq.heapreplace(best, item)
+            clearances = self._clearances([candidates[i] for i in chunk], scene_points)
+            for rank, i, clearance in zip(range(start, start + len(chunk)), chunk, clearances):
+                if clearance <= 0:
+                    continue
+                score = bounds[i] - w_exposed * (1 - min(clearance / config.clearance_scale, 1))
+                item = (float(score), -rank, candidates[i])
+                if len(best) < config.candidates_per_object:
+                    heapq.heappush(best, item)
+                elif item > best[0]:
+                    heapq.heapreplace(best, item)
         if not best:
             raise GraspDropError('all_colliding', f'all {len(candidates)} candidates collide')
         return [(score, candidate) for score, _, candidate in sorted(best, reverse=True)]
@@ -224,21 +235,24 @@ class GraspPlanner:
         lateral_sq = np.einsum('ij,ij->i', relative, relative) - along ** 2
         return points[(lateral_sq <= radius ** 2) & (along >= -back) & (along <= tips)]
 
-    def _clearance(self, candidate: Candidate, scene: np.ndarray) -> float:
-        """Free distance (up to ``clearance_scale``) around the swept volume, 0 on collision.
+    def _clearances(self, candidates: list[Candidate], scene: np.ndarray) -> np.ndarray:
+        """Free distance (up to ``clearance_scale``) around each swept volume, 0 on collision.
 
-        Measured to the scene points and the bin walls and floor, metres.
+        Measured to the scene points and the bin walls and floor, metres (``float64[K]``).
         """
         gripper = self.config.gripper
-        pose = candidate.pose
-        clearance = points_clearance((scene - pose[:3, 3]) @ pose[:3, :3], gripper,
-                                     candidate.width, self.config.clearance_scale)
+        poses = np.stack([c.pose for c in candidates])
+        widths = np.array([c.width for c in candidates])
+        clearance = points_clearances(scene, poses, widths, gripper, self.config.clearance_scale)
         bin_geometry = self.config.bin
-        if bin_geometry is not None and clearance > 0:
-            bin_from_tool = self._bin_from_planning @ pose
-            tips = transform_points(bin_from_tool, finger_tip_corners(gripper, candidate.width))
-            if tips[:, 2].min() < 0:
-                return 0.0
-            clearance = min(clearance, wall_clearance(bin_geometry, bin_from_tool, gripper,
-                                                      candidate.width))
+        if bin_geometry is not None:
+            bin_from_tool = self._bin_from_planning @ poses
+            tips = (np.einsum('kij,knj->kni', bin_from_tool[:, :3, :3],
+                              finger_tip_corners(gripper, widths))
+                    + bin_from_tool[:, None, :3, 3])
+            clearance[tips[..., 2].min(axis=1) < 0] = 0.0
+            near = np.flatnonzero(clearance > 0)
+            if len(near):
+                clearance[near] = np.minimum(clearance[near], wall_clearances(
+                    bin_geometry, bin_from_tool[near], gripper, widths[near]))
         return clearance

@@ -11,6 +11,9 @@ from litedet_ros.errors import LitedetError
 from litedet_ros.grasping.camera import PinholeCamera
 from litedet_ros.grasping.config import PlannerConfig
 
+#: A cluster within this many sampled pixels of a box side reaches that side.
+BOX_EDGE_CELLS = 1
+
 
 class GraspDropError(LitedetError):
     """One detection yields no grasp; ``reason`` is a short key the planner counts by.
@@ -86,15 +89,17 @@ def grid_clusters(depth: np.ndarray, mask: np.ndarray, max_step: np.ndarray) -> 
 
 
 def object_points(depth: np.ndarray, camera: PinholeCamera, box: np.ndarray,
-                  planning_from_camera: np.ndarray, config: PlannerConfig) -> np.ndarray:
+                  planning_from_camera: np.ndarray, config: PlannerConfig
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Points of the object seen in one detection box, in the planning frame.
 
     The box is sampled with a stride that keeps at most ``config.max_object_points`` pixels;
     invalid depth, the bin floor and the bin walls are removed; the remaining pixels are split
     into surfaces at depth discontinuities (holes of invalid depth up to ``max_hole_pixels``
     sampled pixels wide are bridged with their nearest valid depth); among the clusters
-    holding at least 30% of the largest one's points, the nearest to the camera (smallest
-    median depth) is kept.
+    holding at least 30% of the largest one's points, the one reaching the most sides of the
+    box is kept (a box spans its object, while an occluder or a neighbour pokes in from a side
+    or a corner), the largest among equals.
 
     Args:
         depth: ``float32[H, W]`` depth along the optical axis, metres, NaN where invalid.
@@ -104,7 +109,9 @@ def object_points(depth: np.ndarray, camera: PinholeCamera, box: np.ndarray,
         config: planner configuration (bin, sampling and clustering parameters).
 
     Returns:
-        ``float64[N, 3]`` object points, planning frame, metres, ``N >= min_object_points``.
+        ``(object, others)``: ``float64[N, 3]`` object points, ``N >= min_object_points``, and
+        ``float64[M, 3]`` the box's other points off the bin floor and walls (neighbours seen
+        at the box's finer sampling), planning frame, metres.
 
     Raises:
         GraspDropError: the box is empty or outside the image (see :func:`box_pixel_range`),
@@ -141,6 +148,16 @@ def object_points(depth: np.ndarray, camera: PinholeCamera, box: np.ndarray,
     if len(big) == 0:
         raise GraspDropError('too_few_points',
                              f'largest surface holds {int(sizes.max())} points')
-    depth_kept = crop[keep]
-    chosen = min(big, key=lambda label: float(np.median(depth_kept[labels_kept == label])))
-    return points_grid[keep & (labels == chosen)]
+    extents = ndimage.find_objects(np.where(keep, labels + 1, 0))
+    h, w = crop.shape
+    m = BOX_EDGE_CELLS
+
+    def rank(label: int) -> tuple[int, int]:
+        rows, cols = extents[label]
+        edges = ((rows.start <= m) + (rows.stop >= h - m) + (cols.start <= m)
+                 + (cols.stop >= w - m))
+        return int(edges), int(sizes[label])
+
+    chosen = max(big, key=rank)
+    mine = labels == chosen
+    return points_grid[keep & mine], points_grid[keep & ~mine]

@@ -69,6 +69,10 @@ class ApproximateTimeSync:
             self.drops['unmatched'] += 1
         return self._match()
 
+    def latest_stamp(self, stream: str) -> int | None:
+        """Stamp (ns) of the newest message accepted on ``stream``, None before the first."""
+        return self._last_stamp.get(stream)
+
     def reset(self) -> None:
         """Forget all queued messages and stamps (e.g. after the clock jumped back)."""
         for queue in self._queues.values():
