@@ -42,9 +42,10 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from litedet_ros import conversions, topics
 from litedet_ros.camera.types import CameraInfo as CameraModel
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidMessageError, LitedetError
-from litedet_ros.grasping.camera import PinholeCamera, decode_depth
+from litedet_ros.grasping.camera import decode_depth
 from litedet_ros.grasping.collision import gripper_boxes
 from litedet_ros.grasping.node_config import DESCRIPTIONS, GraspNodeConfig
 from litedet_ros.grasping.planner import GraspPlanner, PlanResult

@@ -283,9 +283,7 @@ class SimNode(Node):
             request.done.set()
 
     def _camera_info_for(self, cell: Workcell) -> CameraInfo:
-        intr = cell.config.intrinsics
-        return CameraInfo(width=intr.width, height=intr.height, k=intr.matrix, d=[0.0] * 5,
-                          distortion_model='plumb_bob', frame_id=CAMERA_FRAME)
+        return CameraInfo.from_pinhole(cell.config.intrinsics, CAMERA_FRAME)
 
     def _publish_joints(self, cell: Workcell, stamp_ns: int) -> None:
         msg = JointState(header=conversions.make_header(stamp_ns, ''),

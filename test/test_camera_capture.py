@@ -227,8 +227,10 @@ def test_intrinsics_round_trip_and_distortion_models():
     assert info.distortion_model == 'equidistant'
     np.testing.assert_allclose(info.d, [0.1, -0.2, 0.03, -0.004], atol=1e-6)
     np.testing.assert_allclose(info.p[:, :3], info.k)
-    with pytest.raises(InvalidCameraInfoError, match='focal lengths'):
+    with pytest.raises(InvalidCameraInfoError, match='K is all zero'):
         CameraInfo(640, 480, np.zeros((3, 3)), [])
+    with pytest.raises(InvalidCameraInfoError, match='focal lengths'):
+        CameraInfo(640, 480, [[0, 0, 320], [0, 615, 240], [0, 0, 1]], [])
 
 
 def test_recording_writer_refuses_bad_input(tmp_path):

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.errors import InvalidCameraInfoError, InvalidImageError
-from litedet_ros.grasping.camera import DepthUnitsError, PinholeCamera, decode_depth
+from litedet_ros.grasping.camera import DepthUnitsError, decode_depth
 from litedet_ros.grasping.segmentation import GraspDropError, box_pixel_range
 from litedet_ros.grasping.synthetic import Cuboid, render_depth
 

@@ -15,10 +15,9 @@ from sensor_msgs.msg import Image  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from litedet_ros import conversions, topics  # noqa: E402
-from litedet_ros.camera.types import CameraInfo  # noqa: E402
+from litedet_ros.camera.types import CameraInfo, PinholeCamera  # noqa: E402
 from litedet_ros.detection.types import Detections  # noqa: E402
 from litedet_ros.grasp_planner_node import GraspPlannerNode  # noqa: E402
-from litedet_ros.grasping.camera import PinholeCamera  # noqa: E402
 from litedet_ros.grasping.config import BinGeometry  # noqa: E402
 from litedet_ros.grasping.synthetic import (  # noqa: E402
     Cuboid,

@@ -5,9 +5,9 @@ import functools
 import numpy as np
 import pytest
 
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidCameraInfoError, InvalidImageError, InvalidMessageError
-from litedet_ros.grasping.camera import PinholeCamera
 from litedet_ros.grasping.collision import gripper_boxes, points_clearance, wall_clearance
 from litedet_ros.grasping.config import BinGeometry, GripperGeometry, PlannerConfig
 from litedet_ros.grasping.planner import GraspPlanner

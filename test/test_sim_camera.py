@@ -1,17 +1,20 @@
 """Simulated D435: depth against known geometry, boxes against projections, seeded scenes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.errors import InvalidCameraInfoError
-from litedet_ros.sim.camera import CameraIntrinsics, DepthModel, apply_depth_model, visible_boxes
+from litedet_ros.sim.camera import D435_COLOR, DepthModel, apply_depth_model, visible_boxes
 from litedet_ros.sim.objects import OBJECT_CLASSES, ObjectInstance
 from litedet_ros.sim.workcell import SceneError, Workcell, WorkcellConfig
 
 BOX = OBJECT_CLASSES[0]
 
 
-def _rays(intrinsics: CameraIntrinsics) -> np.ndarray:
+def _rays(intrinsics: PinholeCamera) -> np.ndarray:
     v, u = np.mgrid[0:intrinsics.height, 0:intrinsics.width]
     return np.stack([(u - intrinsics.cx) / intrinsics.fx, (v - intrinsics.cy) / intrinsics.fy,
                      np.ones(u.shape)], axis=-1)
@@ -115,7 +118,7 @@ def test_bad_scene_request_refused(box_cell, seed, count):
 
 
 def test_depth_model_artefacts():
-    intr = CameraIntrinsics()
+    intr = D435_COLOR
     rng = np.random.default_rng(0)
     depth = np.full((intr.height, intr.width), 0.5, dtype=np.float32)
     depth[:, 320:] = 1.5  # a step edge
@@ -131,7 +134,7 @@ def test_depth_model_artefacts():
 
 
 def test_grazing_surface_invalid():
-    intr = CameraIntrinsics()
+    intr = D435_COLOR
     u = np.arange(intr.width)[None, :].repeat(intr.height, axis=0)
     # Plane through (0, 0, 1 m) whose normal is 85 degrees from the optical axis.
     tilt = np.deg2rad(85.0)
@@ -153,5 +156,5 @@ def test_visible_boxes_and_intrinsics():
     assert boxes.tolist() == [[3, 2, 7, 5], [0, 0, 0, 0], [11, 8, 12, 9]]
     assert pixels.tolist() == [12, 0, 1]
     with pytest.raises(InvalidCameraInfoError):
-        CameraIntrinsics(fx=0.0)
-    assert CameraIntrinsics().matrix[0, 2] == 319.5
+        replace(D435_COLOR, fx=0.0)
+    assert D435_COLOR.matrix[0, 2] == 319.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import os
 import time
 
@@ -77,10 +78,9 @@ def _record_sim(args: argparse.Namespace) -> int:
 
     cell = Workcell(seed=args.seed, num_objects=args.objects)
     try:
-        intrinsics = cell.config.intrinsics
         # the simulated depth is already aligned to colour: one calibration, identity extrinsic
-        info = CameraInfo(intrinsics.width, intrinsics.height, intrinsics.matrix, [0.0] * 5,
-                          source_model='brown_conrady')
+        info = replace(CameraInfo.from_pinhole(cell.config.intrinsics, ''),
+                       source_model='brown_conrady')
         scale = cell.config.depth_model.depth_unit if cell.config.depth_model else 0.001
 
         def frames():

@@ -1,4 +1,9 @@
-"""Plain data types of the RealSense capture core: profiles, configuration, intrinsics, frames."""
+"""Camera data types: profiles, configuration, calibration, the pinhole model, frames.
+
+Frames: the camera *optical* frame (REP-103): +x right, +y down, +z forward along the optical axis,
+origin at the optical centre. Pixel ``(u, v)`` is the column and row index; pixel centres sit at
+integer coordinates, as in ``sensor_msgs/CameraInfo``.
+"""
 
 from __future__ import annotations
 
@@ -133,6 +138,102 @@ class CaptureConfig:
 
 
 @dataclass(frozen=True)
+class PinholeCamera:
+    """Undistorted pinhole intrinsics of one image stream.
+
+    Attributes:
+        fx: focal length along x, pixels.
+        fy: focal length along y, pixels.
+        cx: principal point x, pixels.
+        cy: principal point y, pixels.
+        width: image width, pixels.
+        height: image height, pixels.
+    """
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        values = np.array([self.fx, self.fy, self.cx, self.cy], dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise InvalidCameraInfoError('camera intrinsics hold NaN or inf')
+        if self.fx <= 0 or self.fy <= 0:
+            raise InvalidCameraInfoError(
+                f'focal lengths must be positive (zero K?), got fx={self.fx}, fy={self.fy}')
+        if self.width <= 0 or self.height <= 0:
+            raise InvalidCameraInfoError(
+                f'image size must be positive, got {self.width}x{self.height}')
+
+    @classmethod
+    def from_k(cls, k: np.ndarray | list[float], width: int, height: int) -> PinholeCamera:
+        """Build the model from a row-major 3x3 intrinsic matrix (``CameraInfo.k``).
+
+        Args:
+            k: ``float[9]`` or ``float[3, 3]`` intrinsic matrix ``[fx 0 cx; 0 fy cy; 0 0 1]``.
+            width: image width, pixels.
+            height: image height, pixels.
+
+        Raises:
+            InvalidCameraInfoError: K has the wrong size, is all zero (an uncalibrated camera
+                publishes zeros), or has non-positive focal lengths.
+        """
+        k = np.asarray(k, dtype=np.float64)
+        if k.size != 9:
+            raise InvalidCameraInfoError(f'K must have 9 elements, got {k.size}')
+        k = k.reshape(3, 3)
+        if not k.any():
+            raise InvalidCameraInfoError('K is all zero: the camera is not calibrated')
+        return cls(fx=float(k[0, 0]), fy=float(k[1, 1]), cx=float(k[0, 2]), cy=float(k[1, 2]),
+                   width=int(width), height=int(height))
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """``float64[3, 3]`` intrinsic matrix ``[fx 0 cx; 0 fy cy; 0 0 1]``, pixels."""
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+    def check_image(self, image: np.ndarray) -> None:
+        """Raise :class:`InvalidCameraInfoError` unless ``image`` is ``height x width``."""
+        if image.shape[:2] != (self.height, self.width):
+            raise InvalidCameraInfoError(
+                f'image is {image.shape[1]}x{image.shape[0]} but the camera model is '
+                f'{self.width}x{self.height}')
+
+    def deproject(self, u: np.ndarray, v: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Back-project pixels with depth to 3D points in the camera optical frame.
+
+        Args:
+            u: ``float[N]`` pixel columns.
+            v: ``float[N]`` pixel rows.
+            depth: ``float[N]`` depth along the optical axis (z), metres.
+
+        Returns:
+            ``float64[N, 3]`` points, metres, camera optical frame.
+        """
+        z = np.asarray(depth, dtype=np.float64)
+        x = (np.asarray(u, dtype=np.float64) - self.cx) * z / self.fx
+        y = (np.asarray(v, dtype=np.float64) - self.cy) * z / self.fy
+        return np.stack([x, y, z], axis=-1)
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Project 3D points of the camera optical frame to pixels.
+
+        Args:
+            points: ``float[N, 3]`` points with z > 0, metres.
+
+        Returns:
+            ``float64[N, 2]`` pixel coordinates ``(u, v)``.
+        """
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        z = points[:, 2]
+        return np.stack([self.fx * points[:, 0] / z + self.cx,
+                         self.fy * points[:, 1] / z + self.cy], axis=-1)
+
+
+@dataclass(frozen=True)
 class CameraInfo:
     """Calibration of one image stream, laid out as ``sensor_msgs/CameraInfo``.
 
@@ -156,18 +257,23 @@ class CameraInfo:
     source_model: str = 'none'
 
     def __post_init__(self) -> None:
-        k = np.asarray(self.k, dtype=np.float64).reshape(3, 3)
+        k = PinholeCamera.from_k(self.k, self.width, self.height).matrix  # validates K and size
         d = np.asarray(self.d, dtype=np.float64).reshape(-1)
-        if not (np.isfinite(k).all() and np.isfinite(d).all()):
-            raise InvalidCameraInfoError('camera intrinsics hold NaN or inf')
-        if k[0, 0] <= 0 or k[1, 1] <= 0:
-            raise InvalidCameraInfoError(
-                f'focal lengths must be positive, got fx={k[0, 0]}, fy={k[1, 1]}')
-        if self.width <= 0 or self.height <= 0:
-            raise InvalidCameraInfoError(
-                f'image size must be positive, got {self.width}x{self.height}')
+        if not np.isfinite(d).all():
+            raise InvalidCameraInfoError('distortion coefficients hold NaN or inf')
         object.__setattr__(self, 'k', k)
         object.__setattr__(self, 'd', d)
+
+    @classmethod
+    def from_pinhole(cls, camera: PinholeCamera, frame_id: str) -> CameraInfo:
+        """Return the calibration of an undistorted pinhole camera (``plumb_bob``, D = 0)."""
+        return cls(width=camera.width, height=camera.height, k=camera.matrix, d=np.zeros(5),
+                   frame_id=frame_id)
+
+    @property
+    def pinhole(self) -> PinholeCamera:
+        """The pinhole part of this calibration (distortion ignored)."""
+        return PinholeCamera.from_k(self.k, self.width, self.height)
 
     @property
     def p(self) -> np.ndarray:

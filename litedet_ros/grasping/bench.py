@@ -30,8 +30,9 @@ import time
 
 import numpy as np
 
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
-from litedet_ros.grasping.camera import PinholeCamera, decode_depth
+from litedet_ros.grasping.camera import decode_depth
 from litedet_ros.grasping.config import BinGeometry, GripperGeometry, PlannerConfig
 from litedet_ros.grasping.planner import GraspPlanner, PlanResult
 from litedet_ros.grasping.types import Grasp
@@ -291,7 +292,7 @@ def run_benchmark(scenes: int, objects: int, boxes: str = 'gt', detector_path: s
         detector = Detector.from_files(detector_path)
     cell = Workcell(seed=HELD_OUT_SEED, num_objects=objects)
     intr = cell.config.intrinsics
-    camera = PinholeCamera(intr.fx, intr.fy, intr.cx, intr.cy, intr.width, intr.height)
+    camera = intr
     config = PlannerConfig(bin=workcell_bin(cell.layout))
     planner = GraspPlanner(config)
     amodal = mujoco.Renderer(cell.model, intr.height // 4, intr.width // 4)

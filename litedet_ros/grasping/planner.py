@@ -8,9 +8,9 @@ import heapq
 
 import numpy as np
 
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidImageError, InvalidMessageError
-from litedet_ros.grasping.camera import PinholeCamera
 from litedet_ros.grasping.candidates import Candidate, generate_candidates
 from litedet_ros.grasping.collision import (
     finger_tip_corners,

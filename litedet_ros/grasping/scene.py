@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from litedet_ros.grasping.camera import PinholeCamera
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.grasping.config import BinGeometry
 
 

@@ -7,8 +7,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.errors import LitedetError
-from litedet_ros.grasping.camera import PinholeCamera
 from litedet_ros.grasping.config import PlannerConfig
 
 #: A cluster within this many sampled pixels of a box side reaches that side.

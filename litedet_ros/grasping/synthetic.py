@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.errors import LitedetError
-from litedet_ros.grasping.camera import PinholeCamera
 from litedet_ros.grasping.config import BinGeometry
 
 

@@ -13,45 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from litedet_ros.errors import InvalidCameraInfoError
+from litedet_ros.camera.types import PinholeCamera
 
-
-@dataclass(frozen=True)
-class CameraIntrinsics:
-    """Pinhole intrinsics of the colour stream (depth is aligned to it).
-
-    Attributes:
-        width: image width, px.
-        height: image height, px.
-        fx: focal length along x, px.
-        fy: focal length along y, px.
-        cx: principal point x, px (pixel-centre convention).
-        cy: principal point y, px.
-    """
-
-    width: int = 640
-    height: int = 480
-    fx: float = 615.0
-    fy: float = 615.0
-    cx: float = 319.5
-    cy: float = 239.5
-
-    def __post_init__(self) -> None:
-        values = np.array([self.fx, self.fy, self.cx, self.cy], dtype=np.float64)
-        if self.width <= 0 or self.height <= 0 or not np.isfinite(values).all() or \
-                self.fx <= 0 or self.fy <= 0:
-            raise InvalidCameraInfoError(f'invalid intrinsics {self}')
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """``float64[3, 3]`` camera matrix K."""
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
-
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """Project ``float[N, 3]`` optical-frame points (m, z > 0) to ``float64[N, 2]`` pixels."""
-        points = np.asarray(points, dtype=np.float64)
-        return np.stack([self.fx * points[:, 0] / points[:, 2] + self.cx,
-                         self.fy * points[:, 1] / points[:, 2] + self.cy], axis=1)
+#: Colour stream of a D435 at 640x480 (depth is aligned to it): fx = fy ~ 615 px.
+D435_COLOR = PinholeCamera(fx=615.0, fy=615.0, cx=319.5, cy=239.5, width=640, height=480)
 
 
 @dataclass(frozen=True)
@@ -79,7 +44,7 @@ class DepthModel:
     depth_unit: float = 0.001
 
 
-def apply_depth_model(depth: np.ndarray, intrinsics: CameraIntrinsics, model: DepthModel,
+def apply_depth_model(depth: np.ndarray, intrinsics: PinholeCamera, model: DepthModel,
                       rng: np.random.Generator) -> np.ndarray:
     """Turn ideal depth into D435-like depth.
 
@@ -111,7 +76,7 @@ def apply_depth_model(depth: np.ndarray, intrinsics: CameraIntrinsics, model: De
     return np.where(invalid, np.float32(0.0), noisy).astype(np.float32)
 
 
-def _grazing(z: np.ndarray, intrinsics: CameraIntrinsics) -> np.ndarray:
+def _grazing(z: np.ndarray, intrinsics: PinholeCamera) -> np.ndarray:
     # Angle between the surface normal and the view ray r = (x', y', 1). With P = z r, the
     # normal dP/du x dP/dv is proportional to n = (-fx z_u, -fy z_v, fx z_u x' + fy z_v y' + z)
     # and n . r = z, so cos(angle) = z / (|n| |r|).

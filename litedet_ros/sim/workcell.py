@@ -19,6 +19,7 @@ import enum
 import mujoco
 import numpy as np
 
+from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.description import (
     ARM_JOINTS,
     CAMERA_FRAME,
@@ -29,7 +30,7 @@ from litedet_ros.description import (
     workcell_urdf,
 )
 from litedet_ros.errors import LitedetError
-from litedet_ros.sim.camera import CameraIntrinsics, DepthModel, apply_depth_model, visible_boxes
+from litedet_ros.sim.camera import D435_COLOR, DepthModel, apply_depth_model, visible_boxes
 from litedet_ros.sim.objects import CLASS_NAMES, ObjectInstance, add_object, sample_instance
 from litedet_ros.trajectory import (
     JointLimits,
@@ -119,7 +120,7 @@ class WorkcellConfig:
     """
 
     description: dict[str, float | str] = field(default_factory=dict)
-    intrinsics: CameraIntrinsics = CameraIntrinsics()
+    intrinsics: PinholeCamera = D435_COLOR
     depth_model: DepthModel | None = DepthModel()
     timestep: float = 0.002
     grip_force: float = 40.0
