@@ -85,7 +85,7 @@ def test_narrow_axis_of_boxes_and_cans():
 def test_the_shipped_parameter_file_holds_the_node_defaults():
     yaml = pytest.importorskip('yaml', reason='PyYAML is not installed')
     path = Path(__file__).resolve().parents[1] / 'config' / 'grasp_planner_node.yaml'
-    parameters = yaml.safe_load(path.read_text())['grasp_planner_node']['ros__parameters']
+    parameters = yaml.safe_load(path.read_text())['/**/grasp_planner_node']['ros__parameters']
     assert set(parameters) == set(GraspNodeConfig.field_names())
     defaults = GraspNodeConfig()
     for name, value in parameters.items():

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_yaml_matches_the_config_defaults():
     text = (ROOT / 'config' / 'controller_node.yaml').read_text()
-    values = yaml.safe_load(text)['controller_node']['ros__parameters']
+    values = yaml.safe_load(text)['/**/controller_node']['ros__parameters']
     assert set(values) == set(ControllerConfig.field_names())
     values['place_position'] = tuple(values['place_position'])
     assert ControllerConfig(**values) == ControllerConfig()
