@@ -4,7 +4,8 @@ Subscribes (relative names, see :mod:`litedet_ros.topics`):
 
 - ``grasps`` (litedet_ros/GraspArray): ranked grasps in the planning frame (``base_link``).
   Arrays in another frame, older than ``max_grasp_age`` or taken before the last attempt ended
-  are refused (counted, throttled warning).
+  are refused (counted, throttled warning). No grasps and ``num_detections`` 0 = the bin looks
+  empty; no grasps for detected objects = none of them has a feasible grasp.
 - ``joint_states`` (sensor_msgs/JointState): the six arm joints and ``finger_joint`` (half the
   finger opening, m). Older than ``joint_state_timeout``: no planning, and a motion is halted.
 
@@ -18,6 +19,8 @@ Publishes:
   the attempt fails at once with the reason (see :attr:`ControllerNode.connected`).
 - ``pick_status`` (litedet_ros/PickStatus) at every state change; reliable, transient local
   (late subscribers get the latest).
+- ``planned_path`` (visualization_msgs/Marker): LINE_STRIP of the TCP positions of every
+  trajectory sent to the arm, in the planning frame; reliable, transient local.
 
 Services (all answer at once; results come on ``pick_status``):
 
@@ -25,8 +28,11 @@ Services (all answer at once; results come on ``pick_status``):
   an emergency stop once the arm is idle.
 - ``~/pick_once`` (std_srvs/Trigger): start one attempt with the latest fresh grasps.
 - ``~/run`` (std_srvs/SetBool): true starts attempts until the bin is empty (no fresh grasps
-  within ``grasp_wait_timeout``, or an empty array) or ``max_consecutive_failures`` failed in a
-  row; false lets the current attempt finish and starts no other.
+  within ``grasp_wait_timeout``, or an array without grasps and detections) or
+  ``max_consecutive_failures`` failed in a row; false lets the current attempt finish and
+  starts no other. An array without grasps for detected objects is a FAILED attempt without
+  motion ("no feasible grasp for N detected objects"): it counts toward the failure limit and
+  the run waits for an array of a newer image.
 - ``~/stop`` (std_srvs/Trigger): emergency stop, the arm halts at once.
 
 The task runs on a worker thread; callbacks only hand data over, so status, stop and joint
@@ -39,6 +45,7 @@ from dataclasses import replace
 import math
 import threading
 
+from geometry_msgs.msg import Point, Pose, Vector3
 from rcl_interfaces.msg import (
     FloatingPointRange,
     IntegerRange,
@@ -53,9 +60,10 @@ from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import ColorRGBA, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
+from visualization_msgs.msg import Marker
 
 from litedet_ros import conversions, topics
 from litedet_ros.errors import LitedetError
@@ -65,9 +73,10 @@ from litedet_ros.motion.controller import (
     GraspInbox,
     RemoteRobot,
     RobotUnavailableError,
+    tcp_path,
 )
 from litedet_ros.motion.status import PickState, PickStatus
-from litedet_ros.motion.task import PickPlaceTask
+from litedet_ros.motion.task import GraspCandidates, PickPlaceTask
 from litedet_ros.msg import GraspArray
 from litedet_ros.msg import PickStatus as PickStatusMsg
 from litedet_ros.trajectory import JointTrajectory
@@ -132,7 +141,9 @@ class ControllerNode(Node):
         latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self._status_pub = self.create_publisher(PickStatusMsg, topics.PICK_STATUS, latched)
+        self._path_pub = self.create_publisher(Marker, topics.PLANNED_PATH, latched)
 
+        self.backend = backend
         self.robot = RemoteRobot(backend.joint_names, self._send_trajectory, self._send_gripper,
                                  self._now, self.config.joint_state_timeout)
         self.inbox = GraspInbox(backend.planning_frame, self.config.max_grasp_age, self._now)
@@ -190,7 +201,8 @@ class ControllerNode(Node):
     def _on_grasps(self, msg: GraspArray) -> None:
         try:
             self.inbox.offer(conversions.msg_to_grasps(msg),
-                             conversions.stamp_to_ns(msg.header.stamp), msg.header.frame_id)
+                             conversions.stamp_to_ns(msg.header.stamp), msg.header.frame_id,
+                             msg.num_detections)
         except LitedetError as error:
             self._drop('grasps', error)
 
@@ -216,6 +228,18 @@ class ControllerNode(Node):
         if len(trajectory.times):  # a stop goes out regardless
             self._check_listened(self._trajectory_pub)
         self._trajectory_pub.publish(conversions.joint_trajectory_to_msg(trajectory))
+        if len(trajectory.times):
+            self._publish_path(trajectory)
+
+    def _publish_path(self, trajectory: JointTrajectory) -> None:
+        header = conversions.make_header(self.get_clock().now().nanoseconds,
+                                         self.backend.planning_frame)
+        self._path_pub.publish(Marker(
+            header=header, ns='planned_path', id=0, type=Marker.LINE_STRIP,
+            action=Marker.ADD, pose=Pose(), scale=Vector3(x=0.005),
+            color=ColorRGBA(r=0.1, g=0.6, b=1.0, a=1.0),
+            points=[Point(x=x, y=y, z=z)
+                    for x, y, z in tcp_path(self.backend, trajectory).tolist()]))
 
     def _send_gripper(self, opening: float) -> None:
         self._check_listened(self._gripper_pub)
@@ -285,27 +309,31 @@ class ControllerNode(Node):
         return response
 
     # -- worker thread -------------------------------------------------------------------------
-    def _fresh_grasps(self) -> list:
-        grasps = self.inbox.wait(self.config.grasp_wait_timeout, self._cancel.is_set)
-        if grasps is None:
+    def _fresh_grasps(self) -> GraspCandidates:
+        seen = self.inbox.wait(self.config.grasp_wait_timeout, self._cancel.is_set)
+        if seen is None:
             self.get_logger().info(f'no fresh grasps within {self.config.grasp_wait_timeout} s')
-        return grasps or []
+        elif not seen.grasps and seen.num_detections:
+            self.get_logger().info(f'no feasible grasp for {seen.num_detections} detected '
+                                   'objects')
+        return seen or GraspCandidates()
 
     def _attempt_finished(self) -> None:
         self.inbox.scene_changed(self.get_clock().now().nanoseconds)
 
     def _pick_once(self) -> None:
-        result = self.task.pick_once(self._fresh_grasps())
+        seen = self._fresh_grasps()
+        result = self.task.pick_once(seen.grasps, seen.num_detections)
         self._attempt_finished()
         self.get_logger().info(f'pick: {result.outcome.name} {result.reason}'.rstrip())
 
     def _run(self) -> None:
         attempts = self.task.status.attempts
 
-        def detect() -> list:
+        def detect() -> GraspCandidates:
             if self.task.status.attempts != attempts:
                 self._attempt_finished()
-            return [] if self._cancel.is_set() else self._fresh_grasps()
+            return GraspCandidates() if self._cancel.is_set() else self._fresh_grasps()
 
         results = self.task.run(detect)
         self.get_logger().info(f'run ended after {len(results)} attempts: '

@@ -256,14 +256,15 @@ def grasps_to_msg(grasps: list[Grasp], detections: DetectionArrayMsg | None,
 
     Args:
         grasps: grasps in any order; they are sorted by descending score.
-        detections: the detection array the grasps came from, to copy each source detection.
+        detections: the detection array the grasps came from, to copy each source detection
+            and to count them (``num_detections``; 0 without it).
         stamp_ns: stamp of the source image, nanoseconds.
         frame_id: planning frame of the grasp poses.
     """
     source = list(detections.detections) if detections is not None else []
     ranked = sorted(grasps, key=lambda g: g.score, reverse=True)
     return GraspArrayMsg(
-        header=make_header(stamp_ns, frame_id),
+        header=make_header(stamp_ns, frame_id), num_detections=len(source),
         grasps=[grasp_to_msg(g, source[g.detection_index]
                              if 0 <= g.detection_index < len(source) else None)
                 for g in ranked])

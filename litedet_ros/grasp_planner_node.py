@@ -7,13 +7,16 @@ Subscribes (relative names, see :mod:`litedet_ros.topics`):
   ``1 / depth_image_units_divisor`` m, or 32FC1 in m) and its ``camera_info``, sensor-data QoS.
 
 The three are matched by stamp within ``time_sync_slop`` (message_filters' approximate-time
-policy is not available here: :class:`~litedet_ros.grasping.sync.ApproximateTimeSync`); inputs
-whose stamp goes backwards, that arrive older than the last matched set, or that never find a
-partner are dropped and counted.
+policy is not available here: :class:`~litedet_ros.grasping.sync.ApproximateTimeSync`); each
+input is kept for ``sync_queue_duration`` (stamps), so the depth of an image is still there when
+its detections arrive late. Inputs whose stamp goes backwards, that arrive older than the last
+matched set, or that find no partner within that time are dropped and counted.
 
 Publishes, for every matched set (also when no grasp was found):
 
 - ``grasps`` (litedet_ros/GraspArray): ranked, poses in ``target_frame``, stamp of the image;
+  ``num_detections`` = detections of the image, so an empty array tells an empty bin (0) from
+  objects without a feasible grasp;
 - ``grasps/poses`` (geometry_msgs/PoseArray): the same poses sorted by score;
 - ``grasps/markers`` (visualization_msgs/MarkerArray): gripper shapes at the best
   ``marker_grasps`` grasps and a sphere at each object's point centroid.
@@ -94,7 +97,7 @@ class GraspPlannerNode(Node):
             for name in GraspNodeConfig.field_names()})
         self.planner = GraspPlanner(self.config.planner_config())
         self.sync = ApproximateTimeSync(STREAMS, int(self.config.time_sync_slop * 1e9),
-                                        self.config.sync_queue_size)
+                                        int(self.config.sync_queue_duration * 1e9))
         #: Inputs and detections that produced no grasp, by reason.
         self.drops: Counter = Counter()
         self.tf = None
@@ -130,6 +133,7 @@ class GraspPlannerNode(Node):
         self.config = config
         self.planner = GraspPlanner(config.planner_config())
         self.sync.slop_ns = int(config.time_sync_slop * 1e9)
+        self.sync.queue_duration_ns = int(config.sync_queue_duration * 1e9)
         return SetParametersResult(successful=True)
 
     def _count(self, reason: str, error: Exception | str, count: int = 1) -> None:

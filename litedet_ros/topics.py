@@ -28,6 +28,7 @@ JOINT_TRAJECTORY = 'joint_trajectory_controller/joint_trajectory'
 # ros2_control forward_command_controller style: data = [finger opening, m]
 GRIPPER_COMMAND = 'gripper_controller/commands'
 PICK_STATUS = 'pick_status'  # litedet_ros/PickStatus
+PLANNED_PATH = 'planned_path'  # visualization_msgs/Marker, TCP path of the latest motion
 
 SIM_OBJECTS = 'sim/objects'  # litedet_ros/ObjectStateArray (ground truth, evaluation only)
 SIM_RESET_BIN = 'sim/reset_bin'  # litedet_ros/srv/ResetBin

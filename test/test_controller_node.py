@@ -21,6 +21,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg  # noqa: E402
+from visualization_msgs.msg import Marker  # noqa: E402
 
 from litedet_ros import conversions, topics  # noqa: E402
 from litedet_ros.controller_node import ControllerNode  # noqa: E402
@@ -125,14 +126,19 @@ class FakeRobot(Node):
                 velocity=[*map(float, velocity), 0.0]))
 
 
-def publish_grasps(client, robot, pose, frame_id='base_link', age=0.0, spin=None):
+def publish_grasps(client, robot, pose, frame_id='base_link', age=0.0, spin=None,
+                   num_detections=0):
+    """Publish one grasp at ``pose`` (none if None) planned from ``num_detections`` objects."""
     publisher = getattr(client, '_grasp_pub', None)
     if publisher is None:
         publisher = client._grasp_pub = client.create_publisher(GraspArray, topics.GRASPS, 10)
         assert spin(lambda: publisher.get_subscription_count() > 0)
     stamp = robot.stamp_ns() - int(age * 1e9)
-    grasp = Grasp(pose, width=0.05, score=0.9, frame_id=frame_id, stamp_ns=stamp)
-    publisher.publish(conversions.grasps_to_msg([grasp], None, stamp, frame_id))
+    grasps = [] if pose is None else [Grasp(pose, width=0.05, score=0.9, frame_id=frame_id,
+                                            stamp_ns=stamp)]
+    msg = conversions.grasps_to_msg(grasps, None, stamp, frame_id)
+    msg.num_detections = num_detections
+    publisher.publish(msg)
 
 
 def call(client, spin, kind, name, request):
@@ -157,6 +163,8 @@ def test_picks_a_reachable_grasp_and_reports_success(nodes, spin_until):
     statuses = []
     client.create_subscription(PickStatus, topics.PICK_STATUS,
                                lambda m: statuses.append(conversions.msg_to_pick_status(m)), 10)
+    paths = []
+    client.create_subscription(Marker, topics.PLANNED_PATH, paths.append, 10)
     publish_grasps(client, robot, REACHABLE, spin=spin_until)
     assert spin_until(lambda: controller.inbox.wait(0.0) is not None)
     assert trigger(client, spin_until, 'pick_once').success
@@ -171,6 +179,14 @@ def test_picks_a_reachable_grasp_and_reports_success(nodes, spin_until):
     assert [0.0] in robot.gripper_commands and robot.width == pytest.approx(0.08)
     place = controller.task.backend.tcp_pose(robot.q)
     assert np.allclose(place[:2, 3], (0.05, 0.5), atol=2e-3)
+    # RViz sees the TCP path of every motion, from the home pose to above the place pose
+    assert spin_until(lambda: len(paths) == 6)
+    assert {(m.type, m.header.frame_id) for m in paths} == {(Marker.LINE_STRIP, 'base_link')}
+    assert [len(m.points) for m in paths] == [len(t.times) for t in robot.trajectories]
+    first, last = paths[0].points[0], paths[-1].points[-1]
+    home = controller.task.backend.tcp_pose(START)[:3, 3]
+    assert np.allclose([first.x, first.y, first.z], home, atol=1e-6)
+    assert np.allclose([last.x, last.y, last.z], place[:3, 3], atol=5e-3)
     # the grasps were used: a second attempt waits for a fresh array and finds none
     assert spin_until(lambda: not controller.busy)
     assert trigger(client, spin_until, 'pick_once').success
@@ -271,6 +287,7 @@ def run(client, spin, value):
 
 
 def test_run_stops_on_an_empty_grasp_array(nodes, spin_until):
+    """No grasps and no detections: the bin is empty."""
     controller, robot, client = nodes
     publish_grasps(client, robot, REACHABLE, spin=spin_until)
     assert spin_until(lambda: controller.inbox.wait(0.0) is not None)
@@ -283,6 +300,39 @@ def test_run_stops_on_an_empty_grasp_array(nodes, spin_until):
     assert spin_until(lambda: not controller.busy, timeout=5.0)
     assert controller.task.status.attempts == 1
     assert controller.task.status.state == PickState.IDLE
+
+
+def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(nodes, spin_until):
+    """No grasp for seen objects: a failure without motion, then a fresh array is awaited."""
+    controller, robot, client = nodes
+    assert all(r.successful for r in controller.set_parameters([
+        Parameter('grasp_wait_timeout', value=30.0),
+        Parameter('max_consecutive_failures', value=2)]))
+
+    def waiting_for_a_newer_array():  # the run forgot the arrays taken before its last attempt
+        return (controller.task.status.state == PickState.WAITING_FOR_GRASPS
+                and controller.inbox.wait(0.0) is None)
+
+    publish_grasps(client, robot, None, num_detections=3, spin=spin_until)
+    assert spin_until(lambda: controller.inbox.wait(0.0) is not None)
+    assert run(client, spin_until, True).success
+    assert spin_until(lambda: controller.task.status.failures == 1 and
+                      waiting_for_a_newer_array())
+    result = controller.task.status.last_result
+    assert result.outcome == PickOutcome.FAILED
+    assert result.reason == 'no feasible grasp for 3 detected objects'
+    assert controller.busy and robot.trajectories == [] and robot.gripper_commands == []
+    publish_grasps(client, robot, REACHABLE, num_detections=3, spin=spin_until)
+    assert spin_until(lambda: controller.task.status.successes == 1 and
+                      waiting_for_a_newer_array(), timeout=30.0)
+    for failures in (2, 3):  # the object left is never graspable: the failure limit ends it
+        publish_grasps(client, robot, None, num_detections=1, spin=spin_until)
+        assert spin_until(lambda f=failures: controller.task.status.failures == f)
+        assert spin_until(lambda: waiting_for_a_newer_array() or not controller.busy)
+    assert spin_until(lambda: not controller.busy)
+    status = controller.task.status
+    assert status.state == PickState.STOPPED and status.attempts == 4
+    assert status.consecutive_failures == 2 and len(robot.trajectories) == 6
 
 
 def test_run_false_finishes_the_current_pick_then_stops(nodes, spin_until):

@@ -135,6 +135,7 @@ def test_grasp_array_is_ranked_and_round_trips_with_source_detection():
     grasps = [make_grasp(0.3, 1), make_grasp(0.8, 0), make_grasp(0.5, -1)]
     msg = conversions.grasps_to_msg(grasps, detection_msg, 42_000_000_001, 'base_link')
     assert [g.score for g in msg.grasps] == pytest.approx([0.8, 0.5, 0.3])
+    assert msg.num_detections == len(detection_msg.detections) == 2
     assert msg.grasps[0].detection.label == 'can'
     assert msg.grasps[1].detection.label == ''  # no source detection
     np.testing.assert_allclose(
@@ -144,6 +145,16 @@ def test_grasp_array_is_ranked_and_round_trips_with_source_detection():
     assert [g.detection_index for g in back] == [0, -1, 1]
     np.testing.assert_allclose(back[0].pose, grasps[1].pose, atol=1e-12)
     assert back[0].width == pytest.approx(0.06) and back[0].frame_id == 'base_link'
+
+
+def test_grasp_array_counts_the_detections_it_was_planned_from():
+    detection_msg = conversions.detections_to_msg(make_detections())
+    refused = conversions.grasps_to_msg([], detection_msg, 42_000_000_001, 'base_link')
+    assert refused.grasps == [] and refused.num_detections == 2  # seen, no feasible grasp
+    empty_bin = conversions.grasps_to_msg([], type(detection_msg)(), 1, 'base_link')
+    assert empty_bin.num_detections == 0
+    assert conversions.grasps_to_msg([make_grasp(0.5, -1)], None, 1, 'base_link'
+                                     ).num_detections == 0  # source unknown
 
 
 def test_grasp_with_inconsistent_approach_or_bad_width_is_refused():

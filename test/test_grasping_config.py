@@ -34,6 +34,7 @@ DOWN = np.array([0.0, 0.0, -1.0])
     lambda: GraspNodeConfig(bin_size=(0.4,)),
     lambda: GraspNodeConfig(gripper_stroke=-1.0),
     lambda: GraspNodeConfig(target_frame=''),
+    lambda: GraspNodeConfig(sync_queue_duration=0.0),
 ])
 def test_invalid_parameters_are_refused_with_a_typed_error(make):
     with pytest.raises(GraspConfigError):

@@ -89,7 +89,7 @@ def test_matched_inputs_give_ranked_grasps_in_the_target_frame(graph, spin_until
     send(publishers, 1_000_000_000, depth, box)
     assert spin_until(lambda: received['grasps'] and received['poses'] and received['markers'])
     msg = received['grasps'][0]
-    assert msg.header.frame_id == 'base_link'
+    assert msg.header.frame_id == 'base_link' and msg.num_detections == 1
     assert conversions.stamp_to_ns(msg.header.stamp) == 1_000_000_000
     grasps = conversions.msg_to_grasps(msg)
     assert grasps and [g.score for g in grasps] == sorted((g.score for g in grasps),

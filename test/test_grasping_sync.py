@@ -24,8 +24,8 @@ def test_matches_within_slop_when_the_slowest_stream_arrives():
 
 
 def test_unmatched_backwards_and_stale_inputs_are_counted():
-    sync = ApproximateTimeSync(STREAMS, slop_ns=5 * MS, queue_size=2)
-    for stamp in (100, 133, 166):  # the oldest is pushed out of the 2-message queue
+    sync = ApproximateTimeSync(STREAMS, slop_ns=5 * MS, queue_duration_ns=50 * MS)
+    for stamp in (100, 133, 166):  # the oldest falls out of the 50 ms window
         sync.add('depth', stamp * MS, stamp)
     assert sync.drops['unmatched'] == 1
     sync.add('depth', 150 * MS, 150)  # going backwards on its stream
@@ -61,13 +61,32 @@ def test_reset_forgets_stamps_after_a_clock_jump():
     assert sync.drops == {}
 
 
-@pytest.mark.parametrize('streams, slop, size', [(('a',), 1, 1), (('a', 'a'), 1, 1),
-                                                 (STREAMS, -1, 1), (STREAMS, 1, 0)])
-def test_bad_configuration_is_refused(streams, slop, size):
+@pytest.mark.parametrize('streams, slop, duration', [(('a',), 1, 1), (('a', 'a'), 1, 1),
+                                                     (STREAMS, -1, 1), (STREAMS, 1, 0)])
+def test_bad_configuration_is_refused(streams, slop, duration):
     with pytest.raises(LitedetError):
-        ApproximateTimeSync(streams, slop, size)
+        ApproximateTimeSync(streams, slop, duration)
 
 
 def test_unknown_stream_is_refused():
     with pytest.raises(LitedetError):
         ApproximateTimeSync(STREAMS, 1).add('rgb', 1, None)
+
+
+@pytest.mark.parametrize('duration_ms, matched', [(2000, 64 - 18), (600, 0)])
+def test_detections_later_than_the_queue_duration_find_no_depth(duration_ms, matched):
+    """Detections 1.2 s behind 15 Hz depth (a loaded detector) need the depth still queued."""
+    sync = ApproximateTimeSync(STREAMS, slop_ns=5 * MS, queue_duration_ns=duration_ms * MS)
+    frames = [round(k * 1000 / 15) * MS for k in range(64)]
+    sets = []
+    for k, stamp in enumerate(frames):
+        for stream in ('depth', 'info'):
+            sets.append(sync.add(stream, stamp, (stream, k)))
+        late = k - 18  # 18 frames = 1.2 s
+        if late >= 0:
+            sets.append(sync.add('detections', frames[late], ('detections', late)))
+    sets = [s for s in sets if s is not None]
+    assert len(sets) == matched
+    assert all(s['depth'][1] == s['info'][1] == s['detections'][1] for s in sets)
+    held = sum(len(queue) for queue in sync._queues.values())
+    assert held <= 3 * (duration_ms * 15 // 1000 + 1)  # memory stays bounded by the duration

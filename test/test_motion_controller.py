@@ -9,12 +9,16 @@ import yaml
 from litedet_ros.description import ARM_JOINTS, GRIPPER_JOINT
 from litedet_ros.errors import InvalidMessageError, StaleInputError
 from litedet_ros.grasping.types import Grasp
+from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.controller import (
     ControllerConfig,
     ControllerConfigError,
     GraspInbox,
     RemoteRobot,
+    tcp_path,
 )
+from litedet_ros.motion.model import RobotModel
+from litedet_ros.motion.task import GraspCandidates
 from litedet_ros.trajectory import JointTrajectory
 
 NAMES = [*ARM_JOINTS, GRIPPER_JOINT]
@@ -128,10 +132,15 @@ def test_inbox_refuses_foreign_frames_and_old_arrays():
     with pytest.raises(StaleInputError, match='old'):
         inbox.offer([grasp(stamp_ns=7_000_000_000)], 7_000_000_000, 'base_link')
     assert inbox.wait(0.0) is None
-    inbox.offer([grasp()], 9_000_000_000, 'base_link')
-    assert len(inbox.wait(0.0)) == 1
+    inbox.offer([grasp()], 9_000_000_000, 'base_link', num_detections=3)
+    seen = inbox.wait(0.0)
+    assert isinstance(seen, GraspCandidates) and len(seen.grasps) == 1
+    assert seen.num_detections == 3
     inbox.offer([], 9_100_000_000, 'base_link')
-    assert inbox.wait(0.0) == []  # an empty array is an answer: nothing to pick
+    assert inbox.wait(0.0).bin_empty  # an empty array is an answer: nothing to pick
+    inbox.offer([], 9_200_000_000, 'base_link', num_detections=2)
+    seen = inbox.wait(0.0)  # objects seen, none graspable: not an empty bin
+    assert seen.grasps == () and seen.num_detections == 2 and not seen.bin_empty
 
 
 def test_inbox_forgets_arrays_taken_before_the_scene_changed():
@@ -142,5 +151,22 @@ def test_inbox_forgets_arrays_taken_before_the_scene_changed():
     with pytest.raises(StaleInputError, match='before the last pick'):
         inbox.offer([grasp()], 9_400_000_000, 'base_link')
     inbox.offer([grasp(stamp_ns=9_600_000_000)], 9_600_000_000, 'base_link')
-    assert len(inbox.wait(0.0)) == 1
+    assert len(inbox.wait(0.0).grasps) == 1
+    inbox.scene_changed(9_500_000_000)  # no time passed: the array was still used
+    assert inbox.wait(0.0) is None
+    with pytest.raises(StaleInputError, match='before the last pick'):
+        inbox.offer([grasp(stamp_ns=9_600_000_000)], 9_600_000_000, 'base_link')
     assert GraspInbox('base_link', 0.0, Clock()).wait(10.0, cancelled=lambda: True) is None
+
+
+def test_tcp_path_follows_the_trajectory_by_forward_kinematics():
+    backend = BuiltinBackend(RobotModel.from_workcell())
+    start = np.array([0.528, -1.86, 1.72, -1.431, -1.571, -1.043])
+    down = backend.tcp_pose(start)
+    down[2, 3] -= 0.1
+    trajectory = backend.plan_cartesian(start, down)  # straight line 10 cm down
+    path = tcp_path(backend, trajectory)
+    assert path.shape == (len(trajectory.times), 3) and len(path) > 2
+    np.testing.assert_allclose(path[0], backend.tcp_pose(start)[:3, 3], atol=1e-9)
+    np.testing.assert_allclose(path[-1], down[:3, 3], atol=2e-3)
+    np.testing.assert_allclose(path[:, :2], path[:1, :2].repeat(len(path), 0), atol=2e-3)

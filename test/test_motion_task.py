@@ -12,7 +12,13 @@ from litedet_ros.grasping.types import Grasp
 from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.model import RobotModel
 from litedet_ros.motion.status import PickOutcome, PickState
-from litedet_ros.motion.task import PickPlaceTask, TaskConfig, tool_down_pose
+from litedet_ros.motion.task import (
+    NO_FEASIBLE_GRASP,
+    GraspCandidates,
+    PickPlaceTask,
+    TaskConfig,
+    tool_down_pose,
+)
 from litedet_ros.trajectory import TrajectorySampler
 
 START = np.array([0.528, -1.86, 1.72, -1.431, -1.571, -1.043])  # the sim's home
@@ -209,21 +215,41 @@ def test_pause_holds_before_the_next_motion(backend):
 def test_run_stops_after_consecutive_failures_or_when_empty(backend):
     robot = FakeRobot()
     task, _ = make_task(backend, robot, max_consecutive_failures=2)
-    results = task.run(lambda: [UNREACHABLE])
+    results = task.run(lambda: GraspCandidates((UNREACHABLE,), 1))
     assert [r.outcome for r in results] == [PickOutcome.FAILED] * 2
     assert task.status.state == PickState.STOPPED
-    remaining = [[GRASP], [GRASP]]
+    remaining = [GraspCandidates((GRASP,)), GraspCandidates((GRASP,))]
     task.reset()
-    results = task.run(lambda: remaining.pop() if remaining else [])
+    results = task.run(lambda: remaining.pop() if remaining else GraspCandidates())
     assert [r.outcome for r in results] == [PickOutcome.SUCCESS] * 2
     assert task.status.state == PickState.IDLE and task.status.successes == 2
+
+
+def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):
+    """The grasp planner refused every object: not an empty bin; look again, no motion."""
+    robot = FakeRobot()
+    task, _ = make_task(backend, robot, max_consecutive_failures=3)
+    looks = [GraspCandidates(), GraspCandidates((GRASP,), 4), GraspCandidates((), 5),
+             GraspCandidates((), 5)]
+    results = task.run(looks.pop)
+    assert [r.outcome for r in results] == [PickOutcome.FAILED, PickOutcome.FAILED,
+                                            PickOutcome.SUCCESS]
+    assert results[0].reason == f'{NO_FEASIBLE_GRASP} for 5 detected objects'
+    assert robot.executions == 6  # only the pick moved the arm (6 motions)
+    assert not looks and task.status.state == PickState.IDLE  # then the bin was empty
+    assert task.status.consecutive_failures == 0 and task.status.attempts == 3
+    task.reset()
+    executions = robot.executions
+    results = task.run(lambda: GraspCandidates((), 2))  # never a grasp: the stop rule ends it
+    assert [r.reason for r in results] == [f'{NO_FEASIBLE_GRASP} for 2 detected objects'] * 3
+    assert task.status.state == PickState.STOPPED and robot.executions == executions
 
 
 def test_emergency_stop_from_another_thread(backend):
     robot = FakeRobot()
     task, _ = make_task(backend, robot)
     robot.on_wait = lambda r: time.sleep(0.001)
-    worker = threading.Thread(target=lambda: task.run(lambda: [GRASP]))
+    worker = threading.Thread(target=lambda: task.run(lambda: GraspCandidates((GRASP,))))
     worker.start()
     time.sleep(0.2)
     task.emergency_stop()

@@ -33,7 +33,7 @@ class GraspNodeConfig:
     target_frame: str = 'base_link'
     depth_image_units_divisor: float = 1000.0
     time_sync_slop: float = 0.02
-    sync_queue_size: int = 10
+    sync_queue_duration: float = 2.0
     use_tf: bool = True
     camera_pose: tuple[float, ...] = (0.5, 0.015, 0.70, -0.70710678, 0.70710678, 0.0, 0.0)
     bin_enabled: bool = True
@@ -73,8 +73,10 @@ class GraspNodeConfig:
             raise GraspConfigError('depth_image_units_divisor must be > 0')
         if not (math.isfinite(self.time_sync_slop) and self.time_sync_slop >= 0):
             raise GraspConfigError('time_sync_slop must be >= 0 s')
-        if self.sync_queue_size < 1 or self.marker_grasps < 0:
-            raise GraspConfigError('sync_queue_size must be >= 1 and marker_grasps >= 0')
+        if not (math.isfinite(self.sync_queue_duration) and self.sync_queue_duration > 0):
+            raise GraspConfigError('sync_queue_duration must be > 0 s')
+        if self.marker_grasps < 0:
+            raise GraspConfigError('marker_grasps must be >= 0')
         for name, length in (('camera_pose', 7), ('bin_pose', 4), ('bin_size', 2)):
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) != length or not np.isfinite(value).all():
@@ -137,7 +139,8 @@ DESCRIPTIONS: dict[str, str] = {
     'target_frame': 'Planning frame of the published grasps.',
     'depth_image_units_divisor': 'Depth units per metre of 16UC1 depth (RealSense: 1000).',
     'time_sync_slop': 'Largest stamp spread of matched detections, depth and camera_info, s.',
-    'sync_queue_size': 'Messages kept per input while waiting for a match.',
+    'sync_queue_duration': 'Inputs are kept this long (stamps) while waiting for a match, s; '
+                           'longer than the detector latency.',
     'use_tf': 'Look the camera up in tf2 at the image stamp when tf2_ros is installed; '
               'otherwise camera_pose is used.',
     'camera_pose': 'Calibrated camera optical frame in target_frame: [x, y, z, qx, qy, qz, qw] '

@@ -19,29 +19,36 @@ class ApproximateTimeSync:
     stamps; each stream contributes its message nearest to the pivot. If those lie within the
     slop the set is returned and they and everything older are removed (older ones counted as
     ``unmatched``). Messages whose stamp does not increase on their stream are dropped as
-    ``backwards``; messages not newer than the last returned set as ``stale``; messages pushed
-    out of a full queue as ``unmatched``.
+    ``backwards``; messages not newer than the last returned set as ``stale``; messages older
+    than the newest accepted stamp (any stream) by more than ``queue_duration_ns`` as
+    ``unmatched``.
+
+    The queues are bounded in time, not in count, so a slow stream (detections behind a
+    loaded detector) still finds the fast streams' messages of its own image: each stream
+    keeps about ``queue_duration_ns`` x its rate messages.
 
     Args:
         streams: stream names, e.g. ``('detections', 'depth', 'camera_info')``.
         slop_ns: largest stamp spread within a set, nanoseconds.
-        queue_size: messages kept per stream while waiting for a match.
+        queue_duration_ns: how far back in stamps messages are kept while waiting for a
+            match, nanoseconds (longer than the latency of the slowest stream).
 
     Attributes:
         drops: dropped messages counted by reason.
     """
 
-    def __init__(self, streams: tuple[str, ...], slop_ns: int, queue_size: int = 10) -> None:
+    def __init__(self, streams: tuple[str, ...], slop_ns: int,
+                 queue_duration_ns: int = 2_000_000_000) -> None:
         if len(streams) < 2 or len(set(streams)) != len(streams):
             raise LitedetError(f'need two or more distinct streams, got {streams}')
-        if slop_ns < 0 or queue_size < 1:
-            raise LitedetError(f'need slop_ns >= 0 and queue_size >= 1, got {slop_ns}, '
-                               f'{queue_size}')
+        if slop_ns < 0 or queue_duration_ns <= 0:
+            raise LitedetError(f'need slop_ns >= 0 and queue_duration_ns > 0, got {slop_ns}, '
+                               f'{queue_duration_ns}')
         self.streams = tuple(streams)
         self.slop_ns = int(slop_ns)
+        self.queue_duration_ns = int(queue_duration_ns)
         self._queues: dict[str, deque[tuple[int, Any]]] = {
             name: deque() for name in self.streams}
-        self._queue_size = queue_size
         self._last_stamp: dict[str, int] = {}
         self._last_set_stamp: int | None = None
         self.drops: Counter = Counter()
@@ -62,11 +69,12 @@ class ApproximateTimeSync:
         if self._last_set_stamp is not None and stamp_ns <= self._last_set_stamp:
             self.drops['stale'] += 1
             return None
-        queue = self._queues[stream]
-        queue.append((stamp_ns, message))
-        if len(queue) > self._queue_size:
-            queue.popleft()
-            self.drops['unmatched'] += 1
+        self._queues[stream].append((stamp_ns, message))
+        oldest_kept = max(self._last_stamp.values()) - self.queue_duration_ns
+        for queue in self._queues.values():
+            while queue and queue[0][0] < oldest_kept:
+                queue.popleft()
+                self.drops['unmatched'] += 1
         return self._match()
 
     def latest_stamp(self, stream: str) -> int | None:

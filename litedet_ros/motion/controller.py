@@ -2,8 +2,9 @@
 
 The controller node wires these to topics: :class:`RemoteRobot` is the task's
 :class:`~litedet_ros.motion.task.RobotInterface` over a ros2_control style robot (joint states
-in; trajectories and gripper commands out through callables), and :class:`GraspInbox` keeps the
-latest grasp array that is in the planning frame and fresh enough to plan with.
+in; trajectories and gripper commands out through callables), :class:`GraspInbox` keeps the
+latest grasp array that is in the planning frame and fresh enough to plan with, and
+:func:`tcp_path` gives the tool path of a trajectory for display.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import numpy as np
 from litedet_ros.description import GRIPPER_JOINT
 from litedet_ros.errors import InvalidMessageError, LitedetError, StaleInputError
 from litedet_ros.grasping.types import Grasp
-from litedet_ros.motion.backend import BACKENDS, BuiltinConfig
+from litedet_ros.motion.backend import BACKENDS, BuiltinConfig, MotionBackend
 from litedet_ros.motion.planner import PlannerConfig
-from litedet_ros.motion.task import TaskConfig, tool_down_pose
+from litedet_ros.motion.task import GraspCandidates, TaskConfig, tool_down_pose
 from litedet_ros.trajectory import JointTrajectory
 
 NS_PER_S = 1_000_000_000
@@ -48,7 +49,8 @@ class ControllerConfig:
             stale: no planning, and a running motion is halted, s.
         grasp_wait_timeout: longest wait for a fresh grasp array before an attempt, s; none
             arriving ends a run (``~/run``) as an empty bin.
-        max_consecutive_failures: a run stops after this many failed attempts in a row.
+        max_consecutive_failures: a run stops after this many failed attempts in a row
+            (attempts without a feasible grasp for the detected objects included).
         pre_grasp_distance: back-off along the approach axis before the grasp, m.
         lift_height: straight lift after closing, m.
         place_position: (x, y, z) of the TCP at release, planning frame, m.
@@ -262,7 +264,8 @@ class GraspInbox:
     """The latest usable grasp array; refuses arrays in another frame or too old.
 
     An array also counts as too old when it was taken before the end of the last attempt
-    (:meth:`scene_changed`): the arm has moved objects since.
+    (:meth:`scene_changed`): the arm has moved objects since, or (after an attempt that found
+    no feasible grasp) the same image would give the same answer.
     """
 
     def __init__(self, planning_frame: str, max_age: float, clock: Callable[[], float]) -> None:
@@ -277,12 +280,19 @@ class GraspInbox:
         self.max_age = max_age
         self._clock = clock
         self._changed = threading.Condition()
-        self._grasps: list[Grasp] | None = None
+        self._grasps: GraspCandidates | None = None
         self._stamp_ns = 0
         self._valid_after_ns = 0
 
-    def offer(self, grasps: list[Grasp], stamp_ns: int, frame_id: str) -> None:
+    def offer(self, grasps: Sequence[Grasp], stamp_ns: int, frame_id: str,
+              num_detections: int = 0) -> None:
         """Store an array (replacing the previous one).
+
+        Args:
+            grasps: the array's grasps.
+            stamp_ns: stamp of the source image (ROS clock), ns.
+            frame_id: frame of the array.
+            num_detections: detections the grasps were planned from (0: nothing seen).
 
         Raises:
             InvalidMessageError: the array or one of its grasps is not in the planning frame.
@@ -299,18 +309,22 @@ class GraspInbox:
         with self._changed:
             if stamp_ns < self._valid_after_ns:
                 raise StaleInputError('grasp array was taken before the last pick attempt ended')
-            self._grasps, self._stamp_ns = list(grasps), stamp_ns
+            self._grasps = GraspCandidates(tuple(grasps), int(num_detections))
+            self._stamp_ns = stamp_ns
             self._changed.notify_all()
 
     def scene_changed(self, stamp_ns: int) -> None:
-        """Forget arrays taken before ``stamp_ns`` (ROS clock, ns): the bin has changed."""
+        """An attempt ended at ``stamp_ns`` (ROS clock, ns): forget the array it used.
+
+        From now on only arrays taken at or after ``stamp_ns``, and after the forgotten one,
+        are accepted (even if no time passed on the clock, the same image is not used twice).
+        """
         with self._changed:
-            self._valid_after_ns = stamp_ns
-            if self._stamp_ns < stamp_ns:
-                self._grasps = None
+            self._valid_after_ns = max(stamp_ns, self._stamp_ns + 1)
+            self._grasps = None
 
     def wait(self, timeout: float, cancelled: Callable[[], bool] = lambda: False
-             ) -> list[Grasp] | None:
+             ) -> GraspCandidates | None:
         """The current array, waiting up to ``timeout`` s (wall) for one; None if none came."""
         deadline = time.monotonic() + timeout
         with self._changed:
@@ -319,4 +333,18 @@ class GraspInbox:
                 if remaining <= 0:
                     return None
                 self._changed.wait(min(remaining, 0.05))
-            return None if self._grasps is None else list(self._grasps)
+            return self._grasps
+
+
+def tcp_path(backend: MotionBackend, trajectory: JointTrajectory) -> np.ndarray:
+    """TCP positions along a trajectory, by forward kinematics of the backend's robot model.
+
+    Args:
+        backend: motion backend whose robot executes ``trajectory``.
+        trajectory: ``N`` points in the backend's joint order.
+
+    Returns:
+        ``float64[N, 3]`` TCP positions at the trajectory points, planning frame, m.
+    """
+    return np.array([backend.tcp_pose(q)[:3, 3] for q in trajectory.positions],
+                    dtype=np.float64).reshape(-1, 3)

@@ -13,10 +13,13 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
 
 Planning failures move on to the next grasp candidate without moving the arm; a failure after
 the arm moved ends the attempt (RECOVERING: open, detach, back off upwards) and :meth:`run`
-re-detects. :meth:`run` stops when no grasps remain (bin empty) or after
-``max_consecutive_failures``. Every motion has a watchdog (planned duration x 1.1 + 0.5 s, as
-MoveIt's trajectory execution manager); :meth:`emergency_stop` halts the robot at once, from
-any thread, and the task ends within one control period.
+re-detects. :meth:`run` stops when the bin looks empty (no grasps and no detections) or after
+``max_consecutive_failures``. Objects seen but without a feasible grasp (the grasp planner
+refuses risky ones) make an attempt that FAILED without motion, reason starting with
+:data:`NO_FEASIBLE_GRASP`: it counts toward the stop rule, and :meth:`run` re-detects.
+Every motion has a watchdog (planned duration x 1.1 + 0.5 s, as MoveIt's trajectory execution
+manager); :meth:`emergency_stop` halts the robot at once, from any thread, and the task ends
+within one control period.
 
 The task talks to the robot through :class:`RobotInterface`, implemented by the simulation core
 and by the ROS controller node alike.
@@ -37,6 +40,9 @@ from litedet_ros.motion.backend import MotionBackend
 from litedet_ros.motion.model import MotionError, Obstacle
 from litedet_ros.motion.status import PickOutcome, PickResult, PickState, PickStatus
 from litedet_ros.trajectory import JointTrajectory
+
+#: Start of the reason of an attempt that found no feasible grasp (it ends before any motion).
+NO_FEASIBLE_GRASP = 'no feasible grasp'
 
 
 class RobotInterface(Protocol):
@@ -69,6 +75,26 @@ class RobotInterface(Protocol):
 
     def finger_width(self) -> float:
         """Measured distance between the pads, m."""
+
+
+@dataclass(frozen=True)
+class GraspCandidates:
+    """One look at the bin: grasp candidates and the detections they were planned from.
+
+    Attributes:
+        grasps: candidates in the planning frame, any order.
+        num_detections: objects detected in the source image (0 also when unknown). No grasps
+            and no detections means the bin looks empty; no grasps for detected objects means
+            none of them has a feasible grasp.
+    """
+
+    grasps: tuple[Grasp, ...] = ()
+    num_detections: int = 0
+
+    @property
+    def bin_empty(self) -> bool:
+        """Whether nothing was seen: no grasps and no detections."""
+        return not self.grasps and self.num_detections == 0
 
 
 def tool_down_pose(position: Sequence[float], yaw: float = 0.0) -> np.ndarray:
@@ -197,33 +223,43 @@ class PickPlaceTask:
         self._update(state=PickState.IDLE, enabled=True, consecutive_failures=0)
 
     # -- the task ------------------------------------------------------------------------------
-    def run(self, detect: Callable[[], Sequence[Grasp]]) -> list[PickResult]:
+    def run(self, detect: Callable[[], GraspCandidates]) -> list[PickResult]:
         """Pick until the bin is empty, ``max_consecutive_failures`` or an emergency stop.
 
+        Detected objects without any grasp make a FAILED attempt without motion ("no feasible
+        grasp for N detected objects") and the bin is looked at again.
+
         Args:
-            detect: returns the current grasp candidates (re-detects the bin); empty = done.
+            detect: looks at the bin again (after each attempt) and returns what it saw;
+                :attr:`GraspCandidates.bin_empty` ends the run (IDLE).
         """
         results = []
         while not self._estop.is_set():
             self._update(state=PickState.WAITING_FOR_GRASPS)
-            grasps = detect()
-            if not grasps:
+            seen = detect()
+            if seen.bin_empty:
                 self._update(state=PickState.IDLE)
                 break
-            results.append(self.pick_once(grasps))
+            results.append(self.pick_once(seen.grasps, seen.num_detections))
             if self.status.consecutive_failures >= self.config.max_consecutive_failures:
                 self._update(state=PickState.STOPPED)
                 break
         return results
 
-    def pick_once(self, grasps: Sequence[Grasp]) -> PickResult:
-        """One attempt with the best feasible grasp among ``grasps``; never raises."""
+    def pick_once(self, grasps: Sequence[Grasp], num_detections: int = 0) -> PickResult:
+        """One attempt with the best feasible grasp among ``grasps``; never raises.
+
+        Args:
+            grasps: candidates in the planning frame, any order.
+            num_detections: objects detected in the source image, for the reason of an
+                attempt without grasps ("no feasible grasp for N detected objects").
+        """
         started = self.robot.now()
         self._update(attempts=self.status.attempts + 1)
         try:
             if self._estop.is_set():
                 raise _EmergencyStopError
-            plan = self._choose(grasps)
+            plan = self._choose(grasps, num_detections)
             self._approach(plan)
             width = self._grasp(plan)
             self._lift(plan, width)
@@ -246,7 +282,7 @@ class PickPlaceTask:
         return result
 
     # -- steps -------------------------------------------------------------------------------
-    def _choose(self, grasps: Sequence[Grasp]) -> _Plan:
+    def _choose(self, grasps: Sequence[Grasp], num_detections: int) -> _Plan:
         self._update(state=PickState.PLANNING)
         reasons = []
         for grasp in sorted(grasps, key=lambda g: -g.score):
@@ -254,9 +290,13 @@ class PickPlaceTask:
                 return self._plan_grasp(grasp)
             except LitedetError as error:
                 reasons.append(str(error))
-        if not reasons:
-            raise _AbortError('no grasp candidates', moved=False)
-        raise _AbortError(f'no feasible grasp among {len(reasons)}: {reasons[0]}', moved=False)
+        if reasons:
+            raise _AbortError(f'{NO_FEASIBLE_GRASP} among {len(reasons)}: {reasons[0]}',
+                              moved=False)
+        if num_detections:
+            raise _AbortError(f'{NO_FEASIBLE_GRASP} for {num_detections} detected objects',
+                              moved=False)
+        raise _AbortError('no grasp candidates', moved=False)
 
     def _plan_grasp(self, grasp: Grasp) -> _Plan:
         config, backend = self.config, self.backend
