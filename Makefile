@@ -15,6 +15,9 @@ lint: env
 test: lint
 	$(PYTHON) -m pytest
 
+demo: env
+	$(VENV)/bin/litedet-ros demo
+
 # Re-resolve requirements/requirements.in into requirements/lock.txt in a throw-away venv.
 lock:
 	@bash scripts/lock_requirements.sh

@@ -17,7 +17,11 @@ from litedet_ros import __version__
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     'bench': ('litedet_ros.bench', 'benchmarks that print and save figures'),
+    'bringup': ('litedet_ros.bringup.cli',
+                'start the node graph (what launch/bin_picking.launch.py starts)'),
     'camera': ('litedet_ros.camera.cli', 'RealSense devices and recordings'),
+    'demo': ('litedet_ros.bringup.demo',
+             'clear a seeded bin in the simulated workcell through the real nodes'),
     'sim': ('litedet_ros.sim.cli', 'simulated workcell: datasets, pictures, benchmark'),
 }
 

@@ -1,0 +1,197 @@
+"""The node graph description: arguments, node sets per mode, parameter merging, refusals."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from litedet_ros.bringup.graph import (
+    LAUNCH_ARGUMENTS,
+    PRECISIONS,
+    BringupError,
+    NodeSpec,
+    build_graph,
+    check_graph,
+    options_from_arguments,
+    resolve_parameters,
+    select,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / 'config'
+
+
+def names(arguments, config_dir=CONFIG):
+    return [node.name for node in build_graph(options_from_arguments(arguments), config_dir)]
+
+
+def test_defaults_are_the_launch_argument_table():
+    options = options_from_arguments({})
+    assert (options.use_sim, options.use_sim_time, options.use_rviz) == (False, False, False)
+    assert (options.backend, options.precision, options.camera) == ('onnxruntime', 'int8', 'own')
+    assert options.namespace == '/'
+    assert set(LAUNCH_ARGUMENTS) == {'use_sim', 'use_sim_time', 'use_rviz', 'rviz_config',
+                                     'params_file', 'namespace', 'backend', 'precision',
+                                     'camera'}
+
+
+@pytest.mark.parametrize(('arguments', 'expected'), [
+    ({}, ['camera_node', 'detector_node', 'grasp_planner_node', 'controller_node']),
+    ({'use_sim': 'true'}, ['sim_node', 'detector_node', 'grasp_planner_node',
+                           'controller_node']),
+    ({'use_sim': 'True', 'camera': 'realsense2_camera'},  # the sim renders the camera
+     ['sim_node', 'detector_node', 'grasp_planner_node', 'controller_node']),
+    ({'camera': 'realsense2_camera'}, ['camera', 'detector_node', 'grasp_planner_node',
+                                       'controller_node']),
+    ({'camera': 'none', 'use_rviz': '1'}, ['detector_node', 'grasp_planner_node',
+                                           'controller_node', 'rviz2']),
+    ({'use_sim': 'yes', 'use_rviz': 'on'}, ['sim_node', 'detector_node', 'grasp_planner_node',
+                                            'controller_node', 'robot_state_publisher',
+                                            'rviz2']),
+])
+def test_node_set_per_mode(arguments, expected):
+    assert names(arguments) == expected
+
+
+def test_namespace_sim_time_and_detector_overrides():
+    nodes = build_graph(options_from_arguments(
+        {'use_sim': 'true', 'namespace': 'cell_1/', 'backend': 'torch', 'precision': 'fp32',
+         'params_file': '/tmp/extra.yaml'}), CONFIG)
+    by_name = {node.name: node for node in nodes}
+    assert {node.namespace for node in nodes} == {'/cell_1'}
+    assert by_name['detector_node'].full_name == '/cell_1/detector_node'
+    assert by_name['detector_node'].overrides == {'backend': 'torch', 'precision': 'fp32',
+                                                  'use_sim_time': True}
+    assert by_name['sim_node'].overrides == {}  # the sim is the clock
+    assert by_name['controller_node'].parameter_files == (
+        str(CONFIG / 'controller_node.yaml'), '/tmp/extra.yaml')
+    assert all(node.required for node in nodes)
+
+
+def test_use_sim_time_can_differ_from_use_sim():
+    assert options_from_arguments({'use_sim': 'true', 'use_sim_time': 'false'}).use_sim_time \
+        is False
+    assert options_from_arguments({'use_sim_time': 'true'}).use_sim_time is True
+
+
+def test_realsense_driver_node_lives_where_its_topics_are_expected():
+    camera = build_graph(options_from_arguments(
+        {'camera': 'realsense2_camera', 'namespace': 'cell'}), CONFIG)[0]
+    assert (camera.package, camera.executable) == ('realsense2_camera', 'realsense2_camera_node')
+    assert camera.full_name == '/cell/camera/camera'  # topics /cell/camera/camera/color/...
+    assert camera.overrides['align_depth.enable'] is True
+
+
+@pytest.mark.parametrize(('arguments', 'message'), [
+    ({'backend': 'openvino'}, 'unknown backend'),
+    ({'precision': 'fp16'}, 'unknown precision'),
+    ({'camera': 'kinect'}, 'unknown camera'),
+    ({'use_sim': 'maybe'}, 'use_sim must be true or false'),
+    ({'namespace': 'bad-name'}, 'invalid namespace'),
+    ({'use_gpu': 'true'}, 'unknown launch arguments'),
+])
+def test_bad_arguments_are_refused(arguments, message):
+    with pytest.raises(BringupError, match=message):
+        options_from_arguments(arguments)
+
+
+def test_overrides_must_follow_files():
+    with pytest.raises(BringupError, match='one dict after the files'):
+        NodeSpec('p', 'e', 'n', '/', parameters=({'a': 1}, 'file.yaml'))
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_resolve_parameters_merges_in_launch_order(tmp_path):
+    own = write(tmp_path / 'detector_node.yaml',
+                '/**/detector_node:\n  ros__parameters:\n    a: 1\n    b: {c: 2}\n    d: x\n')
+    extra = write(tmp_path / 'extra.yaml', '/**:\n  ros__parameters:\n    a: 5\n'
+                  'other_node:\n  ros__parameters:\n    d: never\n')
+    node = NodeSpec('litedet_ros', 'detector_node', 'detector_node', '/cell',
+                    parameters=(own, extra, {'d': 'y'}))
+    assert resolve_parameters(node) == {'a': 5, 'b.c': 2, 'd': 'y'}
+
+
+@pytest.mark.parametrize(('text', 'message'), [
+    (None, 'parameters file not found'),
+    ('camera_node: [unclosed', 'not valid YAML'),
+    ('- a\n- b\n', 'must map node names'),
+    ('camera_node:\n  a: 1\n', 'has no ros__parameters'),
+    ('grasp_planner_node:\n  ros__parameters:\n    a: 1\n', 'has no section for /camera_node'),
+    ('camera_node:\n  ros__parameters:\n    playback_file: /no/such/run.bag\n',
+     'playback_file names a file that does not exist'),
+])
+def test_check_graph_refuses_bad_parameter_files(tmp_path, text, message):
+    path = tmp_path / 'camera_node.yaml'
+    if text is not None:
+        path.write_text(text)
+    node = NodeSpec('litedet_ros', 'camera_node', 'camera_node', '/',
+                    parameters=(str(path), {}), path_parameters=('playback_file',))
+    with pytest.raises(BringupError, match=message):
+        check_graph((node,))
+
+
+def detector(tmp_path, parameters):
+    path = tmp_path / 'detector_node.yaml'
+    path.write_text(yaml.safe_dump({'/**/detector_node': {'ros__parameters': parameters}}))
+    return NodeSpec('litedet_ros', 'detector_node', 'detector_node', '/',
+                    parameters=(str(path), {'backend': 'onnxruntime', 'precision': 'int8'}))
+
+
+def test_detector_preflight_finds_the_model_and_labels_the_node_will_load(tmp_path):
+    from litedet_ros.detection.node_config import PRECISIONS as DETECTOR_PRECISIONS
+
+    assert set(PRECISIONS) == set(DETECTOR_PRECISIONS)
+    model = tmp_path / 'model.onnx'
+    with pytest.raises(BringupError, match=f'model file not found: {model}'):
+        check_graph((detector(tmp_path, {'model_file_path': str(model)}),))
+    model.write_bytes(b'onnx')
+    with pytest.raises(BringupError, match='labels file not found: .*labels.txt'):
+        check_graph((detector(tmp_path, {'model_file_path': str(model)}),))
+    (tmp_path / 'labels.txt').write_text('box\n')
+    check_graph((detector(tmp_path, {'model_file_path': str(model)}),))
+    with pytest.raises(BringupError, match='detector_node: .*nms'):
+        check_graph((detector(tmp_path, {'model_file_path': str(model),
+                                         'nms_threshold': 2.0}),))
+
+
+def test_check_graph_accepts_the_shipped_files_it_has():
+    present = [node for node in build_graph(options_from_arguments({'use_sim': 'true'}), CONFIG)
+               if Path(node.parameter_files[0]).is_file()]
+    assert 'sim_node' in [node.name for node in present]
+    check_graph(tuple(present))
+
+
+def test_select_refuses_unknown_nodes():
+    nodes = build_graph(options_from_arguments({'use_sim': 'true'}), CONFIG)
+    assert [n.name for n in select(nodes, ['controller_node', 'sim_node'])] == [
+        'sim_node', 'controller_node']
+    with pytest.raises(BringupError, match='camera_node'):
+        select(nodes, ['camera_node'])
+
+
+def test_missing_rviz_config_is_refused(tmp_path):
+    nodes = build_graph(options_from_arguments(
+        {'camera': 'none', 'use_rviz': 'true', 'rviz_config': str(tmp_path / 'x.rviz')}), CONFIG)
+    with pytest.raises(BringupError, match='RViz config not found'):
+        check_graph(select(nodes, ['rviz2']))
+    shipped = build_graph(options_from_arguments({'camera': 'none', 'use_rviz': 'true'}), CONFIG)
+    check_graph(select(shipped, ['rviz2']))
+
+
+def test_plain_node_keys_apply_in_the_root_namespace_only(tmp_path):
+    path = write(tmp_path / 'camera_node.yaml', 'camera_node:\n  ros__parameters:\n    a: 1\n')
+    root = NodeSpec('litedet_ros', 'camera_node', 'camera_node', '/', parameters=(path,))
+    check_graph((root,))
+    with pytest.raises(BringupError, match=r'/\*\*/camera_node: applies in any'):
+        check_graph((replace(root, namespace='/cell'),))
+
+
+def test_shipped_own_config_files_work_in_a_namespace():
+    nodes = build_graph(options_from_arguments({'use_sim': 'true', 'namespace': 'cell'}), CONFIG)
+    check_graph(select(nodes, ['sim_node']))
+    assert resolve_parameters(nodes[0])['num_objects'] == 10
