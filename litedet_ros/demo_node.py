@@ -46,13 +46,14 @@ from litedet_ros import conversions, topics
 from litedet_ros.bringup.recording import McapRecorder
 from litedet_ros.bringup.report import (
     LOCATIONS,
+    NO_GRASP,
     PickRecord,
     format_table,
     plot_report,
     summarize,
 )
 from litedet_ros.errors import LitedetError
-from litedet_ros.motion.status import PickOutcome, PickState
+from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickOutcome, PickState
 from litedet_ros.msg import DetectionArray, GraspArray, ObjectStateArray, PickStatus
 from litedet_ros.srv import ResetBin
 
@@ -260,6 +261,8 @@ class DemoNode(Node):
     def _record_pick(self, status: PickStatus) -> None:
         index = len(self.picks) + 1
         outcome = PickOutcome(status.last_result).name
+        if status.last_reason.startswith(NO_FEASIBLE_GRASP):
+            outcome = NO_GRASP  # nothing moved: not a pick attempt
         image = self._save_image(index, outcome, status.last_cycle_time)
         pick = PickRecord(index, outcome, status.last_reason, status.last_cycle_time,
                           self._now_ns() / NS_PER_S, dict(self.objects), image,
@@ -269,7 +272,8 @@ class DemoNode(Node):
         print(f'pick {index:3d}: {outcome:<15} cycle {pick.cycle_time:5.2f} s | bin '
               f'{self.objects["in_bin"]:2d} placed {self.objects["placed"]:2d} dropped '
               f'{self.objects["dropped"]:2d}{reason}', flush=True)
-        recent = [p.outcome for p in self.picks[self._round_first_pick:]][-self.max_failures:]
+        recent = [p.outcome for p in self.picks[self._round_first_pick:]
+                  if p.outcome != NO_GRASP][-self.max_failures:]
         if (self.phase != 'stopping' and len(recent) == self.max_failures
                 and 'SUCCESS' not in recent):
             self._stop_run(f'stop rule: {self.max_failures} consecutive failed attempts')
@@ -312,7 +316,8 @@ class DemoNode(Node):
         picks = self.picks[self._round_first_pick:]
         self.round_results.append({
             'round': len(self.round_results) + 1, 'seed': seed, 'objects': objects,
-            'attempts': len(picks), 'successes': sum(p.outcome == 'SUCCESS' for p in picks),
+            'attempts': sum(p.outcome != NO_GRASP for p in picks),
+            'successes': sum(p.outcome == 'SUCCESS' for p in picks),
             'final_objects': dict(self.objects),
             'duration_s': (self._now_ns() - self.run_started_ns) / NS_PER_S,
             'stop_reason': reason})

@@ -16,7 +16,7 @@ from litedet_ros import conversions, topics
 
 # a controller run as pick_status messages: (state, attempts, last_result, reason, cycle); as
 # the controller does, an attempt is counted when it starts (still waiting for grasps)
-FAIL = 'no feasible grasp'
+FAIL = 'empty hand after close (finger width 0.0 mm)'
 EMPTIES = [(2, 0, 0, '', 0.0), (2, 1, 0, '', 0.0), (3, 1, 0, '', 0.0), (4, 1, 0, '', 0.0),
            (0, 1, 1, '', 3.2), (2, 1, 1, '', 3.2), (2, 2, 1, '', 3.2), (3, 2, 1, '', 3.2),
            (0, 2, 3, FAIL, 0.8), (2, 2, 3, FAIL, 0.8), (0, 2, 3, FAIL, 0.8)]  # then bin empty

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from litedet_ros.bringup.recording import McapRecorder, RecordingError, message_definition
-from litedet_ros.bringup.report import PickRecord, format_table, plot_report, summarize
+from litedet_ros.bringup.report import NO_GRASP, PickRecord, format_table, plot_report, summarize
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_recorded_messages_decode_with_mcap_ros2(tmp_path, share_dirs):
 
 def picks():
     return [PickRecord(1, 'SUCCESS', '', 3.5, 10.0, {'in_bin': 2, 'placed': 1}),
-            PickRecord(2, 'FAILED', 'no feasible grasp', 1.0, 11.0, {'in_bin': 2, 'placed': 1}),
+            PickRecord(2, 'FAILED', 'slipped on lift', 1.0, 11.0, {'in_bin': 2, 'placed': 1}),
             PickRecord(3, 'SUCCESS', '', 4.5, 16.0, {'in_bin': 1, 'placed': 2})]
 
 
@@ -92,6 +92,15 @@ def test_summary_figures(tmp_path):
     assert '66.7 %' in table and '3.00 s (sim)' in table and 'bin empty' in table
     plot_report(report, latencies, tmp_path / 'timing.png')
     assert (tmp_path / 'timing.png').stat().st_size > 10_000
+
+
+def test_rounds_without_a_feasible_grasp_are_not_attempts():
+    no_grasp = PickRecord(4, NO_GRASP, 'no feasible grasp for 1 detected objects', 0.2, 17.0,
+                          {'in_bin': 1, 'placed': 2})
+    report = summarize(3, [*picks(), no_grasp], {'in_bin': 1, 'placed': 2}, 18.0, {}, 'x')
+    assert (report['attempts'], report['successes'], report['no_grasp_rounds']) == (3, 2, 1)
+    assert report['success_rate'] == pytest.approx(2 / 3)
+    assert report['mean_cycle_s'] == pytest.approx(3.0)
 
 
 def test_unaccounted_objects_are_counted():

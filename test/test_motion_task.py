@@ -11,9 +11,8 @@ from litedet_ros.errors import StaleInputError
 from litedet_ros.grasping.types import Grasp
 from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.model import RobotModel
-from litedet_ros.motion.status import PickOutcome, PickState
+from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickOutcome, PickState
 from litedet_ros.motion.task import (
-    NO_FEASIBLE_GRASP,
     GraspCandidates,
     PickPlaceTask,
     TaskConfig,

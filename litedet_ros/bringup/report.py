@@ -15,6 +15,8 @@ import numpy as np
 
 #: Where an object can end (litedet_ros/ObjectState LOCATION_* order).
 LOCATIONS = ('in_bin', 'in_hand', 'placed', 'dropped')
+#: Outcome of a controller result in which nothing moved for lack of a feasible grasp.
+NO_GRASP = 'NO_GRASP'
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,8 @@ class PickRecord:
 
     Attributes:
         index: 1-based attempt number in the episode.
-        outcome: ``SUCCESS``, ``PARTIAL_SUCCESS`` or ``FAILED``.
+        outcome: ``SUCCESS``, ``PARTIAL_SUCCESS``, ``FAILED``, or ``NO_GRASP`` (objects were seen,
+            none had a feasible grasp, nothing moved: not counted as an attempt).
         reason: the controller's reason (empty on plain success).
         cycle_time: attempt duration, sim s.
         end_time: sim time at its end, s.
@@ -58,20 +61,22 @@ def summarize(objects: int, picks: Sequence[PickRecord], final_objects: Mapping[
 
     Args:
         objects: objects in the bin at the start.
-        picks: finished attempts, in order.
+        picks: finished controller results, in order (``NO_GRASP`` ones are not attempts).
         final_objects: object count per location at the end (:data:`LOCATIONS`).
         duration_s: sim time from the start of picking to the end, s.
         latencies_s: per pipeline stage, wall-clock latencies in s.
         stop_reason: why the episode ended.
         **extra: more keys to store (seed, wall time, files...).
     """
-    attempts = len(picks)
-    successes = sum(p.outcome == 'SUCCESS' for p in picks)
+    moved = [p for p in picks if p.outcome != NO_GRASP]
+    attempts = len(moved)
+    successes = sum(p.outcome == 'SUCCESS' for p in moved)
     placed = int(final_objects.get('placed', 0))
-    cycles = [p.cycle_time for p in picks]
+    cycles = [p.cycle_time for p in moved]
     return {
         'objects': objects,
         'attempts': attempts,
+        'no_grasp_rounds': len(picks) - attempts,
         'successes': successes,
         'partial_successes': sum(p.outcome == 'PARTIAL_SUCCESS' for p in picks),
         'failures': sum(p.outcome == 'FAILED' for p in picks),

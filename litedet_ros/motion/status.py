@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 import enum
 
+#: Reason prefix of a FAILED result in which nothing moved: objects were seen, none had a
+#: feasible grasp. It counts toward the stop rule but is not a pick attempt in the figures.
+NO_FEASIBLE_GRASP = 'no feasible grasp'
+
 
 class PickState(enum.IntEnum):
     """What the pick-and-place task is doing (values match ``PickStatus.msg``)."""

@@ -38,13 +38,17 @@ from litedet_ros.errors import LitedetError
 from litedet_ros.grasping.types import Grasp
 from litedet_ros.motion.backend import MotionBackend
 from litedet_ros.motion.model import MotionError, Obstacle
-from litedet_ros.motion.status import PickOutcome, PickResult, PickState, PickStatus
+from litedet_ros.motion.status import (
+    NO_FEASIBLE_GRASP,
+    PickOutcome,
+    PickResult,
+    PickState,
+    PickStatus,
+)
 from litedet_ros.trajectory import JointTrajectory
 
+
 #: Start of the reason of an attempt that found no feasible grasp (it ends before any motion).
-NO_FEASIBLE_GRASP = 'no feasible grasp'
-
-
 class RobotInterface(Protocol):
     """The robot as the task sees it (simulated or real). Units: rad, m, s.
 
