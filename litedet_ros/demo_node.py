@@ -33,6 +33,7 @@ from geometry_msgs.msg import PoseArray
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
@@ -411,8 +412,12 @@ def main(args: list[str] | None = None) -> None:
     try:
         while rclpy.ok() and not node.done:
             rclpy.spin_once(node, timeout_sec=0.1)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if node.context.ok():
+            raise
+        # Ctrl-C shut the context down while the executor took a message: not an error
     finally:
         node.finish('interrupted: the graph was shut down')  # no-op after a normal end
         node.destroy_node()

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -266,8 +267,12 @@ def main(args: list[str] | None = None) -> None:
     node = DetectorNode()
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if node.context.ok():
+            raise
+        # Ctrl-C shut the context down while the executor took a message: not an error
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -310,6 +310,10 @@ def main(args: list[str] | None = None) -> None:
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if node.context.ok():
+            raise
+        # Ctrl-C shut the context down while the executor took a message: not an error
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -166,3 +166,16 @@ def test_missing_model_is_reported_and_fixed_by_parameter(ros_context, ros_execu
         .successful
     assert node.detector is not None
     assert publish_until(publisher, client, spin_until, make, lambda: received['detections'])
+
+
+def test_config_file_matches_the_node_defaults():
+    from dataclasses import asdict
+    from pathlib import Path
+
+    import yaml
+
+    from litedet_ros.detection.node_config import DetectorNodeConfig
+
+    path = Path(__file__).resolve().parents[1] / 'config' / 'detector_node.yaml'
+    parameters = yaml.safe_load(path.read_text())['/**/detector_node']['ros__parameters']
+    assert parameters == asdict(DetectorNodeConfig())
