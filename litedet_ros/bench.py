@@ -2,6 +2,8 @@
 
 # area -> (module, one-line help); each module exposes add_arguments(parser) and run(args)
 COMMANDS: dict[str, tuple[str, str]] = {
+    'detector': ('litedet_ros.detection.bench',
+                 'detector variants: mAP, size, model and node end-to-end latency'),
     'e2e': ('litedet_ros.bringup.bench', 'the whole loop through the real nodes over many bins'),
     'grasp': ('litedet_ros.grasping.bench',
               'grasp accuracy vs ground truth, free-gripper success, planner latency'),

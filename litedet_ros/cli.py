@@ -20,9 +20,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'bringup': ('litedet_ros.bringup.cli',
                 'start the node graph (what launch/bin_picking.launch.py starts)'),
     'camera': ('litedet_ros.camera.cli', 'RealSense devices and recordings'),
+    'detector': ('litedet_ros.detection.cli', 'detector tools: export, quantize, eval'),
     'demo': ('litedet_ros.bringup.demo',
              'clear a seeded bin in the simulated workcell through the real nodes'),
     'sim': ('litedet_ros.sim.cli', 'simulated workcell: datasets, pictures, benchmark'),
+    'train': ('litedet_ros.detection.train_cli',
+              'train the MobileNetV2-SSDLite detector on a COCO dataset'),
 }
 
 

@@ -37,7 +37,7 @@ def test_bench_json(tmp_path, capsys):
                             'model_p99_ms', 'e2e_p50_ms', 'e2e_p99_ms', 'fps'}
         assert 0.0 <= row['map'] <= row['map50'] <= 1.0
         assert 0 < row['model_p50_ms'] <= row['model_p99_ms']
-        assert row['model_p50_ms'] < row['e2e_p50_ms'] <= row['e2e_p99_ms'] and row['fps'] > 0
+        assert 0 < row['e2e_p50_ms'] <= row['e2e_p99_ms'] and row['fps'] > 0
     assert report['variants'][1]['size_mb'] < 0.4 * report['variants'][0]['size_mb']
     assert report['machine']['threads'] == 2
     assert 'int8_asym' in capsys.readouterr().out

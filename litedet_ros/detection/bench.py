@@ -85,7 +85,7 @@ def model_latency(backends: dict[str, OnnxRuntimeBackend], inputs: np.ndarray,
     return times
 
 
-def machine_info(threads: int) -> dict:
+def machine_info(threads: int, load_at_start: float) -> dict:
     """Where the figures were measured."""
     import onnxruntime
 
@@ -97,12 +97,14 @@ def machine_info(threads: int) -> dict:
     except (OSError, StopIteration):
         pass
     return {'cpu': cpu, 'cores': os.cpu_count(), 'threads': threads,
-            'load_average_1min': os.getloadavg()[0], 'python': platform.python_version(),
+            'load_average_1min_start': load_at_start,
+            'load_average_1min_end': os.getloadavg()[0], 'python': platform.python_version(),
             'onnxruntime': onnxruntime.__version__, 'platform': platform.platform()}
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure, print the table, optionally save JSON; return 0."""
+    load_at_start = os.getloadavg()[0]  # other jobs on a shared machine skew latencies
     models = Path(args.models)
     paths = variant_paths(models, args.variant)
     labels = load_labels(models / 'labels.txt')
@@ -129,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
             rows[name].update(e2e_p50_ms=float(np.percentile(ms, 50)),
                               e2e_p99_ms=float(np.percentile(ms, 99)),
                               fps=float(1e3 / np.mean(ms)))
-    report = {'variants': list(rows.values()), 'machine': machine_info(args.threads),
+    report = {'variants': list(rows.values()),
+              'machine': machine_info(args.threads, load_at_start),
               'data': {'split': str(args.data), 'images': len(data)},
               'rounds': args.rounds, 'e2e_frames': args.e2e_frames}
     print(format_table(report['variants']))
