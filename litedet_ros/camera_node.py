@@ -23,8 +23,6 @@ from __future__ import annotations
 import threading
 
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo as CameraInfoMsg
@@ -32,6 +30,7 @@ from sensor_msgs.msg import Image
 from std_srvs.srv import SetBool
 
 from litedet_ros import conversions, topics
+from litedet_ros.bringup.spin import spin_node
 from litedet_ros.camera.capture import Camera
 from litedet_ros.camera.errors import CameraError, EndOfRecordingError, FrameTimeoutError
 from litedet_ros.camera.types import CaptureConfig, CaptureStats, RGBDFrame, StreamProfile
@@ -248,19 +247,7 @@ class CameraNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the camera node until shutdown."""
-    rclpy.init(args=args)
-    node = CameraNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if node.context.ok():
-            raise
-        # Ctrl-C shut the context down while the executor took a message: not an error
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(CameraNode, args)
 
 
 if __name__ == '__main__':

@@ -52,9 +52,7 @@ from rcl_interfaces.msg import (
     ParameterDescriptor,
     SetParametersResult,
 )
-import rclpy
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
@@ -66,6 +64,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from visualization_msgs.msg import Marker
 
 from litedet_ros import conversions, topics
+from litedet_ros.bringup.spin import spin_node
 from litedet_ros.errors import LitedetError
 from litedet_ros.motion.backend import make_backend
 from litedet_ros.motion.controller import (
@@ -349,18 +348,4 @@ class ControllerNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the controller node until shutdown (multi-threaded executor)."""
-    rclpy.init(args=args)
-    node = ControllerNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if node.context.ok():
-            raise
-        # Ctrl-C shut the context down while the executor took a message: not an error
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(ControllerNode, args, multi_threaded=True)

@@ -32,8 +32,6 @@ import cv2
 from geometry_msgs.msg import PoseArray
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
@@ -53,6 +51,7 @@ from litedet_ros.bringup.report import (
     plot_report,
     summarize,
 )
+from litedet_ros.bringup.spin import spin_node
 from litedet_ros.errors import LitedetError
 from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickOutcome, PickState
 from litedet_ros.msg import DetectionArray, GraspArray, ObjectStateArray, PickStatus
@@ -399,7 +398,8 @@ class DemoNode(Node):
         self.get_logger().info(f'episode over: {reason}; report in {self.out}')
 
     def destroy_node(self) -> None:
-        """Close the recording (a Ctrl-C mid-episode still leaves a readable file)."""
+        """End the episode if the graph was shut down mid-way, and close the recording."""
+        self.finish('interrupted: the graph was shut down')  # no-op after a normal end
         if self.recorder is not None:
             self.recorder.close()
         super().destroy_node()
@@ -407,21 +407,7 @@ class DemoNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run one episode, then exit."""
-    rclpy.init(args=args)
-    node = DemoNode()
-    try:
-        while rclpy.ok() and not node.done:
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if node.context.ok():
-            raise
-        # Ctrl-C shut the context down while the executor took a message: not an error
-    finally:
-        node.finish('interrupted: the graph was shut down')  # no-op after a normal end
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(DemoNode, args, until=lambda node: node.done)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,6 @@ import cv2
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -35,6 +34,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from litedet_ros import conversions, topics
+from litedet_ros.bringup.spin import spin_node
 from litedet_ros.detection.detector import Detector
 from litedet_ros.detection.node_config import DESCRIPTIONS, DetectorNodeConfig, LatencyStats
 from litedet_ros.detection.types import Detections
@@ -262,20 +262,8 @@ def measure_end_to_end(models: dict[str, Path], frames: list[np.ndarray], count:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the node until interrupted."""
-    rclpy.init(args=args)
-    node = DetectorNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if node.context.ok():
-            raise
-        # Ctrl-C shut the context down while the executor took a message: not an error
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the detector node until shutdown."""
+    spin_node(DetectorNode, args)
 
 
 if __name__ == '__main__':

@@ -35,7 +35,6 @@ from geometry_msgs.msg import Pose, PoseArray, Vector3
 import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -44,6 +43,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from litedet_ros import conversions, topics
+from litedet_ros.bringup.spin import spin_node
 from litedet_ros.camera.types import CameraInfo as CameraModel
 from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
@@ -303,20 +303,8 @@ def frame_to_grasps_latency(depth: np.ndarray, camera: PinholeCamera, detections
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the node until interrupted."""
-    rclpy.init(args=args)
-    node = GraspPlannerNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if node.context.ok():
-            raise
-        # Ctrl-C shut the context down while the executor took a message: not an error
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the grasp planner node until shutdown."""
+    spin_node(GraspPlannerNode, args)
 
 
 if __name__ == '__main__':

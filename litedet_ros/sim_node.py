@@ -36,8 +36,6 @@ import threading
 import time
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
@@ -47,6 +45,7 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 
 from litedet_ros import conversions, topics
+from litedet_ros.bringup.spin import spin_node
 from litedet_ros.camera.types import CameraInfo
 from litedet_ros.description import ARM_JOINTS, CAMERA_FRAME, GRIPPER_JOINT
 from litedet_ros.errors import LitedetError
@@ -318,16 +317,4 @@ class SimNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Run the sim node until shutdown."""
-    rclpy.init(args=args)
-    node = SimNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception:
-        if node.context.ok():
-            raise
-        # Ctrl-C shut the context down while the executor took a message: not an error
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
+    spin_node(SimNode, args)

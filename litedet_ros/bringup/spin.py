@@ -1,0 +1,44 @@
+"""Run one node process until Ctrl-C or SIGTERM: the ``main()`` of every litedet_ros node."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import rclpy
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
+from rclpy.node import Node
+
+
+def spin_node(node_class: Callable[[], Node], args: list[str] | None = None, *,
+              multi_threaded: bool = False,
+              until: Callable[[Node], bool] | None = None) -> None:
+    """Create the node, spin it until shutdown (or ``until(node)``), then clean up.
+
+    Args:
+        node_class: builds the node (after ``rclpy.init``).
+        args: command line arguments for ``rclpy.init`` (``--ros-args ...``).
+        multi_threaded: spin with a :class:`MultiThreadedExecutor` (callbacks that block, such as
+            services waiting on a worker, need it).
+        until: stop spinning once this returns True (checked every 0.1 s); None: until shutdown.
+    """
+    rclpy.init(args=args)
+    node = node_class()
+    executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while until is None or not until(node):
+            executor.spin_once(timeout_sec=0.1)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception:
+        if node.context.ok():
+            raise
+        # Ctrl-C shut the context down while the executor took a message: not an error
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()
