@@ -8,7 +8,6 @@ import yaml
 
 from litedet_ros.bringup.graph import (
     LAUNCH_ARGUMENTS,
-    PRECISIONS,
     BringupError,
     NodeSpec,
     build_graph,
@@ -143,9 +142,6 @@ def detector(tmp_path, parameters):
 
 
 def test_detector_preflight_finds_the_model_and_labels_the_node_will_load(tmp_path):
-    from litedet_ros.detection.node_config import PRECISIONS as DETECTOR_PRECISIONS
-
-    assert set(PRECISIONS) == set(DETECTOR_PRECISIONS)
     model = tmp_path / 'model.onnx'
     with pytest.raises(BringupError, match=f'model file not found: {model}'):
         check_graph((detector(tmp_path, {'model_file_path': str(model)}),))

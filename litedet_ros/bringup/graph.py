@@ -29,13 +29,11 @@ import re
 import yaml
 
 from litedet_ros.description import workcell_urdf
-from litedet_ros.detection.backends import BACKENDS
+from litedet_ros.detection.backends import BACKENDS, PRECISIONS
 from litedet_ros.errors import LitedetError
 
 PACKAGE = 'litedet_ros'
 CAMERAS = ('own', 'realsense2_camera', 'none')
-# litedet_ros.detection.node_config.PRECISIONS (not imported here: that module loads torch)
-PRECISIONS = ('int8', 'fp32')
 TRUE_WORDS = ('true', '1', 'yes', 'on')
 FALSE_WORDS = ('false', '0', 'no', 'off')
 RVIZ_CONFIG = 'bin_picking.rviz'

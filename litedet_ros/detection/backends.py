@@ -17,6 +17,8 @@ import numpy as np
 from litedet_ros.errors import LitedetError
 
 BACKENDS = ('onnxruntime', 'tensorrt', 'torch')
+#: Shipped model precisions a node or launch file may ask for.
+PRECISIONS = ('int8', 'fp32')
 
 
 class ModelLoadError(LitedetError):

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-from litedet_ros.detection.backends import BACKENDS
+from litedet_ros.detection.backends import BACKENDS, PRECISIONS
 from litedet_ros.detection.postprocess import PostprocessConfig
 
 SHIPPED_MODELS = {
@@ -19,7 +19,6 @@ SHIPPED_MODELS = {
     ('tensorrt', 'fp32'): 'ssdlite320_mnv2_fp32.onnx',
     ('tensorrt', 'int8'): 'ssdlite320_mnv2_int8_sym.onnx',
 }
-PRECISIONS = ('int8', 'fp32')
 STAGES = ('preprocess', 'inference', 'postprocess', 'total')
 
 
