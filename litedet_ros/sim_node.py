@@ -50,7 +50,13 @@ from litedet_ros.camera.types import CameraInfo
 from litedet_ros.description import ARM_JOINTS, CAMERA_FRAME, GRIPPER_JOINT
 from litedet_ros.errors import LitedetError
 from litedet_ros.msg import ObjectStateArray
-from litedet_ros.sim.workcell import MAX_OBJECTS, Workcell, WorkcellConfig, check_scene_request
+from litedet_ros.sim.workcell import (
+    MAX_OBJECTS,
+    PhysicsDivergedError,
+    Workcell,
+    WorkcellConfig,
+    check_scene_request,
+)
 from litedet_ros.srv import ResetBin
 
 WORLD_FRAME = 'world'
@@ -150,6 +156,8 @@ class SimNode(Node):
         self.last_error = ''
         self.frames_published = 0
         self.publish_errors = 0
+        self.physics_errors = 0
+        self._scene = (self.config.seed, self.config.num_objects)  # the scene last settled
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -229,7 +237,15 @@ class SimNode(Node):
                 if self._serve_requests(cell):
                     due = dict.fromkeys(due, cell.time)
                     wall_start, sim_start = time.monotonic(), cell.time
-                cell.step(chunk)
+                try:
+                    cell.step(chunk)
+                except PhysicsDivergedError as error:
+                    self.physics_errors += 1
+                    self.get_logger().error(f'{error}: reloading the scene (seed '
+                                            f'{self._scene[0]}, {self._scene[1]} objects)')
+                    cell.reset(*self._scene)
+                    due = dict.fromkeys(due, cell.time)
+                    wall_start, sim_start = time.monotonic(), cell.time
                 now = cell.time
                 stamp_ns = int(round(now * conversions.NS_PER_S))
                 self._clock_pub.publish(Clock(clock=conversions.ns_to_stamp(stamp_ns)))
@@ -276,6 +292,7 @@ class SimNode(Node):
                     seed, count = request.payload
                     check_scene_request(seed, count)
                     cell.reset(seed, count)
+                    self._scene = (seed, count)
                     reset = True
             except LitedetError as error:
                 request.error = str(error)

@@ -11,7 +11,7 @@ import pytest
 from litedet_ros.sim import cli
 from litedet_ros.sim.dataset import MIN_VISIBILITY, generate_dataset
 from litedet_ros.sim.objects import CLASS_NAMES
-from litedet_ros.sim.workcell import SceneError
+from litedet_ros.sim.workcell import MAX_OBJECTS, PhysicsDivergedError, SceneError, Workcell
 
 
 def _run(*argv):
@@ -56,6 +56,23 @@ def test_dataset_deterministic(dataset, tmp_path):
     first = json.loads((out / 'annotations.json').read_text())
     second = json.loads((tmp_path / 'annotations.json').read_text())
     assert first['annotations'] == second['annotations']
+
+
+# Scene seed 1374 (as dataset scenes draw it: 25 objects, 2 distractors) diverges while settling.
+DIVERGING_SEED = 1374
+
+
+def test_a_diverging_scene_is_refused_and_skipped(tmp_path):
+    rng = np.random.default_rng([DIVERGING_SEED, 1])
+    count, distractors = int(rng.integers(1, MAX_OBJECTS + 1)), int(rng.integers(0, 4))
+    with pytest.raises(PhysicsDivergedError, match='diverged'):
+        Workcell(seed=DIVERGING_SEED, num_objects=count, num_distractors=distractors)
+    stats = generate_dataset(tmp_path, images=2, seed=DIVERGING_SEED - 1, views_per_scene=1,
+                             progress=False)
+    assert stats.images == 2 and stats.diverged_scenes == (DIVERGING_SEED,)
+    images = json.loads((tmp_path / 'annotations.json').read_text())['images']
+    assert [(i['id'], i['scene_seed']) for i in images] == [
+        (0, DIVERGING_SEED - 1), (1, DIVERGING_SEED + 1)]
 
 
 @pytest.mark.parametrize('images, seed', [(0, 0), (5, -1), (5, 2 ** 32)])

@@ -65,6 +65,9 @@ def _dataset(args: argparse.Namespace) -> int:
     print(f'{stats.images} images, {stats.annotations} annotations ({stats.ignored} below the '
           f'occlusion cut-off, iscrowd=1) in {stats.seconds:.1f} s: '
           f'{stats.images_per_second:.2f} images/s -> {args.out}')
+    if stats.diverged_scenes:
+        print(f'skipped {len(stats.diverged_scenes)} scenes whose physics diverged: seeds '
+              f'{list(stats.diverged_scenes)}')
     return 0
 
 

@@ -6,8 +6,9 @@ Layout of a dataset directory::
     DIR/images/000000.jpg  colour images, 640x480 (JPEG quality 95)
     DIR/depth/000000.png   optional aligned depth, uint16 mm (0 = invalid)
 
-Seeds: image ``i`` of a dataset made with ``--seed S`` comes from scene seed
-``S + i // views_per_scene`` (view ``i % views_per_scene`` of that scene). The splits use disjoint
+Seeds: a dataset made with ``--seed S`` renders ``views_per_scene`` views of each of the scene
+seeds ``S, S + 1, ...`` in turn, skipping (and counting) a scene whose physics diverges while it
+settles; each image records its ``scene_seed`` and ``view``. The splits use disjoint
 scene-seed ranges: train ``[0, 100000)``, val ``[100000, 200000)``, test ``[200000, 300000)``
 (``SPLIT_SEEDS``), so no scene appears in two splits as long as each split has fewer than
 100000 scenes.
@@ -41,7 +42,14 @@ from tqdm import tqdm
 
 from litedet_ros.sim.camera import visible_boxes
 from litedet_ros.sim.objects import CLASS_NAMES, OBJECT_GEOM_GROUP
-from litedet_ros.sim.workcell import MAX_OBJECTS, MAX_SEED, SceneError, Workcell, WorkcellConfig
+from litedet_ros.sim.workcell import (
+    MAX_OBJECTS,
+    MAX_SEED,
+    PhysicsDivergedError,
+    SceneError,
+    Workcell,
+    WorkcellConfig,
+)
 
 SPLIT_SEEDS = {'train': 0, 'val': 100_000, 'test': 200_000}
 MIN_VISIBILITY = 0.3
@@ -60,12 +68,14 @@ class DatasetStats:
         annotations: annotations written (including ``iscrowd`` ones).
         ignored: annotations below the occlusion cut-off (``iscrowd = 1``).
         seconds: wall time, s.
+        diverged_scenes: scene seeds skipped because their physics diverged.
     """
 
     images: int
     annotations: int
     ignored: int
     seconds: float
+    diverged_scenes: tuple[int, ...] = ()
 
     @property
     def images_per_second(self) -> float:
@@ -156,7 +166,8 @@ def generate_dataset(out_dir: str | Path, images: int, seed: int, views_per_scen
     Args:
         out_dir: output directory (created; an existing annotations.json is overwritten).
         images: number of images, >= 1.
-        seed: first scene seed; scenes use ``seed .. seed + ceil(images / views_per_scene) - 1``.
+        seed: first scene seed; scenes use ``seed, seed + 1, ...`` (``ceil(images /
+            views_per_scene)`` of them plus any skipped because their physics diverged).
         views_per_scene: randomized views rendered from each settled scene.
         save_depth: also write aligned depth (uint16 mm PNG) under ``depth/``.
         progress: show a progress bar.
@@ -166,7 +177,8 @@ def generate_dataset(out_dir: str | Path, images: int, seed: int, views_per_scen
         Counts and wall time.
 
     Raises:
-        SceneError: images < 1, views_per_scene < 1, or seeds outside [0, 2**32).
+        SceneError: images < 1, views_per_scene < 1, or seeds outside [0, 2**32), or every
+            one of 10 scenes in a row diverged.
     """
     scenes = -(-images // views_per_scene) if images >= 1 and views_per_scene >= 1 else 0
     if scenes == 0:
@@ -185,26 +197,36 @@ def generate_dataset(out_dir: str | Path, images: int, seed: int, views_per_scen
                      'min_visibility': MIN_VISIBILITY, 'min_pixels': MIN_PIXELS},
             'images': [], 'annotations': [], 'categories': categories()}
     ignored = 0
+    diverged: list[int] = []
     start = time.perf_counter()
     cell = None
     small = None
     bar = tqdm(total=images, unit='img', disable=not progress)
-    for scene in range(scenes):
-        scene_seed = seed + scene
+    scene_seed = seed - 1
+    while len(coco['images']) < images:
+        scene_seed += 1
+        if scene_seed > MAX_SEED or (len(diverged) >= 10 and
+                                     diverged[-10] == scene_seed - 10):
+            raise SceneError(f'no stable scene up to seed {scene_seed - 1} '
+                             f'({len(diverged)} diverged)')
         rng = np.random.default_rng([scene_seed, 1])
         count = int(rng.integers(1, MAX_OBJECTS + 1))
         distractors = int(rng.integers(0, 4))
-        if cell is None:
-            cell = Workcell(config, scene_seed, count, distractors)
-        else:
-            cell.reset(scene_seed, count, distractors)
+        try:
+            if cell is None:
+                cell = Workcell(config, scene_seed, count, distractors)
+            else:
+                cell.reset(scene_seed, count, distractors)
+        except PhysicsDivergedError:
+            diverged.append(scene_seed)
+            continue
         if small is not None:
             small.close()
         small = mujoco.Renderer(cell.model, intr.height // AMODAL_SCALE,
                                 intr.width // AMODAL_SCALE)
         randomizer = DomainRandomizer(cell)
-        for view in range(min(views_per_scene, images - scene * views_per_scene)):
-            image_id = scene * views_per_scene + view
+        for view in range(min(views_per_scene, images - len(coco['images']))):
+            image_id = len(coco['images'])
             randomizer.apply(rng)
             labels = cell.render_labels()
             boxes, visible = visible_boxes(labels, len(cell.objects))
@@ -242,7 +264,7 @@ def generate_dataset(out_dir: str | Path, images: int, seed: int, views_per_scen
     cell.close()
     (out / 'annotations.json').write_text(json.dumps(coco))
     return DatasetStats(len(coco['images']), len(coco['annotations']), ignored,
-                        time.perf_counter() - start)
+                        time.perf_counter() - start, tuple(diverged))
 
 
 def _sensor_noise(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -51,6 +51,10 @@ class SceneError(LitedetError):
     """A scene request is refused (object count out of range, bad seed)."""
 
 
+class PhysicsDivergedError(SceneError):
+    """The physics diverged (MuJoCo flagged bad accelerations and reset its state)."""
+
+
 class Location(enum.IntEnum):
     """Where an object is (values match ``ObjectState.msg``)."""
 
@@ -384,7 +388,8 @@ class Workcell:
         self.data.ctrl[self._velocity_act] = 0.0
 
     def _settle(self) -> None:
-        # Drop objects until they rest (or settle_time passes); 0.3 s minimum.
+        # Drop objects until they rest (or settle_time passes); 0.3 s minimum. (A divergence,
+        # which rewinds data.time to 0, raises in step() rather than looping here for ever.)
         chunk = max(1, int(round(0.1 / self.model.opt.timestep)))
         while self.data.time < self.config.settle_time:
             self.step(chunk)
@@ -486,6 +491,10 @@ class Workcell:
             self._gripper_setpoint += float(np.clip(half - self._gripper_setpoint, -ramp, ramp))
             self.data.ctrl[self._gripper_act] = self._gripper_setpoint
             mujoco.mj_step(self.model, self.data)
+        if self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number:
+            raise PhysicsDivergedError(
+                f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad accelerations '
+                f'and reset the state')
 
     def step_until_idle(self, timeout: float = 30.0, settle: float = 0.2) -> None:
         """Step until the trajectory and the gripper ramp are done, then ``settle`` s more."""
