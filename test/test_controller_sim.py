@@ -1,12 +1,16 @@
 """The controller picking in the simulated workcell, driven through real ROS 2 messages only.
 
-The real :class:`SimNode` (MuJoCo cell with a seeded bin, publishing ``/clock``) and the real
-:class:`ControllerNode` (on sim time) run on one multi-threaded executor, as in a launch. The test
-plays the grasp planner: it builds a top-down grasp for an exposed box from the ground truth on
-``sim/objects`` and publishes it as a ``GraspArray``, then calls the controller's services and
-watches ``pick_status``, ``joint_states``, ``sim/objects`` and the command topics.
+The real sim node (MuJoCo cell with a seeded bin, publishing ``/clock``) runs in its own process,
+as in a launch, and the real :class:`ControllerNode` (on sim time) on a multi-threaded executor
+in the test's. The test plays the grasp planner: it builds a top-down grasp for an exposed box
+from the ground truth on ``sim/objects`` and publishes it as a ``GraspArray``, then calls the
+controller's services and watches ``pick_status``, ``joint_states``, ``sim/objects`` and the
+command topics. (With the sim in the test's process its physics thread shared one GIL with the
+controller's planning and fell seconds behind on a loaded machine, which no deployment does.)
 """
 
+import signal
+import subprocess
 import threading
 import time
 
@@ -27,6 +31,8 @@ from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg  # noqa: E402
 
 from litedet_ros import conversions, topics  # noqa: E402
+from litedet_ros.bringup.graph import PACKAGE, NodeSpec  # noqa: E402
+from litedet_ros.bringup.runner import executable_argv, ros_arguments  # noqa: E402
 from litedet_ros.controller_node import ControllerNode  # noqa: E402
 from litedet_ros.description import ARM_JOINTS, workcell_args  # noqa: E402
 from litedet_ros.grasping.types import Grasp  # noqa: E402
@@ -34,15 +40,6 @@ from litedet_ros.motion.status import PickOutcome, PickState  # noqa: E402
 from litedet_ros.motion.task import tool_down_pose  # noqa: E402
 from litedet_ros.msg import GraspArray, ObjectState, ObjectStateArray, PickStatus  # noqa: E402
 from litedet_ros.sim.objects import CLASS_NAMES, OBJECT_CLASSES, SCALE_RANGE  # noqa: E402
-from litedet_ros.sim_node import SimNode  # noqa: E402
-
-# Known issue (open in issue 6): with the sim and the controller in one process, the sim thread
-# stalls 0.5-1.5 s while the controller plans (measured: joint_states published with gaps up to
-# 1.45 s), so these checks fail on joint_state_timeout. Separate processes (the demo, bringup)
-# are not affected. Kept running so a fix shows up as XPASS.
-pytestmark = pytest.mark.xfail(
-    reason='sim thread stalls while the controller plans in the same process (issue 6)',
-    strict=False)
 
 # A bin with a flat box whose open hand clears its neighbours: on the planned approach the
 # nearest one (a toy brick) stays 21 mm from a finger. (Seed 3 had a lying can 3.7 mm *inside*
@@ -116,8 +113,8 @@ class Probe(Node):
 
 @pytest.fixture
 def cell(ros_context):
-    """(controller, probe) around a running sim node; all on one multi-threaded executor."""
-    nodes = []
+    """(controller, probe) around a sim node running in its own process."""
+    nodes, sim = [], None
     executor = MultiThreadedExecutor(num_threads=4, context=ros_context)
     stop = threading.Event()
 
@@ -127,21 +124,23 @@ def cell(ros_context):
 
     spinner = threading.Thread(target=spin, daemon=True)
     try:
-        nodes.append(SimNode(context=ros_context, parameter_overrides=[
-            Parameter('seed', value=SEED), Parameter('num_objects', value=NUM_OBJECTS),
-            Parameter('real_time_factor', value=REAL_TIME_FACTOR),
-            Parameter('camera_rate', value=0.1), Parameter('depth_noise', value=False)]))
+        sim_node = NodeSpec(PACKAGE, 'sim_node', 'sim_node', '/', parameters=({
+            'seed': SEED, 'num_objects': NUM_OBJECTS, 'real_time_factor': REAL_TIME_FACTOR,
+            'camera_rate': 0.1, 'depth_noise': False},))
+        sim = subprocess.Popen(executable_argv(sim_node) + ros_arguments(sim_node),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         nodes.append(Probe(ros_context))
         nodes.append(ControllerNode(context=ros_context, parameter_overrides=[
             Parameter('use_sim_time', value=True), Parameter('grasp_wait_timeout', value=0.5)]))
-        _, probe, controller = nodes
+        probe, controller = nodes
         for node in nodes:
             executor.add_node(node)
         spinner.start()
         # controller.connected: a command published before discovery matched would be lost
         assert wait_for(lambda: probe.objects and probe.joint_states and
                         probe.grasp_pub.get_subscription_count() > 0 and controller.connected
-                        and _controller_has_state(controller), timeout=10.0)
+                        and _controller_has_state(controller), timeout=30.0), (
+            'no sim topics' if sim.poll() is None else sim.communicate()[1][-2000:])
         yield controller, probe
     finally:
         stop.set()
@@ -153,6 +152,13 @@ def cell(ros_context):
         executor.shutdown()
         for node in reversed(nodes):  # the controller halts its worker before the sim goes
             node.destroy_node()
+        if sim is not None and sim.poll() is None:
+            sim.send_signal(signal.SIGINT)
+            try:
+                sim.communicate(timeout=10.0)
+            except subprocess.TimeoutExpired:
+                sim.kill()
+                sim.communicate()
 
 
 def _controller_has_state(controller):
