@@ -8,7 +8,7 @@ import numpy as np
 from pycocotools.coco import COCO
 import pytest
 
-from litedet_ros.sim import cli
+from litedet_ros.sim import cli, objects
 from litedet_ros.sim.dataset import MIN_VISIBILITY, generate_dataset
 from litedet_ros.sim.objects import CLASS_NAMES
 from litedet_ros.sim.workcell import MAX_OBJECTS, PhysicsDivergedError, SceneError, Workcell
@@ -92,3 +92,12 @@ def test_render_and_bench_commands(tmp_path, capsys):
     for key in ('rgb_fps', 'depth_fps', 'physics_real_time_factor'):
         value = float(printed.split(f'{key}: ')[1].split()[0])
         assert value > 0
+
+
+def test_a_broken_distractor_mesh_is_replaced_by_the_next_usable_one():
+    # pybullet_data's random_urdfs/168 has NaN vertices (MuJoCo refuses to compile it).
+    assert not objects._finite_mesh(168) and objects._finite_mesh(169)
+    assert objects._usable_mesh(168) == 169 and objects._usable_mesh(167) == 167
+    draws = {objects.sample_instance(np.random.default_rng(k), 0, -1, distractor=True).mesh_index
+             for k in range(2000)}
+    assert 168 not in draws and len(draws) > 800

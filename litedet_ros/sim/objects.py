@@ -107,6 +107,28 @@ def pybullet_data_dir() -> Path:
     return Path(pybullet_data.getDataPath())
 
 
+def distractor_mesh_path(index: int) -> Path:
+    """The OBJ file of distractor mesh ``index`` in ``pybullet_data/random_urdfs``."""
+    return pybullet_data_dir() / 'random_urdfs' / f'{index:03d}' / f'{index:03d}.obj'
+
+
+@functools.cache
+def _finite_mesh(index: int) -> bool:
+    # A few of pybullet's procedural meshes hold NaN vertices, which MuJoCo refuses to compile.
+    with open(distractor_mesh_path(index)) as obj:
+        vertices = [line.split()[1:4] for line in obj if line.startswith('v ')]
+    return bool(np.isfinite(np.asarray(vertices, np.float64)).all())
+
+
+def _usable_mesh(index: int) -> int:
+    """``index``, or the next usable mesh if it is broken (other draws stay as they were)."""
+    for offset in range(DISTRACTOR_MESHES):
+        candidate = (index + offset) % DISTRACTOR_MESHES
+        if _finite_mesh(candidate):
+            return candidate
+    raise FileNotFoundError('no usable distractor mesh in pybullet_data/random_urdfs')
+
+
 def sample_instance(rng: np.random.Generator, instance_id: int, class_id: int,
                     distractor: bool = False) -> ObjectInstance:
     """Draw the per-instance variation (scale, colour, mass, friction) of one object.
@@ -121,7 +143,7 @@ def sample_instance(rng: np.random.Generator, instance_id: int, class_id: int,
     if distractor:
         rgba = (*rng.uniform(0.1, 0.9, size=3).round(4), 1.0)
         return ObjectInstance(instance_id, -1, scale, tuple(rgba), 0.05 * scale ** 3, 0.6,
-                              int(rng.integers(DISTRACTOR_MESHES)))
+                              _usable_mesh(int(rng.integers(DISTRACTOR_MESHES))))
     cls = OBJECT_CLASSES[class_id]
     base = np.asarray(cls.rgba[:3])
     rgb = np.clip(base + rng.normal(0.0, 0.08, size=3), 0.02, 0.98).round(4)
@@ -152,9 +174,7 @@ def add_object(spec: mujoco.MjSpec, instance: ObjectInstance, position: np.ndarr
     if instance.class_id < 0:
         mesh = spec.add_mesh(name=f'{instance.body_name}_mesh', scale=[0.015 * s] * 3,
                              maxhullvert=MAX_HULL_VERTICES,
-                             file=str(pybullet_data_dir() / 'random_urdfs' /
-                                      f'{instance.mesh_index:03d}' /
-                                      f'{instance.mesh_index:03d}.obj'))
+                             file=str(distractor_mesh_path(instance.mesh_index)))
         body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh.name, **common)
         _set_mass(body, instance.mass)
         return body
