@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'bringup': ('litedet_ros.bringup.cli',
                 'start the node graph (what launch/bin_picking.launch.py starts)'),
     'camera': ('litedet_ros.camera.cli', 'RealSense devices and recordings'),
+    'compress': ('litedet_ros.detection.compress_cli',
+                 'shrink the detector: structured pruning, knowledge distillation (+ INT8)'),
     'detector': ('litedet_ros.detection.cli', 'detector tools: export, quantize, eval'),
     'demo': ('litedet_ros.bringup.demo',
              'clear a seeded bin in the simulated workcell through the real nodes'),

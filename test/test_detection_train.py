@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shutil
 
 from detection_synthetic import LABELS, write_dataset
 import pytest
@@ -37,7 +38,7 @@ def _loss(model, dataset):
 def test_training_lowers_the_loss(dataset, tmp_path):
     config = TrainConfig(epochs=4, batch_size=4, lr=3e-3, warmup_steps=0, seed=3, workers=0,
                          augment='none')
-    history = train(dataset, tmp_path, config, progress=False)
+    history = train([dataset], tmp_path, config, progress=False)
     assert [h['epoch'] for h in history] == [1, 2, 3, 4] and history[-1]['step'] == 8
     seed_everything(config.seed)  # the same initial weights train() started from
     before = _loss(ssdlite320_mobilenet_v2(len(LABELS) + 1), dataset)
@@ -48,6 +49,20 @@ def test_training_lowers_the_loss(dataset, tmp_path):
     assert (tmp_path / 'best.pt').is_file() and (tmp_path / 'curves.png').stat().st_size > 0
     records = [json.loads(line) for line in (tmp_path / 'history.jsonl').read_text().splitlines()]
     assert len(records) == 4 and all(r['loss'] > 0 for r in records)
+
+
+def test_training_pools_directories_of_the_same_classes(dataset, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=8, max_steps=1, val_images=0, workers=0)
+    train([dataset, dataset], tmp_path / 'pooled', config, progress=False)
+    assert json.loads((tmp_path / 'pooled' / 'config.json').read_text())['train_images'] == 16
+    renamed = tmp_path / 'renamed'
+    shutil.copytree(dataset, renamed)
+    coco = json.loads((renamed / 'annotations.json').read_text())
+    coco['categories'][0]['name'] = 'other'
+    (renamed / 'annotations.json').write_text(json.dumps(coco))
+    with pytest.raises(DatasetError, match='differ'):
+        train([dataset, renamed], tmp_path / 'mixed', config, progress=False)
+    assert not (tmp_path / 'mixed' / 'last.pt').exists()
 
 
 def test_augmented_samples_keep_valid_boxes(dataset):
@@ -79,5 +94,5 @@ def test_cli_validation_and_bad_files(dataset, tmp_path):
     other_classes = tmp_path / 'other.pt'
     save_checkpoint(other_classes, ssdlite320_mobilenet_v2(3), ('a', 'b'), 1.0)
     with pytest.raises(ModelLoadError, match='classes'):
-        train(dataset, tmp_path / 'run', TrainConfig(workers=0), init=other_classes,
+        train([dataset], tmp_path / 'run', TrainConfig(workers=0), init=other_classes,
               progress=False)
