@@ -22,7 +22,8 @@ Publishes, for every matched set (also when no grasp was found):
   ``marker_grasps`` grasps and a sphere at each object's point centroid.
 
 Camera pose: tf2 at the image stamp when ``tf2_ros`` is importable and ``use_tf`` is set (never
-the latest transform for an old image); otherwise the calibrated ``camera_pose`` parameter.
+the latest transform for an old image); otherwise the calibrated ``camera_pose`` parameter, or,
+when it is unset, the images' frame in the robot description (``urdf/workcell.urdf.xacro``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from litedet_ros import conversions, topics
 from litedet_ros.bringup.spin import spin_node
 from litedet_ros.camera.types import CameraInfo as CameraModel
 from litedet_ros.camera.types import PinholeCamera
+from litedet_ros.description import CAMERA_FRAME
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidMessageError, LitedetError
 from litedet_ros.grasping.camera import decode_depth
@@ -88,12 +90,14 @@ class GraspPlannerNode(Node):
         defaults = GraspNodeConfig()
         for name in GraspNodeConfig.field_names():
             default = getattr(defaults, name)
-            self.declare_parameter(
-                name, list(default) if isinstance(default, tuple) else default,
-                ParameterDescriptor(description=DESCRIPTIONS[name],
-                                    read_only=name in READ_ONLY))
+            if default == ():  # unset by default: an empty list would be typed as bytes
+                default = Parameter.Type.DOUBLE_ARRAY
+            elif isinstance(default, tuple):
+                default = list(default)
+            self.declare_parameter(name, default, ParameterDescriptor(
+                description=DESCRIPTIONS[name], read_only=name in READ_ONLY))
         self.config = replace(defaults, **{
-            name: self._value(self.get_parameter(name))
+            name: self._value(self.get_parameter_or(name))
             for name in GraspNodeConfig.field_names()})
         self.planner = GraspPlanner(self.config.planner_config())
         self.sync = ApproximateTimeSync(STREAMS, int(self.config.time_sync_slop * 1e9),
@@ -105,7 +109,14 @@ class GraspPlannerNode(Node):
             try:
                 self.tf = TfCameraPose(self)
             except ImportError:
-                self.get_logger().info('tf2_ros is not installed: using camera_pose')
+                self.get_logger().info('tf2_ros is not installed: camera pose without tf2')
+        if self.tf is None and not self.config.camera_pose:
+            try:  # expands the description once, before the first image
+                position = self.config.camera_transform(CAMERA_FRAME)[:3, 3]
+                self.get_logger().info(f'{CAMERA_FRAME} from the robot description at '
+                                       f'{np.round(position, 4).tolist()} m')
+            except LitedetError as error:
+                self.get_logger().warning(f'no camera pose in the robot description: {error}')
 
         self._grasps_pub = self.create_publisher(conversions.GraspArrayMsg, topics.GRASPS, 10)
         self._poses_pub = self.create_publisher(PoseArray, topics.GRASP_POSES, 10)
@@ -121,8 +132,8 @@ class GraspPlannerNode(Node):
 
     @staticmethod
     def _value(parameter: Parameter) -> object:
-        value = parameter.value
-        return tuple(value) if isinstance(value, list) else value
+        value = parameter.value  # None: a parameter without a value (camera_pose)
+        return () if value is None else tuple(value) if isinstance(value, list) else value
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:
         try:
@@ -174,7 +185,7 @@ class GraspPlannerNode(Node):
 
     def _camera_transform(self, depth_msg: Image) -> np.ndarray:
         if self.tf is None:
-            return self.config.camera_transform()
+            return self.config.camera_transform(depth_msg.header.frame_id)
         try:
             return self.tf.lookup(self.config.target_frame, depth_msg.header.frame_id,
                                   rclpy.time.Time.from_msg(depth_msg.header.stamp))

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from litedet_ros.description import CAMERA_FRAME, TCP_FRAME, workcell_urdf
 from litedet_ros.grasping.bench import narrow_axis, workcell_bin
 from litedet_ros.grasping.config import (
     BinGeometry,
@@ -13,6 +14,7 @@ from litedet_ros.grasping.config import (
     PlannerConfig,
     ScoreWeights,
 )
+from litedet_ros.grasping.frames import FrameLookupError, static_transform
 from litedet_ros.grasping.node_config import DESCRIPTIONS, GraspNodeConfig
 from litedet_ros.grasping.synthetic import rotation_z
 
@@ -25,12 +27,15 @@ DOWN = np.array([0.0, 0.0, -1.0])
     lambda: GripperGeometry(width_margin=float('nan')),
     lambda: BinGeometry(size_x=-0.1),
     lambda: BinGeometry(pose=np.diag([1.0, 1.0, -1.0, 1.0])),  # a reflection
-    lambda: ScoreWeights(top=0, exposed=0, flat=0, central=0, vertical=0, narrow=0),
+    lambda: ScoreWeights(top=0, exposed=0, flat=0, central=0, vertical=0, narrow=0,
+                         aligned=0),
+    lambda: ScoreWeights(aligned=-1.0),
     lambda: PlannerConfig(up=(0.0, 0.0, 2.0)),
     lambda: PlannerConfig(min_grasp_depth=0.05),
     lambda: PlannerConfig(center_offsets=(1.5,)),
     lambda: GraspNodeConfig(depth_image_units_divisor=0.0),
     lambda: GraspNodeConfig(camera_pose=(0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 2.0)),
+    lambda: GraspNodeConfig(camera_pose=(0.0, 0.0, 1.0)),
     lambda: GraspNodeConfig(bin_size=(0.4,)),
     lambda: GraspNodeConfig(gripper_stroke=-1.0),
     lambda: GraspNodeConfig(target_frame=''),
@@ -57,11 +62,31 @@ def test_bin_interior_excludes_walls_and_floor():
 def test_node_config_describes_every_parameter_and_builds_the_planner():
     config = GraspNodeConfig()
     assert set(DESCRIPTIONS) == set(GraspNodeConfig.field_names())
-    transform = config.camera_transform()
+    transform = config.camera_transform(CAMERA_FRAME)
     np.testing.assert_allclose(transform[:3, 2], DOWN, atol=1e-6)  # looking down
     planner = config.planner_config()
     assert planner.bin is not None and planner.bin.size_x == pytest.approx(0.4)
     assert GraspNodeConfig(bin_enabled=False).planner_config().bin is None
+
+
+def test_camera_pose_without_tf_comes_from_the_urdf_unless_calibrated(monkeypatch):
+    monkeypatch.setenv('MUJOCO_GL', 'egl')
+    workcell = pytest.importorskip('litedet_ros.sim.workcell', reason='MuJoCo is not installed')
+    simulated = workcell.Workcell(num_objects=0).camera_pose()  # world = base_link
+    np.testing.assert_allclose(GraspNodeConfig().camera_transform(CAMERA_FRAME), simulated,
+                               atol=1e-9)
+    calibrated = GraspNodeConfig(camera_pose=(0.1, 0.2, 0.9, 1.0, 0.0, 0.0, 0.0))
+    np.testing.assert_allclose(calibrated.camera_transform(CAMERA_FRAME),
+                               [[1, 0, 0, 0.1], [0, -1, 0, 0.2], [0, 0, -1, 0.9], [0, 0, 0, 1]],
+                               atol=1e-12)
+    # the inverse lookup, and frames that are missing or move with the arm
+    urdf = workcell_urdf()
+    np.testing.assert_allclose(static_transform(urdf, CAMERA_FRAME, 'base_link'),
+                               np.linalg.inv(simulated), atol=1e-9)
+    with pytest.raises(FrameLookupError, match='not in the robot description'):
+        GraspNodeConfig().camera_transform('camera_depth_frame_typo')
+    with pytest.raises(FrameLookupError, match='moves with a joint'):
+        static_transform(urdf, 'base_link', TCP_FRAME)
 
 
 def test_workcell_bin_matches_the_xacro_layout():

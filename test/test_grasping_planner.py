@@ -4,12 +4,22 @@ import functools
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidCameraInfoError, InvalidImageError, InvalidMessageError
-from litedet_ros.grasping.collision import gripper_boxes, points_clearance, wall_clearance
+from litedet_ros.grasping import candidates as candidates_module
+from litedet_ros.grasping.candidates import generate_candidates
+from litedet_ros.grasping.collision import (
+    gripper_boxes,
+    points_clearance,
+    points_clearances,
+    swept_collisions,
+    wall_clearance,
+)
 from litedet_ros.grasping.config import BinGeometry, GripperGeometry, PlannerConfig
+from litedet_ros.grasping.estimation import percentile
 from litedet_ros.grasping.planner import GraspPlanner
 from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.synthetic import (
@@ -145,11 +155,15 @@ def test_touching_boxes_are_segmented_apart_and_fingers_avoid_the_neighbour():
     assert low_points[:, 2].max() < low.centre[2] + low.half[2] + 0.001
     high_points = result.objects[1].points
     assert high_points[:, 1].min() > 0.0195
-    for index, box in enumerate((low, high)):
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, 9)] * 3), axis=-1).reshape(-1, 3)
+    for index, (box, other) in enumerate(((low, high), (high, low))):
         grasps = [g for g in result.grasps if g.detection_index == index]
         assert grasps, f'no grasp for box {index}'
+        solid = other.centre + (grid * other.half) @ other.rotation.T  # the neighbour's volume
         for grasp in grasps:  # closing across the touching faces would put a finger in the other
-            assert abs(grasp.pose[1, 1]) < 0.5
+            in_tool = (solid - grasp.position) @ grasp.pose[:3, :3]
+            assert points_clearance(in_tool, CONFIG.gripper, grasp.width) > 0
+            assert abs(grasp.pose[1, 1]) < 0.9
             assert np.linalg.norm(grasp.position[:2] - box.centre[:2]) < 0.025
 
 
@@ -204,6 +218,20 @@ def test_object_wider_than_the_stroke_is_dropped():
 def test_stroke_limit_is_a_parameter():
     result, _ = plan('wide', gripper=GripperGeometry(stroke=0.14))
     assert result.grasps and max(g.width for g in result.grasps) <= 0.14
+
+
+def test_opening_is_capped_at_the_stroke_while_the_minimum_margin_fits():
+    capped, _ = plan('wide', gripper=GripperGeometry(stroke=0.105))  # 90 mm + 20 > 105 mm
+    assert capped.grasps and all(g.width == pytest.approx(0.105) for g in capped.grasps)
+    tight, _ = plan('wide', gripper=GripperGeometry(stroke=0.095))  # 90 mm + 10 > 95 mm
+    assert tight.grasps == () and tight.drops == {'too_wide': 1}
+
+
+@pytest.mark.parametrize('count', [1, 2, 457])
+@pytest.mark.parametrize('q', [0.0, 1.0, 50.0, 95.0, 99.5, 100.0])
+def test_percentile_is_numpys(q, count):
+    values = np.random.default_rng(count).normal(size=count)
+    assert percentile(values, q) == np.percentile(values, q)
 
 
 def test_invalid_depth_stripe_does_not_move_the_grasp():
@@ -317,3 +345,54 @@ def test_a_rounded_part_lying_on_others_gets_no_grasp():
     for grasp in grasps:  # as deep as the fingers go
         tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
         assert tips == pytest.approx(top - reach, abs=0.003)
+
+
+def test_swept_volume_checks_match_a_box_by_box_reference():
+    gripper = GripperGeometry()
+    rng = np.random.default_rng(3)
+    poses = np.tile(np.eye(4), (6, 1, 1))
+    poses[:, :3, :3] = Rotation.random(6, random_state=4).as_matrix()
+    poses[:, :3, 3] = rng.normal(0.0, 0.05, (6, 3))
+    widths = rng.uniform(0.02, gripper.stroke, 6)
+    # points around the first grasp's gripper, in and out of its boxes
+    in_tool = rng.uniform([-0.04, -0.08, -0.2], [0.04, 0.08, 0.04], (400, 3))
+    points = in_tool @ poses[0, :3, :3].T + poses[0, :3, 3]
+    expected_hit, expected_clearance = [], []
+    for pose, width in zip(poses, widths):
+        local = (points - pose[:3, 3]) @ pose[:3, :3]
+        centres, half = gripper_boxes(gripper, width)
+        outside = np.abs(local[:, None, :] - centres) - half  # N x 3 boxes x 3 axes
+        distance = np.linalg.norm(np.maximum(outside, 0.0), axis=2)
+        distance[np.abs(local[:, 1]) < width / 2, :2] = np.inf  # held between the pads
+        expected_hit.append((outside <= 0).all(axis=2).any())
+        expected_clearance.append(min(distance.min(), 0.02))
+    np.testing.assert_array_equal(swept_collisions(points, poses, widths, gripper),
+                                  expected_hit)
+    assert any(expected_hit) and not all(expected_hit)
+    np.testing.assert_allclose(points_clearances(points, poses, widths, gripper, 0.02),
+                               expected_clearance, atol=1e-12)
+
+
+def test_yaw_variants_score_their_alignment_with_the_narrow_axis():
+    result, (box,) = plan('box')
+    found, _ = generate_candidates(result.objects[0], CONFIG)
+    narrow = box.rotation[:, 1]  # the box's 0.04 m side
+    aligned = np.array([c.aligned for c in found])
+    errors = np.array([angle_deg(c.pose[:3, 1], narrow) for c in found])
+    np.testing.assert_allclose(aligned, 1 - errors / 90, atol=1 / 90)
+    assert aligned.max() == 1.0 and aligned.min() == 0.0  # yaw 0 and 90 are among them
+    assert angle_deg(best_for(result, 0).pose[:3, 1], narrow) < 2.0
+    # an upright can's round footprint has no narrow axis: no yaw is preferred
+    cylinders, _ = plan('cylinder')
+    found, _ = generate_candidates(cylinders.objects[1], CONFIG)
+    assert found and all(c.aligned == 1.0 for c in found)
+
+
+def test_a_perched_rounded_part_is_rejected_without_measuring_its_variants(monkeypatch):
+    result, _ = plan('perched')
+    can = result.objects[1]
+    found, rejected = generate_candidates(can, CONFIG)
+    assert not found and set(rejected) == {'too_deep'}
+    monkeypatch.setattr(candidates_module, '_out_of_reach', lambda *args: False)
+    found, rejected = generate_candidates(can, CONFIG)  # the full check agrees
+    assert not found and rejected['too_deep'] > 0

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from litedet_ros.grasping.config import PlannerConfig
-from litedet_ros.grasping.estimation import ObjectEstimate, principal_axes
+from litedet_ros.grasping.estimation import ObjectEstimate, cross3, principal_axes
 
 #: A surface-normal approach closer than this to straight down duplicates the top-down one.
 DISTINCT_APPROACH_DEG = 10.0
@@ -21,6 +21,9 @@ DISTINCT_DEPTH = 0.005
 FLAT_TOPPED = 0.75
 #: Points within this distance (m) of the object's extreme across the closing axis are its sides.
 SIDE_BAND = 0.003
+#: A footprint whose long extent exceeds its short one by this ratio has a defined narrow axis;
+#: on rounder ones no yaw is preferred.
+ELONGATED = 1.15
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,6 +36,8 @@ class Candidate:
         width: finger opening, metres.
         central: closeness of the grasp centre to the object centre, in ``[0, 1]``.
         vertical: cosine between the approach and straight down, clipped to ``[0, 1]``.
+        aligned: ``1 - |yaw offset| / 90 deg`` of the closing axis from the measured narrow
+            axis, in ``[0, 1]``; 1 for every yaw of a footprint that is not ``ELONGATED``.
         approach_kind: ``'top_down'`` or ``'surface_normal'``.
     """
 
@@ -40,6 +45,7 @@ class Candidate:
     width: float
     central: float
     vertical: float
+    aligned: float
     approach_kind: str
 
 
@@ -66,12 +72,11 @@ def _plane_basis(approach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     reference = np.eye(3)[int(np.argmin(np.abs(approach)))]
     e1 = reference - (reference @ approach) * approach
     e1 /= np.linalg.norm(e1)
-    return e1, np.cross(approach, e1)
+    return e1, cross3(approach, e1)
 
 
-def _tip_depths(config: PlannerConfig, lateral: np.ndarray, approach: np.ndarray,
-                first: float, required: float, flat_topped: bool
-                ) -> tuple[list[float], str | None]:
+def _tip_depths(config: PlannerConfig, height: float | None, down_rate: float,
+                required: float, flat_topped: bool) -> tuple[list[float], str | None]:
     """Finger-tip depths below the first surface along the approach to try, deepest first, m.
 
     ``grasp_depth``, ``required``, and with a known bin ``grasp_depth_fraction`` of the distance
@@ -84,6 +89,14 @@ def _tip_depths(config: PlannerConfig, lateral: np.ndarray, approach: np.ndarray
     at all when ``min_depth_fraction`` of that way is out of reach (standing tall or perched:
     it would slip off).
 
+    Args:
+        config: planner configuration.
+        height: height of the first surface above the bin floor, m; None without a bin below
+            the approach.
+        down_rate: descent along the bin's up axis per metre of approach.
+        required: shallowest depth that closes below the widest visible section, m.
+        flat_topped: the object has a dominant flat top.
+
     Returns:
         ``(depths, reason)``: the depths, and when there is none the rejection reason
         (``too_deep`` beyond the fingers' reach, ``too_low`` at the floor).
@@ -91,19 +104,15 @@ def _tip_depths(config: PlannerConfig, lateral: np.ndarray, approach: np.ndarray
     reach = config.gripper.finger_length - PALM_CLEARANCE
     lowest, reason = reach, 'too_deep'
     wanted = [config.grasp_depth]
-    if config.bin is not None:
-        rotation, origin = config.bin.pose[:3, :3], config.bin.pose[:3, 3]
-        down_rate = -(rotation.T @ approach)[2]
-        if down_rate > 0:
-            height = (rotation.T @ (lateral + first * approach - origin))[2]
-            deep = config.grasp_depth_fraction * height / down_rate
-            wanted.append(deep)
-            floor_limit = (height - config.floor_clearance) / down_rate
-            if floor_limit < lowest:
-                lowest, reason = floor_limit, 'too_low'
-            if not flat_topped and config.min_depth_fraction * height / down_rate > reach:
-                return [], 'too_deep'
-            required = max(required, min(config.grasp_depth if flat_topped else deep, lowest))
+    if height is not None:
+        deep = config.grasp_depth_fraction * height / down_rate
+        wanted.append(deep)
+        floor_limit = (height - config.floor_clearance) / down_rate
+        if floor_limit < lowest:
+            lowest, reason = floor_limit, 'too_low'
+        if not flat_topped and _beyond_reach(height / down_rate, config):
+            return [], 'too_deep'
+        required = max(required, min(config.grasp_depth if flat_topped else deep, lowest))
     wanted.append(required)
     depths: list[float] = []
     for depth in sorted((min(d, lowest) for d in wanted), reverse=True):
@@ -111,6 +120,42 @@ def _tip_depths(config: PlannerConfig, lateral: np.ndarray, approach: np.ndarray
                 (not depths or depths[-1] - depth > DISTINCT_DEPTH):
             depths.append(depth)
     return depths, None if depths else reason
+
+
+def _out_of_reach(points: np.ndarray, config: PlannerConfig) -> bool:
+    """Tell whether :func:`_tip_depths` rejects every top-down variant of a rounded part.
+
+    Only top-down approaches reach a rounded part; along the bin's up axis, each variant's first
+    surface lies at least as high as the part's lowest point, so when even that point is too
+    high for ``min_depth_fraction`` every variant is ``too_deep``.
+
+    Args:
+        points: ``float[N, 3]`` object points, planning frame, m.
+        config: planner configuration.
+
+    Returns:
+        True when a bin is known, its up axis is the planning frame's, and the part's lowest
+        point lies more than the fingers' reach over ``min_depth_fraction`` above its floor.
+    """
+    if config.bin is None:
+        return False
+    bin_up, origin = config.bin.pose[:3, 2], config.bin.pose[:3, 3]
+    if bin_up @ np.asarray(config.up) < 1 - 1e-9:
+        return False
+    return _beyond_reach(float(((points - origin) @ bin_up).min()), config)
+
+
+def _beyond_reach(to_floor: float, config: PlannerConfig) -> bool:
+    """Tell whether a rounded part is too high to be grasped deep enough (see ``_tip_depths``).
+
+    Args:
+        to_floor: distance along the approach from the part's first surface to the bin floor, m.
+        config: planner configuration.
+
+    Returns:
+        True when ``min_depth_fraction`` of ``to_floor`` is beyond the fingers' reach.
+    """
+    return config.min_depth_fraction * to_floor > config.gripper.finger_length - PALM_CLEARANCE
 
 
 def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
@@ -123,6 +168,9 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
     centre offset. The opening is the extent of the points between the finger pads along the
     closing axis plus the margin; the finger tips go beyond the first surface met along the
     approach by each depth of :func:`_tip_depths` (deepest first, preferred on equal scores).
+    The opening is the extent plus ``width_margin``, at most the stroke; an extent within
+    ``min_width_margin`` of the stroke is too wide. A rounded part out of reach however it is
+    grasped (:func:`_out_of_reach`) gets all its variants rejected as ``too_deep`` at once.
 
     Args:
         estimate: the object.
@@ -138,18 +186,23 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
     variants = [(yaw, offset) for yaw in np.radians(config.yaw_offsets_deg)
                 for offset in (config.center_offsets if abs(math.cos(yaw)) > 0.5 else (0.0,))]
     yaws, offsets = np.array(variants).T
+    aligned = 1 - np.abs((yaws + math.pi / 2) % math.pi - math.pi / 2) / (math.pi / 2)
     cos, sin = np.cos(yaws)[:, None], np.sin(yaws)[:, None]
-    candidates, rejected = [], Counter()
     flat_topped = estimate.flatness >= FLAT_TOPPED
+    if not flat_topped and _out_of_reach(points, config):
+        return [], Counter(too_deep=len(variants))
+    candidates, rejected = [], Counter()
     for kind, approach in approach_directions(estimate, config):
         e1, e2 = _plane_basis(approach)
         _, axes2 = principal_axes(points @ np.stack([e1, e2], axis=1))
         long_axis = axes2[0, 0] * e1 + axes2[0, 1] * e2
-        short_axis = np.cross(approach, long_axis)
+        short_axis = cross3(approach, long_axis)
         along_long, along_short = points @ long_axis, points @ short_axis
-        long_mid = (along_long.max() + along_long.min()) / 2
-        short_mid = (along_short.max() + along_short.min()) / 2
-        half_length = max((along_long.max() - along_long.min()) / 2, 1e-3)
+        long_low, long_high = along_long.min(), along_long.max()
+        short_low, short_high = along_short.min(), along_short.max()
+        long_mid, short_mid = (long_high + long_low) / 2, (short_high + short_low) / 2
+        half_length = max((long_high - long_low) / 2, 1e-3)
+        elongated = half_length >= ELONGATED * (short_high - short_low) / 2
         # one row per variant: tool x = cos(yaw) long + sin(yaw) short, closing y = z cross x
         rel_long = along_long - (long_mid + offsets * half_length)[:, None]
         rel_short = (along_short - short_mid)[None, :]
@@ -165,32 +218,51 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
         side_depth = (sides * along).sum(axis=2) / np.maximum(sides.sum(axis=2), 1)
         widest = side_depth.mean(axis=0) - first
         required = widest + config.widest_overlap
-        widths = across_max - across_min + gripper.width_margin
+        extents = across_max - across_min
+        widths = np.minimum(extents + gripper.width_margin, gripper.stroke)
         vertical = float(np.clip(-(approach @ up), 0.0, 1.0))
-        for k, (yaw, offset) in enumerate(variants):
-            if in_slab[k].sum() < 3:
+        c, s = cos[:, 0], sin[:, 0]
+        shift = (across_max + across_min) / 2
+        lateral = (np.outer(long_mid + offsets * half_length - s * shift, long_axis)
+                   + np.outer(short_mid + c * shift, short_axis))
+        x_axes = np.outer(c, long_axis) + np.outer(s, short_axis)
+        closings = np.outer(c, short_axis) - np.outer(s, long_axis)
+        flip = np.where(x_axes @ e1 < 0, -1.0, 1.0)[:, None]
+        x_axes, closings = x_axes * flip, closings * flip
+        central = np.clip(1 - np.hypot(offsets * half_length - s * shift, c * shift)
+                          / half_length, 0.0, 1.0)
+        heights, down_rate = [None] * len(variants), 0.0
+        if config.bin is not None:
+            rotation, origin = config.bin.pose[:3, :3], config.bin.pose[:3, 3]
+            down_rate = float(-(rotation[:, 2] @ approach))
+            if down_rate > 0:
+                heights = ((lateral + first[:, None] * approach - origin)
+                           @ rotation[:, 2]).tolist()
+        chosen, chosen_depths = [], []
+        for k, (slab, extent, height, need) in enumerate(zip(
+                in_slab.sum(axis=1).tolist(), extents.tolist(), heights, required.tolist())):
+            if slab < 3:
                 rejected['empty_slab'] += 1
                 continue
-            if widths[k] > gripper.stroke:
+            if extent + gripper.min_width_margin > gripper.stroke:
                 rejected['too_wide'] += 1
                 continue
-            c, s = math.cos(yaw), math.sin(yaw)
-            shift = (across_max[k] + across_min[k]) / 2
-            lateral = ((long_mid + offset * half_length - s * shift) * long_axis
-                       + (short_mid + c * shift) * short_axis)
-            x_axis, closing = c * long_axis + s * short_axis, c * short_axis - s * long_axis
-            if x_axis @ e1 < 0:
-                x_axis, closing = -x_axis, -closing
-            off_centre = math.hypot(offset * half_length - s * shift, c * shift)
-            central = float(np.clip(1 - off_centre / half_length, 0.0, 1.0))
-            depths, reason = _tip_depths(config, lateral, approach, first[k], required[k],
-                                         flat_topped)
+            depths, reason = _tip_depths(config, height, down_rate, need, flat_topped)
             if reason:
                 rejected[reason] += 1
-            for depth in depths:
-                pose = np.eye(4)
-                pose[:3, 0], pose[:3, 1], pose[:3, 2] = x_axis, closing, approach
-                pose[:3, 3] = lateral + (first[k] + depth - gripper.tcp_to_tip) * approach
-                candidates.append(Candidate(pose=pose, width=float(widths[k]), central=central,
-                                            vertical=vertical, approach_kind=kind))
+            chosen.extend([k] * len(depths))
+            chosen_depths.extend(depths)
+        if not chosen:
+            continue
+        poses = np.zeros((len(chosen), 4, 4))
+        poses[:, 3, 3] = 1.0
+        poses[:, :3, 0], poses[:, :3, 1] = x_axes[chosen], closings[chosen]
+        poses[:, :3, 2] = approach
+        poses[:, :3, 3] = lateral[chosen] + np.outer(
+            first[chosen] + np.array(chosen_depths) - gripper.tcp_to_tip, approach)
+        candidates.extend(
+            Candidate(pose=pose, width=float(widths[k]), central=float(central[k]),
+                      vertical=vertical, aligned=float(aligned[k]) if elongated else 1.0,
+                      approach_kind=kind)
+            for pose, k in zip(poses, chosen))
     return candidates, rejected

@@ -41,7 +41,10 @@ class GripperGeometry:
         palm_length: palm size along tool y, m.
         palm_height: palm size along tool z, m.
         approach_distance: straight-line approach from the pre-grasp pose, along +z, m.
-        width_margin: added to the measured object extent to get the opening, m (both sides).
+        width_margin: added to the measured object extent to get the preferred opening, m
+            (both sides); the opening is at most the stroke.
+        min_width_margin: objects whose measured extent plus this (m, both sides) exceeds the
+            stroke are too wide.
     """
 
     stroke: float = 0.085
@@ -54,19 +57,21 @@ class GripperGeometry:
     palm_height: float = 0.06
     approach_distance: float = 0.10
     width_margin: float = 0.02
+    min_width_margin: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ('stroke', 'finger_width', 'finger_thickness', 'finger_length',
                      'palm_width', 'palm_length', 'palm_height'):
             value = getattr(self, name)
             _require(np.isfinite(value) and value > 0, f'gripper {name} must be > 0, got {value}')
-        for name in ('tcp_to_tip', 'approach_distance', 'width_margin'):
+        for name in ('tcp_to_tip', 'approach_distance', 'width_margin', 'min_width_margin'):
             value = getattr(self, name)
             _require(np.isfinite(value) and value >= 0,
                      f'gripper {name} must be >= 0, got {value}')
         _require(self.tcp_to_tip < self.finger_length,
                  'gripper tcp_to_tip must be shorter than finger_length')
-        _require(self.width_margin < self.stroke, 'gripper width_margin must be below stroke')
+        _require(self.min_width_margin <= self.width_margin < self.stroke,
+                 'gripper needs min_width_margin <= width_margin < stroke')
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,6 +150,9 @@ class ScoreWeights:
         central: closeness of the grasp centre to the object's centre.
         vertical: alignment of the approach with straight down.
         narrow: small opening relative to the stroke (closing across the narrow extent).
+        aligned: closing axis along the measured narrow axis (``1 - |yaw offset| / 90 deg``):
+            off-axis yaw variants close on a box's edges and slip; they should win only where
+            the aligned grasps collide.
     """
 
     top: float = 0.3
@@ -153,6 +161,7 @@ class ScoreWeights:
     central: float = 0.4
     vertical: float = 0.1
     narrow: float = 0.1
+    aligned: float = 1.0
 
     def __post_init__(self) -> None:
         values = self.as_array()
@@ -160,9 +169,9 @@ class ScoreWeights:
                  'score weights must be >= 0 and not all zero')
 
     def as_array(self) -> np.ndarray:
-        """Return ``float64[6]`` weights: top, exposed, flat, central, vertical, narrow."""
+        """Return the ``float64[7]`` weights in field order (top ... aligned)."""
         return np.array([self.top, self.exposed, self.flat, self.central, self.vertical,
-                         self.narrow])
+                         self.narrow, self.aligned])
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,7 @@ class PlannerConfig:
     min_object_points: int = 30
     scene_stride: int = 5
     max_tilt_deg: float = 35.0
-    yaw_offsets_deg: tuple[float, ...] = (0.0, -10.0, 10.0, 90.0)
+    yaw_offsets_deg: tuple[float, ...] = (0.0, -10.0, 10.0, -20.0, 20.0, 90.0)
     center_offsets: tuple[float, ...] = (0.0, -0.35, 0.35)
     clearance_scale: float = 0.02
     candidates_per_object: int = 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 
 import numpy as np
 
@@ -32,6 +33,27 @@ class ObjectEstimate:
     detection_index: int
 
 
+def cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cross product of two ``float[3]`` vectors (:func:`numpy.cross` costs ~20x more)."""
+    return np.array([a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2],
+                     a[0] * b[1] - a[1] * b[0]])
+
+
+def percentile(values: np.ndarray, q: float) -> float:
+    """:func:`numpy.percentile` (linear method) of ``float[N]`` values, N >= 1, by partition.
+
+    The same value as numpy's, at a tenth of its cost on a few hundred values.
+    """
+    position = (len(values) - 1) * (q / 100)
+    lower = math.floor(position)
+    upper = min(lower + 1, len(values) - 1)
+    partitioned = np.partition(values, (lower, upper))
+    low, high = partitioned[lower], partitioned[upper]
+    t = position - lower
+    difference = high - low
+    return float(high - difference * (1 - t) if t >= 0.5 else low + difference * t)
+
+
 def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Principal axes of a point set.
 
@@ -47,20 +69,22 @@ def principal_axes(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, vectors[:, ::-1].T
 
 
-def dominant_plane(points: np.ndarray, tolerances: tuple[float, ...] = (0.015, 0.004)
+def dominant_plane(points: np.ndarray, tolerances: tuple[float, ...] = (0.015, 0.004),
+                   axes: tuple[np.ndarray, np.ndarray] | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit the plane most points lie on by PCA, trimming points farther than each tolerance.
 
     Args:
         points: ``float[N, 3]`` points, metres, N >= 3.
         tolerances: successive inlier distances, metres, loosest first.
+        axes: :func:`principal_axes` of ``points`` if already known.
 
     Returns:
         ``(point float64[3], unit normal float64[3], inliers bool[N])``; the normal's sign is
         arbitrary.
     """
     inliers = np.ones(len(points), dtype=bool)
-    centre, axes = principal_axes(points)
+    centre, axes = axes or principal_axes(points)
     for tolerance in tolerances:
         close = np.abs((points - centre) @ axes[2]) <= tolerance
         if close.sum() < 3:
@@ -84,14 +108,14 @@ def estimate_object(points: np.ndarray, camera_position: np.ndarray, up: np.ndar
         The estimate; its normal points towards the camera.
     """
     points = np.asarray(points, dtype=np.float64)
-    centre, normal, inliers = dominant_plane(points)
+    centroid, axes = principal_axes(points)
+    centre, normal, inliers = dominant_plane(points, axes=(centroid, axes))
     if normal @ (camera_position - centre) < 0:
         normal = -normal
-    centroid, axes = principal_axes(points)
     spans = points @ axes.T
     heights = points @ up
     return ObjectEstimate(
         points=points, centroid=centroid, normal=normal, axes=axes,
         extents=spans.max(axis=0) - spans.min(axis=0),
-        top_height=float(np.percentile(heights, 95)), flatness=float(inliers.mean()),
+        top_height=percentile(heights, 95), flatness=float(inliers.mean()),
         detection_index=detection_index)

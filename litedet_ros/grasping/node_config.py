@@ -15,6 +15,7 @@ from litedet_ros.grasping.config import (
     PlannerConfig,
     ScoreWeights,
 )
+from litedet_ros.grasping.frames import workcell_transform
 
 _GRIPPER = GripperGeometry()
 _WEIGHTS = ScoreWeights()
@@ -25,9 +26,9 @@ _PLANNER = PlannerConfig()
 class GraspNodeConfig:
     """Every parameter of ``grasp_planner_node``; see ``DESCRIPTIONS`` for their meaning.
 
-    The camera pose and the bin default to the shipped workcell (``urdf/workcell.urdf.xacro``
-    defaults: camera 0.70 m above the bin centre looking down, bin 0.40 x 0.30 x 0.15 m at
-    x = 0.5 m, floor 0.01 m thick).
+    Without tf2 and without a calibrated ``camera_pose``, the camera pose comes from the shipped
+    workcell description (``urdf/workcell.urdf.xacro``). The bin defaults to that workcell's
+    (0.40 x 0.30 x 0.15 m at x = 0.5 m, floor 0.01 m thick).
     """
 
     target_frame: str = 'base_link'
@@ -35,7 +36,7 @@ class GraspNodeConfig:
     time_sync_slop: float = 0.02
     sync_queue_duration: float = 2.0
     use_tf: bool = True
-    camera_pose: tuple[float, ...] = (0.5, 0.015, 0.70, -0.70710678, 0.70710678, 0.0, 0.0)
+    camera_pose: tuple[float, ...] = ()
     bin_enabled: bool = True
     bin_pose: tuple[float, ...] = (0.5, 0.0, 0.01, 0.0)
     bin_size: tuple[float, ...] = (0.40, 0.30)
@@ -51,12 +52,14 @@ class GraspNodeConfig:
     gripper_palm_height: float = _GRIPPER.palm_height
     gripper_approach_distance: float = _GRIPPER.approach_distance
     gripper_width_margin: float = _GRIPPER.width_margin
+    gripper_min_width_margin: float = _GRIPPER.min_width_margin
     weight_top: float = _WEIGHTS.top
     weight_exposed: float = _WEIGHTS.exposed
     weight_flat: float = _WEIGHTS.flat
     weight_central: float = _WEIGHTS.central
     weight_vertical: float = _WEIGHTS.vertical
     weight_narrow: float = _WEIGHTS.narrow
+    weight_aligned: float = _WEIGHTS.aligned
     grasp_depth: float = _PLANNER.grasp_depth
     grasp_depth_fraction: float = _PLANNER.grasp_depth_fraction
     min_depth_fraction: float = _PLANNER.min_depth_fraction
@@ -77,12 +80,13 @@ class GraspNodeConfig:
             raise GraspConfigError('sync_queue_duration must be > 0 s')
         if self.marker_grasps < 0:
             raise GraspConfigError('marker_grasps must be >= 0')
-        for name, length in (('camera_pose', 7), ('bin_pose', 4), ('bin_size', 2)):
+        for name, lengths in (('camera_pose', (0, 7)), ('bin_pose', (4,)), ('bin_size', (2,))):
             value = tuple(float(v) for v in getattr(self, name))
-            if len(value) != length or not np.isfinite(value).all():
-                raise GraspConfigError(f'{name} needs {length} finite numbers, got {value}')
+            if len(value) not in lengths or not np.isfinite(value).all():
+                raise GraspConfigError(f'{name} needs {" or ".join(map(str, lengths))} finite '
+                                       f'numbers, got {value}')
             object.__setattr__(self, name, value)
-        if abs(np.linalg.norm(self.camera_pose[3:]) - 1) > 1e-3:
+        if self.camera_pose and abs(np.linalg.norm(self.camera_pose[3:]) - 1) > 1e-3:
             raise GraspConfigError('camera_pose quaternion (qx, qy, qz, qw) must be unit length')
         self.planner_config()  # validates the planner parameters
 
@@ -91,8 +95,22 @@ class GraspNodeConfig:
         """Names of all parameters, in declaration order."""
         return tuple(f.name for f in fields(cls))
 
-    def camera_transform(self) -> np.ndarray:
-        """``float64[4, 4]`` target_frame <- camera optical frame from ``camera_pose``."""
+    def camera_transform(self, camera_frame: str) -> np.ndarray:
+        """Camera pose without tf2: the calibrated ``camera_pose``, else the robot description's.
+
+        Args:
+            camera_frame: the images' frame (their ``header.frame_id``), looked up in the
+                workcell description when ``camera_pose`` is empty.
+
+        Returns:
+            ``float64[4, 4]`` target_frame <- camera optical frame, metres.
+
+        Raises:
+            FrameLookupError: no ``camera_pose`` and a frame is missing from the description
+                or moves with a joint.
+        """
+        if not self.camera_pose:
+            return workcell_transform(self.target_frame, camera_frame).copy()
         transform = np.eye(4)
         transform[:3, :3] = Rotation.from_quat(self.camera_pose[3:]).as_matrix()
         transform[:3, 3] = self.camera_pose[:3]
@@ -111,10 +129,12 @@ class GraspNodeConfig:
             palm_width=self.gripper_palm_width, palm_length=self.gripper_palm_length,
             palm_height=self.gripper_palm_height,
             approach_distance=self.gripper_approach_distance,
-            width_margin=self.gripper_width_margin)
+            width_margin=self.gripper_width_margin,
+            min_width_margin=self.gripper_min_width_margin)
         weights = ScoreWeights(top=self.weight_top, exposed=self.weight_exposed,
                                flat=self.weight_flat, central=self.weight_central,
-                               vertical=self.weight_vertical, narrow=self.weight_narrow)
+                               vertical=self.weight_vertical, narrow=self.weight_narrow,
+                               aligned=self.weight_aligned)
         bin_geometry = None
         if self.bin_enabled:
             x, y, z, yaw = self.bin_pose
@@ -144,7 +164,8 @@ DESCRIPTIONS: dict[str, str] = {
     'use_tf': 'Look the camera up in tf2 at the image stamp when tf2_ros is installed; '
               'otherwise camera_pose is used.',
     'camera_pose': 'Calibrated camera optical frame in target_frame: [x, y, z, qx, qy, qz, qw] '
-                   '(m); used without tf2.',
+                   "(m), used without tf2; unset or empty: the images' frame in the robot "
+                   'description (urdf/workcell.urdf.xacro).',
     'bin_enabled': 'Remove the bin floor and walls and check the walls for collisions.',
     'bin_pose': 'Centre of the bin inner floor in target_frame: [x, y, z, yaw] (m, rad).',
     'bin_size': 'Inner bin size [x, y] in the bin frame, m.',
@@ -159,13 +180,17 @@ DESCRIPTIONS: dict[str, str] = {
     'gripper_palm_length': 'Palm size along the closing axis, m.',
     'gripper_palm_height': 'Palm size along the approach, m.',
     'gripper_approach_distance': 'Straight approach from the pre-grasp pose, m.',
-    'gripper_width_margin': 'Added to the measured object width to get the opening, m.',
+    'gripper_width_margin': 'Added to the measured object width to get the opening (at most '
+                            'the stroke), m.',
+    'gripper_min_width_margin': 'Objects whose measured width plus this exceeds the stroke '
+                                'get no grasp, m.',
     'weight_top': 'Score weight: object on top of the pile.',
     'weight_exposed': 'Score weight: free space around the fingers.',
     'weight_flat': 'Score weight: flat grasped surface.',
     'weight_central': 'Score weight: grasp near the object centre.',
     'weight_vertical': 'Score weight: approach close to straight down.',
     'weight_narrow': 'Score weight: small opening (closing across the narrow side).',
+    'weight_aligned': 'Score weight: closing axis along the measured narrow axis (yaw offset 0).',
     'grasp_depth': 'Finger-tip depth below the top surface of flat-topped parts, m.',
     'grasp_depth_fraction': 'Preferred finger-tip depth as a fraction of the way from the top '
                             'surface to the bin floor (as far as the fingers reach); the only '

@@ -19,12 +19,13 @@ from litedet_ros.grasping.collision import (
     wall_clearances,
 )
 from litedet_ros.grasping.config import PlannerConfig
-from litedet_ros.grasping.estimation import ObjectEstimate, estimate_object
+from litedet_ros.grasping.estimation import ObjectEstimate, estimate_object, percentile
 from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.segmentation import GraspDropError, object_points
 from litedet_ros.grasping.types import Grasp
 
-#: Candidates whose clearance is measured together, in the order of their score bound.
+#: Candidates checked together, in the order of their score bound; the batch doubles after a
+#: batch that all collides (a buried object's candidates mostly all collide).
 CLEARANCE_BATCH = 8
 
 
@@ -68,7 +69,8 @@ class GraspPlanner:
     palm's swept volumes against the depth scene and the bin walls, in the order of an upper
     bound of the score so that only the promising candidates are checked. The score in
     ``[0, 1]`` is the weighted mean of: top of the pile, free space around the fingers, surface
-    flatness, grasp centrality, approach verticality and a small opening.
+    flatness, grasp centrality, approach verticality, a small opening and a closing axis along
+    the measured narrow axis.
     """
 
     def __init__(self, config: PlannerConfig | None = None) -> None:
@@ -146,13 +148,13 @@ class GraspPlanner:
         heights = scene @ up if len(scene) else np.zeros(1)
         bin_geometry = self.config.bin
         if bin_geometry is None:
-            floor = float(np.percentile(heights, 1))
+            floor = percentile(heights, 1)
         else:
             floor = float(bin_geometry.pose[:3, 3] @ up)
             inside = bin_geometry.interior_mask(scene, self.config.wall_margin,
                                                 self.config.floor_margin)
             heights = heights[inside] if inside.any() else np.array([floor])
-        return floor, float(np.percentile(heights, 99.5))
+        return floor, percentile(heights, 99.5)
 
     def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
                      neighbours: np.ndarray) -> list[tuple[float, Candidate]]:
@@ -171,31 +173,40 @@ class GraspPlanner:
         if not candidates:
             reason = rejected.most_common(1)[0][0] if rejected else 'no_candidates'
             raise GraspDropError(reason, f'no candidate grasp ({dict(rejected)})')
-        w_top, w_exposed, w_flat, w_central, w_vertical, w_narrow = self._weights
+        w_top, w_exposed, w_flat, w_central, w_vertical, w_narrow, w_aligned = self._weights
         base = w_top * top + w_flat * estimate.flatness + w_exposed
         stroke = config.gripper.stroke
         bounds = np.array([base + w_central * c.central + w_vertical * c.vertical
-                           + w_narrow * (1 - c.width / stroke) for c in candidates])
+                           + w_narrow * (1 - c.width / stroke) + w_aligned * c.aligned
+                           for c in candidates])
         order = np.argsort(-bounds, kind='stable')
+        poses = np.stack([c.pose for c in candidates])
+        widths = np.array([c.width for c in candidates])
         kinds = np.array([c.approach_kind for c in candidates])
-        local = {kind: self._local_scene(estimate, scene, candidates, kind)
-                 for kind in set(kinds)}
-        free = np.ones(len(candidates), dtype=bool)
-        for kind, points in local.items():
-            mine = np.flatnonzero(kinds == kind)
-            free[mine] = ~swept_collisions(np.concatenate([points, neighbours]),
-                                           np.stack([candidates[i].pose for i in mine]),
-                                           np.array([candidates[i].width for i in mine]),
-                                           config.gripper)
-        best: list[tuple[float, int, Candidate]] = []  # min-heap of (score, -rank, candidate)
-        ranked = order[free[order]]
+        local = {kind: self._local_scene(scene, poses[kinds == kind]) for kind in set(kinds)}
+        obstacles = {kind: np.concatenate([points, neighbours]) for kind, points in local.items()}
         scene_points = np.concatenate([*local.values(), neighbours])
-        for start in range(0, len(ranked), CLEARANCE_BATCH):
-            chunk = ranked[start:start + CLEARANCE_BATCH]
+        best: list[tuple[float, int, Candidate]] = []  # min-heap of (score, -rank, candidate)
+        rank = 0  # among the collision-free candidates, in the order of their bound
+        # in bound order, a batch at a time: sweep collisions, then clearances of the free ones
+        start, size = 0, CLEARANCE_BATCH
+        while start < len(order):
+            chunk = order[start:start + size]
+            start += size
             if len(best) == config.candidates_per_object and best[0][0] >= bounds[chunk[0]]:
                 break
-            clearances = self._clearances([candidates[i] for i in chunk], scene_points)
-            for rank, i, clearance in zip(range(start, start + len(chunk)), chunk, clearances):
+            free = np.ones(len(chunk), dtype=bool)
+            for kind in set(kinds[chunk]):
+                mine = kinds[chunk] == kind
+                free[mine] = ~swept_collisions(obstacles[kind], poses[chunk[mine]],
+                                               widths[chunk[mine]], config.gripper)
+            chunk = chunk[free]
+            if not len(chunk):
+                size *= 2
+                continue
+            clearances = self._clearances(poses[chunk], widths[chunk], scene_points)
+            for i, clearance in zip(chunk, clearances):
+                rank += 1
                 if clearance <= 0:
                     continue
                 score = bounds[i] - w_exposed * (1 - min(clearance / config.clearance_scale, 1))
@@ -208,15 +219,21 @@ class GraspPlanner:
             raise GraspDropError('all_colliding', f'all {len(candidates)} candidates collide')
         return [(score, candidate) for score, _, candidate in sorted(best, reverse=True)]
 
-    def _local_scene(self, estimate: ObjectEstimate, scene: SceneCloud,
-                     candidates: list[Candidate], kind: str) -> np.ndarray:
-        """Scene points within ``clearance_scale`` of a swept volume of ``kind`` candidates.
+    def _local_scene(self, scene: SceneCloud, poses: np.ndarray) -> np.ndarray:
+        """Scene points within ``clearance_scale`` of the swept volumes of grasps.
 
-        The volumes lie in a cylinder along the approach around the candidates' centres, from
+        The volumes lie in a cylinder along the approach around the grasps' centres, from
         the palm's far end to the finger tips.
+
+        Args:
+            scene: the depth scene.
+            poses: ``float64[K, 4, 4]`` planning <- tool transforms of grasps sharing one
+                approach direction.
+
+        Returns:
+            ``float64[M, 3]`` scene points, planning frame.
         """
         gripper = self.config.gripper
-        poses = np.stack([c.pose for c in candidates if c.approach_kind == kind])
         approach = poses[0, :3, 2]
         centres = poses[:, :3, 3]
         axis_point = centres.mean(axis=0)
@@ -235,14 +252,21 @@ class GraspPlanner:
         lateral_sq = np.einsum('ij,ij->i', relative, relative) - along ** 2
         return points[(lateral_sq <= radius ** 2) & (along >= -back) & (along <= tips)]
 
-    def _clearances(self, candidates: list[Candidate], scene: np.ndarray) -> np.ndarray:
+    def _clearances(self, poses: np.ndarray, widths: np.ndarray, scene: np.ndarray
+                    ) -> np.ndarray:
         """Free distance (up to ``clearance_scale``) around each swept volume, 0 on collision.
 
-        Measured to the scene points and the bin walls and floor, metres (``float64[K]``).
+        Measured to the scene points and the bin walls and floor, metres.
+
+        Args:
+            poses: ``float64[K, 4, 4]`` planning <- tool transforms of grasps.
+            widths: ``float64[K]`` finger openings, m.
+            scene: ``float64[N, 3]`` scene points, planning frame.
+
+        Returns:
+            ``float64[K]`` clearances, m.
         """
         gripper = self.config.gripper
-        poses = np.stack([c.pose for c in candidates])
-        widths = np.array([c.width for c in candidates])
         clearance = points_clearances(scene, poses, widths, gripper, self.config.clearance_scale)
         bin_geometry = self.config.bin
         if bin_geometry is not None:

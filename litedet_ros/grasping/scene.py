@@ -11,6 +11,9 @@ import numpy as np
 from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.grasping.config import BinGeometry
 
+#: Which of the eight corners of an axis-aligned box take the upper bound on each axis.
+_CORNERS = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=bool)
+
 
 @dataclass(frozen=True, eq=False)
 class SceneCloud:
@@ -76,8 +79,7 @@ class SceneCloud:
         Returns:
             ``float64[M, 3]`` points, planning frame.
         """
-        corners = np.array([[x, y, z] for x in (low[0], high[0]) for y in (low[1], high[1])
-                            for z in (low[2], high[2])])
+        corners = np.where(_CORNERS, high, low)
         rotation, origin = self.camera_from_planning[:3, :3], self.camera_from_planning[:3, 3]
         in_camera = corners @ rotation.T + origin
         if (in_camera[:, 2] > 1e-3).all():
@@ -88,5 +90,7 @@ class SceneCloud:
         else:  # the box reaches behind the camera: look everywhere
             window = self.grid.reshape(-1, 3)
         with np.errstate(invalid='ignore'):
-            inside = ((window >= low) & (window <= high)).all(axis=1)
+            x, y, z = window.T
+            inside = ((x >= low[0]) & (x <= high[0]) & (y >= low[1]) & (y <= high[1])
+                      & (z >= low[2]) & (z <= high[2]))
         return window[inside]

@@ -124,9 +124,9 @@ def object_points(depth: np.ndarray, camera: PinholeCamera, box: np.ndarray,
     valid = np.isfinite(crop)
     if not valid.any():
         raise GraspDropError('no_valid_depth', 'no valid depth inside the box')
-    v, u = np.mgrid[v0:v1:stride, u0:u1:stride]
-    points = transform_points(planning_from_camera,
-                              camera.deproject(u[valid], v[valid], crop[valid]))
+    rows, cols = np.nonzero(valid)
+    points = transform_points(planning_from_camera, camera.deproject(
+        u0 + cols * stride, v0 + rows * stride, crop[valid]))
     keep = np.zeros_like(valid)
     keep[valid] = (True if config.bin is None else
                    config.bin.interior_mask(points, config.wall_margin, config.floor_margin))
@@ -134,9 +134,12 @@ def object_points(depth: np.ndarray, camera: PinholeCamera, box: np.ndarray,
         raise GraspDropError('too_few_points',
                              f'{int(keep.sum())} points off the bin floor and walls')
     # Small holes of invalid depth take their nearest valid depth so they do not split surfaces.
-    distance, nearest = ndimage.distance_transform_edt(~valid, return_indices=True)
-    filled = crop[nearest[0], nearest[1]]
-    bridge = ~valid & (distance <= config.max_hole_pixels) & keep[nearest[0], nearest[1]]
+    if valid.all():
+        filled, bridge = crop, np.zeros_like(valid)
+    else:
+        distance, nearest = ndimage.distance_transform_edt(~valid, return_indices=True)
+        filled = crop[nearest[0], nearest[1]]
+        bridge = ~valid & (distance <= config.max_hole_pixels) & keep[nearest[0], nearest[1]]
     slope = math.tan(math.radians(config.max_surface_slope_deg))
     pixel_size = filled * (stride / min(camera.fx, camera.fy))
     labels = grid_clusters(filled, keep | bridge, config.depth_noise + slope * pixel_size)
@@ -148,15 +151,16 @@ def object_points(depth: np.ndarray, camera: PinholeCamera, box: np.ndarray,
     if len(big) == 0:
         raise GraspDropError('too_few_points',
                              f'largest surface holds {int(sizes.max())} points')
-    extents = ndimage.find_objects(np.where(keep, labels + 1, 0))
+    kept_rows, kept_cols = np.nonzero(keep)
     h, w = crop.shape
     m = BOX_EDGE_CELLS
 
     def rank(label: int) -> tuple[int, int]:
-        rows, cols = extents[label]
-        edges = ((rows.start <= m) + (rows.stop >= h - m) + (cols.start <= m)
-                 + (cols.stop >= w - m))
-        return int(edges), int(sizes[label])
+        mine = labels_kept == label
+        rows, cols = kept_rows[mine], kept_cols[mine]
+        edges = (int(rows.min() <= m) + int(rows.max() + 1 >= h - m) + int(cols.min() <= m)
+                 + int(cols.max() + 1 >= w - m))
+        return edges, int(sizes[label])
 
     chosen = max(big, key=rank)
     mine = labels == chosen
