@@ -75,6 +75,27 @@ def test_obstacle_forces_a_detour(backend):
         backend.remove_obstacle('wall')
 
 
+def test_a_start_in_contact_is_left_through_a_nearby_free_configuration(backend):
+    # As after a jammed approach: the fingertips 3 mm into a slab under the hand.
+    robot, planner = backend.robot, backend.planner
+    start = backend.ik(tool_down_pose((0.45, 0.3, 0.3)), HOME)
+    goal = backend.ik(tool_down_pose((0.45, -0.3, 0.3)), HOME)
+    slab = np.eye(4)
+    slab[:3, 3] = (0.45, 0.3, 0.3 - 0.02 + 0.003 - 0.01)  # top 3 mm above the fingertips
+    backend.add_obstacle(Obstacle('slab', 'box', (0.2, 0.2, 0.02), slab))
+    try:
+        assert robot.in_collision(start, 0.0)
+        trajectory = planner.plan(start, goal)
+        positions = trajectory.positions
+        assert np.allclose(positions[0], start) and np.allclose(positions[-1], goal)
+        free = [not robot.in_collision(q, 0.0) for q in positions]
+        first_free = free.index(True)
+        assert all(free[first_free:])  # no contact once out
+        assert np.abs(positions[first_free] - start).max() <= planner.config.start_jiggle + 0.02
+    finally:
+        backend.remove_obstacle('slab')
+
+
 def test_invalid_start_or_goal_fails_fast(backend):
     started = time.perf_counter()
     with pytest.raises(PlanningError, match='goal configuration in collision'):

@@ -47,6 +47,11 @@ class PlannerConfig:
         acceleration_limit: joint acceleration limit at scaling 1, rad/s^2.
         acceleration_scaling: fraction of ``acceleration_limit`` used, (0, 1].
         sample_period: time between points of the output trajectory, s.
+        start_jiggle: a start in contact (an arm left touching the bin by a jammed motion) is
+            left through the nearest collision-free configuration found by random
+            perturbations of up to this much per joint, rad (MoveIt's FixStartStateCollision
+            request adapter does the same); 0 refuses such starts.
+        start_jiggle_attempts: perturbations tried, with a radius growing to ``start_jiggle``.
     """
 
     planning_time: float = 0.2
@@ -59,6 +64,8 @@ class PlannerConfig:
     acceleration_limit: float = 4.0
     acceleration_scaling: float = 0.5
     sample_period: float = 0.02
+    start_jiggle: float = 0.05
+    start_jiggle_attempts: int = 200
 
     def __post_init__(self) -> None:
         positive = ('planning_time', 'margin', 'check_step', 'simplify_time', 'resample_step',
@@ -69,8 +76,11 @@ class PlannerConfig:
         for name in ('velocity_scaling', 'acceleration_scaling'):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f'{name} must be in (0, 1], got {getattr(self, name)}')
-        if self.attempts < 1:
-            raise ValueError(f'attempts must be >= 1, got {self.attempts}')
+        if self.attempts < 1 or self.start_jiggle_attempts < 1:
+            raise ValueError(f'attempts and start_jiggle_attempts must be >= 1, got '
+                             f'{self.attempts}, {self.start_jiggle_attempts}')
+        if self.start_jiggle < 0:
+            raise ValueError(f'start_jiggle must be >= 0, got {self.start_jiggle}')
 
 
 class JointPlanner:
@@ -111,7 +121,8 @@ class JointPlanner:
         """Collision-free joint path.
 
         Args:
-            start: ``float64[dof]`` start joints, rad (must be collision-free at margin 0).
+            start: ``float64[dof]`` start joints, rad; if in contact, the path first moves to a
+                collision-free configuration within ``start_jiggle`` of it.
             goal: ``float64[dof]`` goal joints, rad (must respect the planning margin).
 
         Returns:
@@ -124,12 +135,11 @@ class JointPlanner:
         for name, q in (('start', start), ('goal', goal)):
             if not self.robot.within_limits(q):
                 raise PlanningError(f'{name} configuration outside the joint limits')
-        if self.robot.in_collision(start, 0.0):
-            pairs = self.robot.colliding_pairs(start)
-            raise PlanningError(f'start configuration in collision: {pairs[:3]}')
         if self.robot.in_collision(goal, self.config.margin):
             pairs = self.robot.colliding_pairs(goal, self.config.margin)
             raise PlanningError(f'goal configuration in collision: {pairs[:3]}')
+        if self.robot.in_collision(start, 0.0):
+            return np.vstack([start, self.plan_path(self._free_start(start), goal)])
         # A start inside the margin (e.g. just after a grasp) is allowed to leave it.
         self._margin = 0.0 if self.robot.in_collision(start, self.config.margin) else \
             self.config.margin
@@ -139,6 +149,19 @@ class JointPlanner:
             return self._rrt(start, goal)
         finally:
             self._margin = self.config.margin
+
+    def _free_start(self, start: np.ndarray) -> np.ndarray:
+        """A collision-free configuration near ``start`` (seeded: the same answer every time)."""
+        config = self.config
+        rng = np.random.default_rng(0)
+        for k in range(1, config.start_jiggle_attempts + 1):
+            radius = config.start_jiggle * k / config.start_jiggle_attempts
+            q = start + rng.uniform(-radius, radius, start.shape)
+            if self.robot.within_limits(q) and not self.robot.in_collision(q, 0.0):
+                return q
+        pairs = self.robot.colliding_pairs(start)
+        raise PlanningError(f'start configuration in collision: {pairs[:3]}, and no free one '
+                            f'within {config.start_jiggle} rad')
 
     def _edge_valid(self, a: np.ndarray, b: np.ndarray, margin: float) -> bool:
         steps = max(1, int(np.ceil(np.abs(b - a).max() / self.config.check_step)))
@@ -182,8 +205,10 @@ class JointPlanner:
         if len(path) < 2:
             return JointTrajectory(names, np.array([0.0]), path[:1].copy(),
                                    np.zeros_like(path[:1]))
+        # A start in contact (see plan_path) is left along the path's first, unchecked segment.
+        escape = path[1] if self.robot.in_collision(path[0], 0.0) else None
         trajectory = self._toppra(_resample(path, self.config.resample_step))
-        if self._trajectory_valid(trajectory):
+        if self._trajectory_valid(trajectory, escape):
             return JointTrajectory(names, *trajectory)
         # Spline grazed an obstacle: time each straight segment separately.
         pieces = [self._toppra(_resample(path[k:k + 2], self.config.resample_step))
@@ -194,7 +219,7 @@ class JointPlanner:
             positions.append(piece[1][1:])
             velocities.append(piece[2][1:])
         trajectory = (np.concatenate(times), np.vstack(positions), np.vstack(velocities))
-        if not self._trajectory_valid(trajectory):
+        if not self._trajectory_valid(trajectory, escape):
             raise PlanningError('timed trajectory collides on re-check')
         return JointTrajectory(names, *trajectory)
 
@@ -228,9 +253,16 @@ class JointPlanner:
         velocities[0] = velocities[-1] = 0.0
         return times, positions, velocities
 
-    def _trajectory_valid(self, trajectory: tuple[np.ndarray, np.ndarray, np.ndarray]) -> bool:
-        """Contact check (margin 0) along the sampled trajectory, refined to ``check_step``."""
+    def _trajectory_valid(self, trajectory: tuple[np.ndarray, np.ndarray, np.ndarray],
+                          escape: np.ndarray | None = None) -> bool:
+        """Contact check (margin 0) along the sampled trajectory, refined to ``check_step``.
+
+        With ``escape`` (the free configuration a start in contact is left through), the
+        samples before the one nearest to it are not checked.
+        """
         positions = trajectory[1]
+        if escape is not None:
+            positions = positions[int(np.argmin(np.abs(positions - escape).max(axis=1))):]
         return all(self._edge_valid(a, b, 0.0) for a, b in zip(positions[:-1], positions[1:]))
 
     def plan(self, start: np.ndarray, goal: np.ndarray) -> JointTrajectory:
