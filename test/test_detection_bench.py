@@ -13,6 +13,7 @@ from litedet_ros.detection.cli import FP32_NAME, INT8_NAMES
 from litedet_ros.detection.data import load_dataset
 from litedet_ros.detection.export import export_onnx
 from litedet_ros.detection.preprocess import normalize
+from litedet_ros.detection.prune import count_parameters
 from litedet_ros.detection.quantize import quantize_int8
 
 pytest.importorskip('rclpy', reason='rclpy (ROS 2 Jazzy wheels) is not installed')
@@ -33,8 +34,10 @@ def test_bench_json(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert [row['variant'] for row in report['variants']] == ['fp32', 'int8_asym', 'copy']
     for row in report['variants']:
-        assert set(row) == {'variant', 'map50', 'map', 'size_mb', 'model_p50_ms',
+        assert set(row) == {'variant', 'map50', 'map', 'size_mb', 'params', 'model_p50_ms',
                             'model_p99_ms', 'e2e_p50_ms', 'e2e_p99_ms', 'fps'}
+        # batch norms folded into the convolutions: 1 bias instead of 2 affine values each
+        assert 0.98 < row['params'] / count_parameters(varied_model()) <= 1.0
         assert 0.0 <= row['map'] <= row['map50'] <= 1.0
         assert 0 < row['model_p50_ms'] <= row['model_p99_ms']
         assert 0 < row['e2e_p50_ms'] <= row['e2e_p99_ms'] and row['fps'] > 0

@@ -4,6 +4,8 @@ For each variant (an ONNX file run with ONNX Runtime on ``--threads`` threads):
 
 * ``map50``, ``map``: COCO mAP@.5 and mAP@[.5:.95] on the held-out split (fractions 0-1);
 * ``size_mb``: file size, 1e6 bytes;
+* ``params``: weights and biases in the exported graph, batch norms folded
+  (:func:`parameter_count`);
 * ``model_p50_ms``, ``model_p99_ms``: batch-1 backend call on preprocessed test images;
 * ``e2e_p50_ms``, ``e2e_p99_ms``: a 640x480 ``sensor_msgs/Image`` published to a real
   ``detector_node`` until its ``DetectionArray`` arrives at a subscriber, one frame in flight;
@@ -53,6 +55,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='frames per variant through detector_node (0: skip)')
     parser.add_argument('--threads', type=int, default=2, help='inference threads')
     parser.add_argument('--json', help='write the results to this JSON file')
+
+
+def parameter_count(path: Path) -> int:
+    """Elements of the ONNX graph's initializers, less INT8 scales and zero points.
+
+    The same count for an FP32 graph and its Q/DQ INT8 copy (int8 weights, int32 biases).
+    """
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    quantization = {name for node in graph.node
+                    if node.op_type in ('QuantizeLinear', 'DequantizeLinear')
+                    for name in node.input[1:]}
+    return sum(int(np.prod(init.dims)) for init in graph.initializer
+               if init.name not in quantization)
 
 
 def variant_paths(models: Path, extra: list[str]) -> dict[str, Path]:
@@ -112,8 +129,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, limit=args.limit, labels=labels)
     single_threaded_decoding()
     backends = {name: OnnxRuntimeBackend(path, args.threads) for name, path in paths.items()}
-    rows = {name: {'variant': name, 'size_mb': path.stat().st_size / 1e6}
-            for name, path in paths.items()}
+    rows = {name: {'variant': name, 'size_mb': path.stat().st_size / 1e6,
+                   'params': parameter_count(path)} for name, path in paths.items()}
     for name, backend in backends.items():
         result = coco_evaluate(data, predict(backend, data, anchors))
         rows[name].update(map50=result.map50, map=result.map)
@@ -151,7 +168,7 @@ def _test_frames(data: DetectionDataset, count: int) -> list[np.ndarray]:
 
 def format_table(rows: list[dict]) -> str:
     """One line per variant."""
-    columns = ('variant', 'map50', 'map', 'size_mb', 'model_p50_ms', 'model_p99_ms',
+    columns = ('variant', 'map50', 'map', 'size_mb', 'params', 'model_p50_ms', 'model_p99_ms',
                'e2e_p50_ms', 'e2e_p99_ms', 'fps')
     lines = [' '.join(f'{c:>12}' for c in columns)]
     for row in rows:
