@@ -125,3 +125,37 @@ def test_reset_bin_service(sim, spin_until):
     assert spin_until(lambda: len(probe.messages[topics.SIM_OBJECTS]) > 0, timeout=10.0)
     assert len(probe.messages[topics.SIM_OBJECTS][-1].objects) == 7
     assert node.failed_resets == 1
+
+
+def test_a_diverging_step_reloads_the_scene_and_the_node_keeps_serving(
+        ros_context, ros_executor, spin_until, monkeypatch):
+    # No seeded scene of the sim node diverges on demand, so the physics blow-up is injected.
+    from litedet_ros.sim import workcell
+
+    real_step, calls = workcell.Workcell.step, []
+
+    def step_that_diverges_once(cell, count=1):
+        calls.append(count)
+        if len(calls) == 20:
+            raise workcell.PhysicsDivergedError('physics diverged (injected)')
+        real_step(cell, count)
+
+    monkeypatch.setattr(workcell.Workcell, 'step', step_that_diverges_once)
+    node = SimNode(context=ros_context, parameter_overrides=[
+        Parameter('seed', value=3), Parameter('num_objects', value=4),
+        Parameter('real_time_factor', value=0.0), Parameter('camera_rate', value=1.0)])
+    probe = _Probe(ros_context)
+    ros_executor.add_node(node)
+    ros_executor.add_node(probe)
+    try:
+        assert spin_until(lambda: node.physics_errors == 1 and len(calls) > 40, timeout=30.0)
+        before = len(probe.messages[topics.JOINT_STATES])
+        assert spin_until(lambda: len(probe.messages[topics.JOINT_STATES]) > before + 5,
+                          timeout=10.0)
+        objects = probe.messages[topics.SIM_OBJECTS][-1]
+        assert len(objects.objects) == 4  # the seed-3 bin, reloaded
+    finally:
+        ros_executor.remove_node(node)
+        ros_executor.remove_node(probe)
+        node.destroy_node()
+        probe.destroy_node()
