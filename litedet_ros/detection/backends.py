@@ -48,15 +48,21 @@ class OnnxRuntimeBackend:
     Args:
         model_path: ONNX file with input ``images`` and outputs ``regressions``, ``logits``.
         num_threads: intra-op threads (the project measures on 2).
+        spinning: let the intra-op threads spin-wait for work after a call (ONNX Runtime's
+            default: lowest latency for one model; off when several sessions take turns, whose
+            idle spinning threads would otherwise steal the cores from the running one).
     """
 
     name = 'onnxruntime'
 
-    def __init__(self, model_path: str | Path, num_threads: int = 2) -> None:
+    def __init__(self, model_path: str | Path, num_threads: int = 2, spinning: bool = True
+                 ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = num_threads
+        options.add_session_config_entry('session.intra_op.allow_spinning',
+                                         '1' if spinning else '0')
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:

@@ -12,7 +12,8 @@ For each variant (an ONNX file run with ONNX Runtime on ``--threads`` threads):
 * ``fps``: 1 / mean end-to-end latency (sequential frames).
 
 Latency rounds interleave the variants (one call of each in turn), so a load change on the shared
-machine hits every variant alike.
+machine hits every variant alike; the sessions do not spin-wait between calls (idle spinning
+threads of the other variants' sessions would take the cores from the one being timed).
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     anchors = load_anchors(models / 'anchors.npy')
     data = load_dataset(args.data, limit=args.limit, labels=labels)
     single_threaded_decoding()
-    backends = {name: OnnxRuntimeBackend(path, args.threads) for name, path in paths.items()}
+    backends = {name: OnnxRuntimeBackend(path, args.threads, spinning=False)
+                for name, path in paths.items()}
     rows = {name: {'variant': name, 'size_mb': path.stat().st_size / 1e6,
                    'params': parameter_count(path)} for name, path in paths.items()}
     for name, backend in backends.items():
