@@ -45,15 +45,20 @@ class _Probe(Node):
         return np.array([msg.position[list(msg.name).index(j)] for j in ARM_JOINTS])
 
 
-@pytest.fixture
-def sim(ros_context, ros_executor):
+def _start(ros_context, ros_executor, camera_rate):
+    """A sim node (seed 3, 4 objects, as fast as possible) and a probe, both spinning."""
     node = SimNode(context=ros_context, parameter_overrides=[
         Parameter('seed', value=3), Parameter('num_objects', value=4),
-        Parameter('real_time_factor', value=0.0), Parameter('camera_rate', value=10.0)])
+        Parameter('real_time_factor', value=0.0), Parameter('camera_rate', value=camera_rate)])
     probe = _Probe(ros_context)
     ros_executor.add_node(node)
     ros_executor.add_node(probe)
     return node, probe
+
+
+@pytest.fixture
+def sim(ros_context, ros_executor):
+    return _start(ros_context, ros_executor, camera_rate=10.0)
 
 
 def _stamp(msg):
@@ -141,12 +146,7 @@ def test_a_diverging_step_reloads_the_scene_and_the_node_keeps_serving(
         real_step(cell, count)
 
     monkeypatch.setattr(workcell.Workcell, 'step', step_that_diverges_once)
-    node = SimNode(context=ros_context, parameter_overrides=[
-        Parameter('seed', value=3), Parameter('num_objects', value=4),
-        Parameter('real_time_factor', value=0.0), Parameter('camera_rate', value=1.0)])
-    probe = _Probe(ros_context)
-    ros_executor.add_node(node)
-    ros_executor.add_node(probe)
+    node, probe = _start(ros_context, ros_executor, camera_rate=1.0)
     try:
         assert spin_until(lambda: node.physics_errors == 1 and len(calls) > 40, timeout=30.0)
         before = len(probe.messages[topics.JOINT_STATES])
