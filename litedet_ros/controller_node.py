@@ -7,7 +7,8 @@ Subscribes (relative names, see :mod:`litedet_ros.topics`):
   are refused (counted, throttled warning). No grasps and ``num_detections`` 0 = the bin looks
   empty; no grasps for detected objects = none of them has a feasible grasp.
 - ``joint_states`` (sensor_msgs/JointState): the six arm joints and ``finger_joint`` (half the
-  finger opening, m). Older than ``joint_state_timeout``: no planning, and a motion is halted.
+  finger opening, m). Stamped longer ago than ``joint_state_timeout`` (ROS clock; unstamped
+  ones count from receipt), or none for 2 s wall: no planning, and a motion is halted.
 
 Publishes:
 

@@ -60,7 +60,7 @@ from litedet_ros.sim.workcell import (
 from litedet_ros.srv import ResetBin
 
 WORLD_FRAME = 'world'
-CLOCK_PERIOD = 0.004  # sim time between /clock messages (and set-point updates), s
+CLOCK_PERIOD = 0.01  # sim time between /clock messages and between command pick-ups, s
 
 
 def _float_range(description: str, low: float, high: float) -> ParameterDescriptor:

@@ -19,12 +19,6 @@ NEEDED = [ROOT / 'litedet_ros' / 'detector_node.py', ROOT / 'config' / 'detector
           ROOT / 'config' / 'grasp_planner_node.yaml', ROOT / 'config' / 'controller_node.yaml']
 
 
-# Known issue (open in issue 8): some runs end with a SUCCESS pick's object back in the bin
-# (measured 2026-11-22 under load: pick 1 SUCCESS + placed, pick 2 FAILED 'motion ended
-# 1.056 rad from its goal' with that object in the bin again, so placed 1 != successes 2).
-# Kept running so a fix shows up as XPASS.
-@pytest.mark.xfail(reason='a placed object can end back in the bin after a jammed next pick '
-                          '(issue 8)', strict=False)
 def test_the_demo_bin_is_picked_and_every_object_accounted_for(tmp_path):
     missing = [str(path.relative_to(ROOT)) for path in NEEDED if not path.is_file()]
     if missing:
@@ -39,6 +33,8 @@ def test_the_demo_bin_is_picked_and_every_object_accounted_for(tmp_path):
         pytest.skip(f'the graph cannot start here: {error}')
     assert status == 0 and report, f'graph failed; logs in {tmp_path / "logs"}'
     assert report['successes'] >= 1, report['picks']
-    assert report['final_objects']['placed'] == report['successes'], report['final_objects']
+    # every success placed its object; one carried along with it is placed too, not lost
+    assert report['final_objects']['placed'] >= report['successes'], report['final_objects']
+    assert sum(report['final_objects'].values()) == 10, report['final_objects']
     assert report['lost'] == 0
     assert report['stop_reason'], report

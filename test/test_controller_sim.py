@@ -41,15 +41,6 @@ from litedet_ros.motion.task import tool_down_pose  # noqa: E402
 from litedet_ros.msg import GraspArray, ObjectState, ObjectStateArray, PickStatus  # noqa: E402
 from litedet_ros.sim.objects import CLASS_NAMES, OBJECT_CLASSES, SCALE_RANGE  # noqa: E402
 
-# Known issue (open in issue 6): the pick fails in some runs with the sim in its own process,
-# also on a quiet machine (2 of 4 runs, 2026-11-22): 'joint_states are 0.54 s old
-# (joint_state_timeout 0.5 s)' during the approach, or, under load, a lift that 'ended 0.489 rad
-# from its goal' before the sim had started it (4x sim clock vs topic delays). Kept running so a
-# fix shows up as XPASS.
-pytestmark = pytest.mark.xfail(
-    reason='joint_states age spikes / motions timed out before they start (issue 6)',
-    strict=False)
-
 # A bin with a flat box whose open hand clears its neighbours: on the planned approach the
 # nearest one (a toy brick) stays 21 mm from a finger. (Seed 3 had a lying can 3.7 mm *inside*
 # the right finger's path: every approach hit it, and 2 runs of 15 jammed into the watchdog.)

@@ -1,6 +1,8 @@
 """The controller's ROS-free parts: settings, the robot over messages, the grasp inbox."""
 
 from pathlib import Path
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -67,10 +69,11 @@ def remote():
     return robot, sent, clock
 
 
-def state(q, opening=0.06, velocity=None):
+def state(q, opening=0.06, velocity=None, stamp_ns=0):
+    """update_joint_state arguments; unstamped (0) by default: stamped with the receipt time."""
     velocity = [0.0] * 7 if velocity is None else [*velocity, 0.0]
     # reversed order: the robot must reorder by name
-    return NAMES[::-1], [*q, opening / 2][::-1], velocity[::-1], 1
+    return NAMES[::-1], [*q, opening / 2][::-1], velocity[::-1], stamp_ns
 
 
 def test_joint_states_are_reordered_and_validated(remote):
@@ -96,10 +99,52 @@ def test_stale_joint_states_halt_a_motion(remote):
     goal[0] = 0.0
     robot.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, 1.0]), goal))
     assert robot.executing() and sent[-1].duration == 1.0
-    robot.wait(0.25)
-    with pytest.raises(StaleInputError, match='old'):
+    clock.t += 0.25  # on the robot's clock; no state since
+    started = time.monotonic()
+    with pytest.raises(StaleInputError, match='0.25 s old'):
         robot.executing()
+    assert time.monotonic() - started >= 0.2  # waited joint_state_timeout for a fresh one
     assert len(sent[-1].times) == 0  # empty trajectory = stop and hold
+    assert not robot.executing()
+
+
+def test_staleness_is_judged_on_the_robot_clock_by_stamp(remote):
+    robot, _, clock = remote
+    robot.update_joint_state(*state(np.zeros(6), stamp_ns=9_700_000_000))
+    with pytest.raises(StaleInputError, match='0.30 s old'):
+        robot.joint_positions()
+    # a wall-clock gap alone (a stalled simulator, a busy executor) is not staleness ...
+    robot.update_joint_state(*state(np.zeros(6), stamp_ns=9_900_000_000))
+    time.sleep(0.3)
+    assert robot.joint_positions() == pytest.approx(np.zeros(6))
+    # ... and a state that arrives while a query waits is taken
+    clock.t += 0.5
+    threading.Timer(0.05, robot.update_joint_state,
+                    state(np.ones(6), stamp_ns=10_450_000_000)).start()
+    assert robot.joint_positions() == pytest.approx(np.ones(6))
+
+
+def test_a_robot_clock_that_stopped_counts_as_silence():
+    robot = RemoteRobot(ARM_JOINTS, list.append, print, Clock(), joint_state_timeout=0.05,
+                        silence_timeout=0.1)
+    robot.update_joint_state(*state(np.zeros(6)))
+    time.sleep(0.15)
+    with pytest.raises(StaleInputError, match='no joint_states for'):
+        robot.joint_positions()
+
+
+def test_a_motion_the_robot_has_not_started_is_still_running(remote):
+    """A trajectory still in transit when its duration has passed on a fast (sim) clock."""
+    robot, _, clock = remote
+    robot.update_joint_state(*state(np.zeros(6)))
+    path = np.array([np.zeros(6), np.full(6, 0.5)])
+    robot.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, 1.0]), path))
+    clock.t += 1.5
+    robot.update_joint_state(*state(np.zeros(6)))  # still at the start, not moving
+    assert robot.executing()
+    robot.update_joint_state(*state(np.full(6, 0.2), velocity=np.full(6, 0.4)))
+    assert robot.executing()
+    robot.update_joint_state(*state(np.full(6, 0.5)))
     assert not robot.executing()
 
 

@@ -45,7 +45,7 @@ class ControllerConfig:
         velocity_scaling: fraction of the URDF joint velocity limits used, (0, 1].
         acceleration_scaling: fraction of the planner's acceleration limit used, (0, 1].
         max_grasp_age: grasp arrays older than this (ROS clock) are refused, s; 0 disables.
-        joint_state_timeout: joint states older than this (wall time since receipt) are
+        joint_state_timeout: joint states stamped longer ago than this (ROS clock) are
             stale: no planning, and a running motion is halted, s.
         grasp_wait_timeout: longest wait for a fresh grasp array before an attempt, s; none
             arriving ends a run (``~/run``) as an empty bin.
@@ -131,17 +131,26 @@ class RemoteRobot:
     """The task's robot interface over a ros2_control style robot.
 
     Joint states come in through :meth:`update_joint_state` (any thread); trajectories and
-    gripper openings go out through the ``send_*`` callables. A motion counts as finished once
-    its duration has passed and the arm is at the last point or has stopped. Joint states older
-    than ``joint_state_timeout`` (wall time since receipt) make every query raise
-    :class:`StaleInputError`, and halt a running motion.
+    gripper openings go out through the ``send_*`` callables.
+
+    A motion counts as finished once its duration has passed and the arm is at the last point,
+    or has stopped after leaving the first one: a trajectory that the robot has not started yet
+    (it is still in transit, or the robot's clock runs faster than the network) is not taken
+    for a finished one; the task's watchdog bounds the wait.
+
+    Joint states are stale when their stamp is older than ``joint_state_timeout`` on the
+    robot's clock (sim time if used; as MoveIt's current state monitor), or when none has
+    arrived for ``silence_timeout`` wall seconds (a simulator whose clock stopped). A query
+    waits up to ``joint_state_timeout`` wall seconds for a fresh state, since the clock and the
+    states arrive on different topics, then raises :class:`StaleInputError`; a running motion
+    is halted.
     """
 
     def __init__(self, joint_names: Sequence[str],
                  send_trajectory: Callable[[JointTrajectory], None],
                  send_gripper: Callable[[float], None], clock: Callable[[], float],
-                 joint_state_timeout: float = 0.5, settle_tolerance: float = 0.005,
-                 settle_velocity: float = 0.01) -> None:
+                 joint_state_timeout: float = 0.5, silence_timeout: float = 2.0,
+                 settle_tolerance: float = 0.005, settle_velocity: float = 0.01) -> None:
         """Wire the robot.
 
         Args:
@@ -153,18 +162,21 @@ class RemoteRobot:
                 :class:`RobotUnavailableError`.
             clock: current time of the robot's clock (ROS time, sim time if used), s.
             joint_state_timeout: see the class docstring, s.
+            silence_timeout: see the class docstring, wall s.
             settle_tolerance: joint distance from the last point that ends a motion, rad.
             settle_velocity: joint speed below which a motion past its duration has ended,
                 rad/s.
         """
         self.joint_names = tuple(joint_names)
         self.joint_state_timeout = joint_state_timeout
+        self.silence_timeout = silence_timeout
         self._send_trajectory, self._send_gripper = send_trajectory, send_gripper
         self._clock = clock
         self._settle = (settle_tolerance, settle_velocity)
         self._lock = threading.Lock()
-        self._state: tuple[float, np.ndarray, np.ndarray, float, int] | None = None
-        self._motion: tuple[float, np.ndarray] | None = None  # (end time, final point)
+        # (wall time of receipt, arm, arm velocity, finger opening, stamp on the robot clock s)
+        self._state: tuple[float, np.ndarray, np.ndarray, float, float] | None = None
+        self._motion: _Motion | None = None
 
     def update_joint_state(self, names: Sequence[str], positions: Sequence[float],
                            velocities: Sequence[float], stamp_ns: int) -> None:
@@ -174,7 +186,7 @@ class RemoteRobot:
             names: joint names (any order; extra joints are ignored).
             positions: one per name (rad; ``finger_joint`` is half the opening, m).
             velocities: one per name, or empty, rad/s.
-            stamp_ns: header stamp, nanoseconds.
+            stamp_ns: header stamp, nanoseconds; 0 (unstamped) = the time of receipt.
 
         Raises:
             InvalidMessageError: lengths disagree, an arm joint or the finger joint is
@@ -194,19 +206,29 @@ class RemoteRobot:
         opening = 2.0 * float(positions[index[GRIPPER_JOINT]])
         if not (np.isfinite(arm).all() and np.isfinite(speed).all() and math.isfinite(opening)):
             raise InvalidMessageError('joint_states holds NaN or inf')
+        stamp = stamp_ns / NS_PER_S if stamp_ns else self._clock()
         with self._lock:
-            self._state = (time.monotonic(), arm, speed, opening, int(stamp_ns))
+            self._state = (time.monotonic(), arm, speed, opening, stamp)
 
-    def _fresh_state(self) -> tuple[float, np.ndarray, np.ndarray, float, int]:
-        with self._lock:
-            state = self._state
-        if state is None:
-            raise StaleInputError('no joint_states received yet')
-        age = time.monotonic() - state[0]
-        if age > self.joint_state_timeout:
-            raise StaleInputError(f'joint_states are {age:.2f} s old (joint_state_timeout '
-                                  f'{self.joint_state_timeout} s)')
-        return state
+    def _fresh_state(self) -> tuple[float, np.ndarray, np.ndarray, float, float]:
+        deadline = time.monotonic() + self.joint_state_timeout
+        while True:
+            with self._lock:
+                state = self._state
+            if state is None:
+                raise StaleInputError('no joint_states received yet')
+            silence = time.monotonic() - state[0]
+            age = self._clock() - state[4]
+            if age <= self.joint_state_timeout and silence <= self.silence_timeout:
+                return state
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        if silence > self.silence_timeout:
+            raise StaleInputError(f'no joint_states for {silence:.2f} s (wall; silence_timeout '
+                                  f'{self.silence_timeout} s)')
+        raise StaleInputError(f'joint_states are {age:.2f} s old (joint_state_timeout '
+                              f'{self.joint_state_timeout} s)')
 
     # -- RobotInterface ------------------------------------------------------------------------
     def now(self) -> float:
@@ -221,7 +243,9 @@ class RemoteRobot:
     def execute(self, trajectory: JointTrajectory) -> None:
         self._fresh_state()
         with self._lock:
-            self._motion = (self.now() + trajectory.duration, trajectory.positions[-1].copy())
+            self._motion = _Motion(self.now() + trajectory.duration,
+                                   trajectory.positions[0].copy(),
+                                   trajectory.positions[-1].copy())
         try:
             self._send_trajectory(trajectory)
         except LitedetError:
@@ -240,8 +264,11 @@ class RemoteRobot:
             self.halt()
             raise
         tolerance, velocity = self._settle
-        if self.now() < motion[0] or (np.abs(arm - motion[1]).max() > tolerance
-                                      and np.abs(speed).max() > velocity):
+        moving = np.abs(speed).max() > velocity
+        motion.started = (motion.started or moving
+                          or np.abs(arm - motion.start).max() > tolerance)
+        if self.now() < motion.end_time or (np.abs(arm - motion.goal).max() > tolerance
+                                            and (moving or not motion.started)):
             return True
         with self._lock:
             self._motion = None
@@ -258,6 +285,16 @@ class RemoteRobot:
 
     def finger_width(self) -> float:
         return self._fresh_state()[3]
+
+
+@dataclass
+class _Motion:
+    """A trajectory sent to the robot: when it should end, its first and last points."""
+
+    end_time: float
+    start: np.ndarray
+    goal: np.ndarray
+    started: bool = False
 
 
 class GraspInbox:
