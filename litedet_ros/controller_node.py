@@ -109,6 +109,8 @@ DESCRIPTORS = {
         integer_range=[IntegerRange(from_value=1, to_value=1000)]),
     'pre_grasp_distance': _float('Back-off along the approach before the grasp, m.', 0.0, 0.5),
     'lift_height': _float('Straight lift after closing, m.', 0.0, 0.5),
+    'clear_height': _float('TCP height clearing the bin rim: pre-grasps and lifts reach it, '
+                           'm (0: off).', 0.0, 2.0),
     'place_position': ParameterDescriptor(description='TCP position at release [x, y, z], '
                                           'planning frame, m.'),
     'place_yaw': _float('Tool rotation about the vertical at release, rad.', -math.pi, math.pi),

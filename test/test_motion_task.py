@@ -106,6 +106,22 @@ def test_success_goes_through_every_state(backend):
     assert np.allclose(backend.tcp_pose(robot.q)[:2, 3], (0.05, 0.5), atol=1e-3)
 
 
+@pytest.mark.parametrize('clear_height, pre_grasp_z, lift_z', [
+    (0.0, 0.15, 0.20),    # pre_grasp_distance 0.10 and lift_height 0.15 above the grasp
+    (0.22, 0.22, 0.22)])  # both raised above the bin rim
+def test_pre_grasp_and_lift_reach_the_clear_height(backend, clear_height, pre_grasp_z, lift_z):
+    robot = FakeRobot()
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, _ = make_task(backend, robot, clear_height=clear_height)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    to_pre_grasp, approach, lift = (backend.tcp_pose(t.positions[-1])[:3, 3] for t in sent[:3])
+    assert to_pre_grasp == pytest.approx([0.5, 0.0, pre_grasp_z], abs=1e-3)
+    assert approach == pytest.approx([0.5, 0.0, 0.05], abs=1e-3)
+    assert lift == pytest.approx([0.5, 0.0, lift_z], abs=1e-3)
+
+
 def test_next_candidate_after_an_unreachable_one(backend):
     robot = FakeRobot()
     task, _ = make_task(backend, robot)

@@ -53,6 +53,9 @@ class ControllerConfig:
             (attempts without a feasible grasp for the detected objects included).
         pre_grasp_distance: back-off along the approach axis before the grasp, m.
         lift_height: straight lift after closing, m.
+        clear_height: TCP height at which the open hand clears the bin rim: pre-grasps and
+            lifts reach at least this high (see :class:`~litedet_ros.motion.task.TaskConfig`);
+            0 disables, m.
         place_position: (x, y, z) of the TCP at release, planning frame, m.
         place_yaw: tool rotation about the vertical at release, rad.
         place_height: height of the transport goal above the place position, m.
@@ -71,6 +74,7 @@ class ControllerConfig:
     max_consecutive_failures: int = 3
     pre_grasp_distance: float = 0.10
     lift_height: float = 0.15
+    clear_height: float = 0.22
     place_position: tuple[float, float, float] = (0.05, 0.5, 0.12)
     place_yaw: float = 0.0
     place_height: float = 0.10
@@ -95,8 +99,8 @@ class ControllerConfig:
                      'goal_tolerance', 'control_period'):
             if not getattr(self, name) > 0.0:
                 raise ControllerConfigError(f'{name} must be > 0, got {getattr(self, name)}')
-        for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'place_height',
-                     'min_grip_width'):
+        for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'clear_height',
+                     'place_height', 'min_grip_width'):
             if not getattr(self, name) >= 0.0:
                 raise ControllerConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
         if not math.isfinite(self.place_yaw):
@@ -115,6 +119,7 @@ class ControllerConfig:
         return TaskConfig(
             place_pose=tool_down_pose(self.place_position, self.place_yaw),
             pre_grasp_distance=self.pre_grasp_distance, lift_height=self.lift_height,
+            clear_height=self.clear_height,
             place_height=self.place_height, min_grip_width=self.min_grip_width,
             max_consecutive_failures=self.max_consecutive_failures,
             max_grasp_age=self.max_grasp_age, control_period=self.control_period,

@@ -118,6 +118,11 @@ class TaskConfig:
         place_pose: ``float64[4, 4]`` TCP pose at release (default: 12 cm above the tray).
         pre_grasp_distance: back-off along the approach axis before the grasp, m.
         lift_height: straight lift after closing, m (world up).
+        clear_height: TCP height (planning frame z) at which the open hand clears the bin
+            rim: the pre-grasp is backed off further along a descending approach until the TCP
+            is this high, and the lift rises at least this high, so that the free-space moves
+            to and from the bin run above it (a straight joint-space move, planned in
+            milliseconds) instead of threading under the rim; 0 disables, m.
         place_height: height above ``place_pose`` of the transport goal, m.
         open_margin: opening beyond the grasp width before approaching, m.
         release_width: opening commanded to release the object, m.
@@ -136,6 +141,7 @@ class TaskConfig:
     place_pose: np.ndarray = field(default_factory=lambda: tool_down_pose((0.05, 0.5, 0.12)))
     pre_grasp_distance: float = 0.10
     lift_height: float = 0.15
+    clear_height: float = 0.0
     place_height: float = 0.10
     open_margin: float = 0.02
     release_width: float = 0.08
@@ -315,12 +321,17 @@ class PickPlaceTask:
         open_width = grasp.width + config.open_margin
         backend.set_gripper_opening(open_width)
         backend.ik(grasp.pose, current, contact=True)  # cheapest test first: reachable?
-        pre_grasp = _translated(grasp.pose, -config.pre_grasp_distance * grasp.approach)
+        height = grasp.pose[2, 3]
+        back_off = config.pre_grasp_distance
+        if grasp.approach[2] < -0.1:  # descending: back off until above clear_height
+            back_off = max(back_off, (config.clear_height - height) / -grasp.approach[2])
+        pre_grasp = _translated(grasp.pose, -back_off * grasp.approach)
         to_pre_grasp = backend.plan_to_pose(current, pre_grasp)
         approach = backend.plan_cartesian(to_pre_grasp.positions[-1], grasp.pose)
         backend.attach(self._held_object(grasp.width))
+        lift_height = max(config.lift_height, config.clear_height - height)
         lift = backend.plan_cartesian(approach.positions[-1],
-                                      _translated(grasp.pose, (0, 0, config.lift_height)))
+                                      _translated(grasp.pose, (0, 0, lift_height)))
         backend.detach()
         return _Plan(grasp, to_pre_grasp, approach, lift, open_width)
 
