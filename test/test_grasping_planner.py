@@ -182,6 +182,16 @@ def test_box_against_a_low_wall_is_grasped_along_the_wall():
         assert wall_clearance(bin_geometry, grasp.pose, CONFIG.gripper, grasp.width) > 0
 
 
+def test_the_coupling_behind_the_palm_is_checked_against_the_walls():
+    """Low beside a wall, the palm clears it by 7 mm but the wider coupling above does not."""
+    grasp = np.eye(4)
+    grasp[:3, :3] = np.column_stack([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], DOWN])  # closing along x
+    grasp[:3, 3] = (0.0, BIN.size_y / 2 - 0.032, 0.02)
+    assert wall_clearance(BIN, grasp, CONFIG.gripper, 0.05) == 0.0
+    slim = GripperGeometry(coupling_diameter=0.04)
+    assert wall_clearance(BIN, grasp, slim, 0.05) == pytest.approx(0.007, abs=1e-6)
+
+
 def test_grasps_are_sorted_and_the_top_of_the_pile_comes_first():
     result, _ = plan('pile')
     scores = [g.score for g in result.grasps]

@@ -15,16 +15,17 @@ def gripper_boxes(gripper: GripperGeometry, width: float | np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes swept by the open gripper from the pre-grasp pose to the grasp pose.
 
-    Each box covers a part (two fingers, palm) at the grasp pose and everything it passes
-    through while moving ``approach_distance`` along +z to get there.
+    Each box covers a part (two fingers, palm, coupling) at the grasp pose and everything it
+    passes through while moving ``approach_distance`` along +z to get there.
 
     Args:
         gripper: gripper geometry.
         width: finger opening, metres: a scalar, or ``float[K]`` for K grasps.
 
     Returns:
-        ``(centres, half_extents)``, both ``float64[3, 3]`` (``float64[K, 3, 3]`` for K
-        openings): rows are the +y finger, the -y finger and the palm, in the tool frame, m.
+        ``(centres, half_extents)``, both ``float64[4, 3]`` (``float64[K, 4, 3]`` for K
+        openings): rows are the +y finger, the -y finger, the palm and the coupling, in the
+        tool frame, m.
     """
     g = gripper
     width = np.asarray(width, dtype=np.float64)
@@ -32,16 +33,21 @@ def gripper_boxes(gripper: GripperGeometry, width: float | np.ndarray
     finger_z0 = tip - g.finger_length - g.approach_distance
     palm_z1 = tip - g.finger_length
     palm_z0 = palm_z1 - g.palm_height - g.approach_distance
+    coupling_z1 = palm_z1 - g.palm_height
+    coupling_z0 = coupling_z1 - g.coupling_height - g.approach_distance
     y_finger = width / 2 + g.finger_thickness / 2
-    centres = np.zeros(width.shape + (3, 3))
+    centres = np.zeros(width.shape + (4, 3))
     centres[..., 0, 1], centres[..., 1, 1] = y_finger, -y_finger
     centres[..., :2, 2] = (finger_z0 + tip) / 2
     centres[..., 2, 2] = (palm_z0 + palm_z1) / 2
-    half = np.empty(width.shape + (3, 3))
+    centres[..., 3, 2] = (coupling_z0 + coupling_z1) / 2
+    half = np.empty(width.shape + (4, 3))
     half[..., :2, :] = (g.finger_width / 2, g.finger_thickness / 2, (tip - finger_z0) / 2)
     half[..., 2, 0] = g.palm_width / 2
     half[..., 2, 1] = np.maximum(g.palm_length / 2, width / 2 + g.finger_thickness)
     half[..., 2, 2] = (palm_z1 - palm_z0) / 2
+    half[..., 3, :2] = g.coupling_diameter / 2
+    half[..., 3, 2] = (coupling_z1 - coupling_z0) / 2
     return centres, half
 
 
@@ -74,21 +80,22 @@ def swept_collisions(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
         gripper: gripper geometry.
 
     Returns:
-        ``bool[K]``, True where a finger or the palm meets a point on the way in.
+        ``bool[K]``, True where a finger, the palm or the coupling meets a point on the way in.
     """
     if len(points) == 0:
         return np.zeros(len(poses), dtype=bool)
     tool = _tool_coordinates(points, poses)
-    centres, half = gripper_boxes(gripper, widths)  # K x 3 boxes x 3 axes
+    centres, half = gripper_boxes(gripper, widths)  # K x 4 boxes x 3 axes
     # the boxes are centred on x = 0 and the fingers mirror each other in y: test |x|, |y|
     x, y = np.abs(tool[..., 0]), np.abs(tool[..., 1])
     z = tool[..., 2]
-    fingers = ((x <= half[:, 0, 0, None])
-               & (np.abs(y - centres[:, 0, 1, None]) <= half[:, 0, 1, None])
-               & (np.abs(z - centres[:, 0, 2, None]) <= half[:, 0, 2, None]))
-    palm = ((x <= half[:, 2, 0, None]) & (y <= half[:, 2, 1, None])
-            & (np.abs(z - centres[:, 2, 2, None]) <= half[:, 2, 2, None]))
-    return (fingers | palm).any(axis=1)
+    hit = ((x <= half[:, 0, 0, None])
+           & (np.abs(y - centres[:, 0, 1, None]) <= half[:, 0, 1, None])
+           & (np.abs(z - centres[:, 0, 2, None]) <= half[:, 0, 2, None]))
+    for part in (2, 3):  # palm, coupling: centred on the tool axis
+        hit |= ((x <= half[:, part, 0, None]) & (y <= half[:, part, 1, None])
+                & (np.abs(z - centres[:, part, 2, None]) <= half[:, part, 2, None]))
+    return hit.any(axis=1)
 
 
 def finger_tip_corners(gripper: GripperGeometry, width: float | np.ndarray) -> np.ndarray:
@@ -130,7 +137,7 @@ def points_clearances(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
     if len(points) == 0:
         return np.full(len(poses), float(horizon))
     tool = _tool_coordinates(points, poses)
-    centres, half = gripper_boxes(gripper, widths)  # K x 3 boxes x 3 axes
+    centres, half = gripper_boxes(gripper, widths)  # K x 4 boxes x 3 axes
     x, y = np.abs(tool[..., 0]), np.abs(tool[..., 1])  # the nearer finger is on the point's side
     z = tool[..., 2]
 
@@ -142,9 +149,13 @@ def points_clearances(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
               + squared(np.abs(y - centres[:, 0, 1, None]) - half[:, 0, 1, None])
               + squared(np.abs(z - centres[:, 0, 2, None]) - half[:, 0, 2, None]))
     finger[y < widths[:, None] / 2] = np.inf  # between the pads
-    palm = (squared(x - half[:, 2, 0, None]) + squared(y - half[:, 2, 1, None])
-            + squared(np.abs(z - centres[:, 2, 2, None]) - half[:, 2, 2, None]))
-    return np.minimum(np.sqrt(np.minimum(finger, palm).min(axis=1)), horizon)
+    nearest = finger
+    for part in (2, 3):  # palm, coupling
+        nearest = np.minimum(nearest, squared(x - half[:, part, 0, None])
+                             + squared(y - half[:, part, 1, None])
+                             + squared(np.abs(z - centres[:, part, 2, None])
+                                       - half[:, part, 2, None]))
+    return np.minimum(np.sqrt(nearest.min(axis=1)), horizon)
 
 
 def points_clearance(points_tool: np.ndarray, gripper: GripperGeometry, width: float,

@@ -27,7 +27,10 @@ class GripperGeometry:
     between the finger pads, ``tcp_to_tip`` behind the finger tips. Each finger is a box
     ``finger_width`` (x) by ``finger_thickness`` (y) by ``finger_length`` (z) whose inner face is
     at ``|y| = width / 2``; the palm is a box ``palm_width`` (x) by ``palm_length`` (y, at least
-    the opened span) by ``palm_height`` (z) behind the fingers. The defaults are the gripper of
+    the opened span) by ``palm_height`` (z) behind the fingers, and behind the palm the coupling
+    to the flange, a cylinder modelled by its square bounding box ``coupling_diameter`` (x, y) by
+    ``coupling_height`` (z): wider than the palm, it is what meets a bin wall first when the
+    hand reaches low beside it. The defaults are the gripper of
     the shipped workcell (``urdf/ur5e_gripper.xacro``, a 2F-85 class gripper) with the stroke
     kept at 85 mm. All lengths in metres.
 
@@ -40,6 +43,8 @@ class GripperGeometry:
         palm_width: palm size along tool x, m.
         palm_length: palm size along tool y, m.
         palm_height: palm size along tool z, m.
+        coupling_diameter: coupling size along tool x and y, m.
+        coupling_height: coupling size along tool z, m.
         approach_distance: straight-line approach from the pre-grasp pose, along +z, m.
         width_margin: added to the measured object extent to get the preferred opening, m
             (both sides); the opening is at most the stroke.
@@ -55,13 +60,16 @@ class GripperGeometry:
     palm_width: float = 0.05
     palm_length: float = 0.13
     palm_height: float = 0.06
+    coupling_diameter: float = 0.076
+    coupling_height: float = 0.03
     approach_distance: float = 0.10
     width_margin: float = 0.02
     min_width_margin: float = 0.01
 
     def __post_init__(self) -> None:
         for name in ('stroke', 'finger_width', 'finger_thickness', 'finger_length',
-                     'palm_width', 'palm_length', 'palm_height'):
+                     'palm_width', 'palm_length', 'palm_height', 'coupling_diameter',
+                     'coupling_height'):
             value = getattr(self, name)
             _require(np.isfinite(value) and value > 0, f'gripper {name} must be > 0, got {value}')
         for name in ('tcp_to_tip', 'approach_distance', 'width_margin', 'min_width_margin'):

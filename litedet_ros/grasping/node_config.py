@@ -50,6 +50,8 @@ class GraspNodeConfig:
     gripper_palm_width: float = _GRIPPER.palm_width
     gripper_palm_length: float = _GRIPPER.palm_length
     gripper_palm_height: float = _GRIPPER.palm_height
+    gripper_coupling_diameter: float = _GRIPPER.coupling_diameter
+    gripper_coupling_height: float = _GRIPPER.coupling_height
     gripper_approach_distance: float = _GRIPPER.approach_distance
     gripper_width_margin: float = _GRIPPER.width_margin
     gripper_min_width_margin: float = _GRIPPER.min_width_margin
@@ -128,6 +130,8 @@ class GraspNodeConfig:
             finger_length=self.gripper_finger_length, tcp_to_tip=self.gripper_tcp_to_tip,
             palm_width=self.gripper_palm_width, palm_length=self.gripper_palm_length,
             palm_height=self.gripper_palm_height,
+            coupling_diameter=self.gripper_coupling_diameter,
+            coupling_height=self.gripper_coupling_height,
             approach_distance=self.gripper_approach_distance,
             width_margin=self.gripper_width_margin,
             min_width_margin=self.gripper_min_width_margin)
@@ -179,6 +183,8 @@ DESCRIPTIONS: dict[str, str] = {
     'gripper_palm_width': 'Palm size along the tool x axis, m.',
     'gripper_palm_length': 'Palm size along the closing axis, m.',
     'gripper_palm_height': 'Palm size along the approach, m.',
+    'gripper_coupling_diameter': 'Coupling diameter behind the palm (checked as a square), m.',
+    'gripper_coupling_height': 'Coupling size along the approach, m.',
     'gripper_approach_distance': 'Straight approach from the pre-grasp pose, m.',
     'gripper_width_margin': 'Added to the measured object width to get the opening (at most '
                             'the stroke), m.',

@@ -239,11 +239,12 @@ class GraspPlanner:
         axis_point = centres.mean(axis=0)
         margin = self.config.clearance_scale
         radius = (np.linalg.norm(centres - axis_point, axis=1).max() + margin
-                  + np.hypot(max(gripper.palm_width, gripper.finger_width) / 2,
-                             max(gripper.palm_length / 2, gripper.stroke / 2
-                                 + gripper.finger_thickness)))
-        back = (gripper.finger_length + gripper.palm_height + gripper.approach_distance
-                - gripper.tcp_to_tip + margin)
+                  + np.hypot(max(gripper.palm_width, gripper.finger_width,
+                                 gripper.coupling_diameter) / 2,
+                             max(gripper.palm_length / 2, gripper.coupling_diameter / 2,
+                                 gripper.stroke / 2 + gripper.finger_thickness)))
+        back = (gripper.finger_length + gripper.palm_height + gripper.coupling_height
+                + gripper.approach_distance - gripper.tcp_to_tip + margin)
         tips = float(((centres - axis_point) @ approach).max()) + gripper.tcp_to_tip + margin
         ends = axis_point + np.outer([-back, tips], approach)
         points = scene.box_points(ends.min(axis=0) - radius, ends.max(axis=0) + radius)
