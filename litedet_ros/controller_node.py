@@ -114,6 +114,9 @@ DESCRIPTORS = {
     'place_position': ParameterDescriptor(description='TCP position at release [x, y, z], '
                                           'planning frame, m.'),
     'place_yaw': _float('Tool rotation about the vertical at release, rad.', -math.pi, math.pi),
+    'place_grid': ParameterDescriptor(description='Release spots [columns along x, rows along '
+                                      'y] centred on place_position, used in turn.'),
+    'place_spacing': _float('Distance between neighbouring release spots, m.', 0.0, 0.5),
     'place_height': _float('Transport goal height above place_position, m.', 0.0, 0.5),
     'min_grip_width': _float('Finger width below which the hand is empty, m.', 0.0, 0.1),
     'gripper_timeout': _float('Longest wait for the fingers to settle, s.', 0.1, 30.0),
@@ -174,8 +177,9 @@ class ControllerNode(Node):
     @staticmethod
     def _config_from(values: dict[str, object], base: ControllerConfig | None = None
                      ) -> ControllerConfig:
-        if 'place_position' in values:
-            values['place_position'] = tuple(values['place_position'])
+        for name in ('place_position', 'place_grid'):
+            if name in values:
+                values[name] = tuple(values[name])
         return replace(base or ControllerConfig(), **values)
 
     def _on_set_parameters(self, parameters: list[Parameter]) -> SetParametersResult:

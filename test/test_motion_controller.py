@@ -38,10 +38,18 @@ def test_yaml_matches_the_config_defaults():
 @pytest.mark.parametrize('change', [
     {'backend': 'ompl'}, {'velocity_scaling': 0.0}, {'place_position': (0.1, 0.2)},
     {'place_position': (0.1, 0.2, float('nan'))}, {'joint_state_timeout': 0.0},
-    {'lift_height': -0.1}, {'max_consecutive_failures': 0}])
+    {'lift_height': -0.1}, {'max_consecutive_failures': 0}, {'place_grid': (0, 3)},
+    {'place_grid': (3,)}, {'place_spacing': -0.1}])
 def test_invalid_settings_are_refused(change):
     with pytest.raises(ControllerConfigError, match=next(iter(change))):
         ControllerConfig(**change)
+
+
+def test_release_spots_form_a_centred_grid():
+    offsets = ControllerConfig(place_grid=(3, 2), place_spacing=0.1).task_config().place_offsets
+    assert np.array(offsets) == pytest.approx(np.array([
+        (-0.1, -0.05), (0.0, -0.05), (0.1, -0.05), (-0.1, 0.05), (0.0, 0.05), (0.1, 0.05)]))
+    assert ControllerConfig(place_grid=(1, 1)).task_config().place_offsets == ((0.0, 0.0),)
 
 
 def test_settings_reach_the_task_and_planner():

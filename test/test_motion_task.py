@@ -29,13 +29,15 @@ class FakeRobot:
     """Kinematic robot that tracks trajectories exactly.
 
     The gripper stops on an object of width ``object_width`` (0 = nothing there) until the
-    object is lost after execution number ``lose_after``.
+    object is lost after execution number ``lose_after`` (or, with ``width_after`` > 0, turns
+    in the grip to that width).
     """
 
-    def __init__(self, object_width=0.05, lose_after=None, stall=False):
+    def __init__(self, object_width=0.05, lose_after=None, stall=False, width_after=0.0):
         self.t, self.q = 0.0, START.copy()
         self.width = self.target = 0.08
         self.object_width, self.lose_after, self.stall = object_width, lose_after, stall
+        self.width_after = width_after
         self.executions, self.halted, self.stale = 0, 0, False
         self._sampler = None
         self.on_wait = None
@@ -50,7 +52,7 @@ class FakeRobot:
             if self.t - self._t0 >= self._sampler.duration:
                 self._sampler = None
                 if self.executions == self.lose_after:
-                    self.object_width = 0.0
+                    self.object_width = self.width_after
         holding = self.target < self.object_width
         self.width = self.object_width if holding else self.target
         if self.on_wait:
@@ -122,6 +124,22 @@ def test_pre_grasp_and_lift_reach_the_clear_height(backend, clear_height, pre_gr
     assert lift == pytest.approx([0.5, 0.0, lift_z], abs=1e-3)
 
 
+def test_parts_are_released_at_the_place_spots_in_turn(backend):
+    robot = FakeRobot()
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, _ = make_task(backend, robot, place_offsets=((0.0, 0.0), (0.08, -0.04)))
+    releases = []
+    for _ in range(3):
+        sent.clear()
+        assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+        releases.append(backend.tcp_pose(sent[4].positions[-1])[:3, 3])  # the place motion
+    assert releases[0] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)
+    assert releases[1] == pytest.approx([0.13, 0.46, 0.12], abs=1e-3)
+    assert releases[2] == pytest.approx(releases[0], abs=1e-3)
+
+
 def test_next_candidate_after_an_unreachable_one(backend):
     robot = FakeRobot()
     task, _ = make_task(backend, robot)
@@ -176,6 +194,21 @@ def test_slip_after_lift(backend):
     result = task.pick_once([GRASP])
     assert result.outcome == PickOutcome.FAILED and 'slipped after lift' in result.reason
     assert PickState.TRANSPORTING not in states
+
+
+def test_a_part_turning_in_the_grip_fails_the_lift_check_and_is_let_go(backend):
+    robot = FakeRobot(lose_after=3, width_after=0.04)  # 10 mm narrower after the lift
+    task, _ = make_task(backend, robot)
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.FAILED and 'slipped after lift' in result.reason
+    assert robot.target == pytest.approx(0.04 + task.config.open_margin)  # wider than the part
+    assert robot.width == robot.target
+
+
+def test_a_part_turning_in_the_grip_in_transit_is_still_placed(backend):
+    robot = FakeRobot(lose_after=4, width_after=0.04)
+    task, _ = make_task(backend, robot)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
 
 
 def test_drop_in_transit_is_partial_success(backend):

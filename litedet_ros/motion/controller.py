@@ -58,6 +58,9 @@ class ControllerConfig:
             0 disables, m.
         place_position: (x, y, z) of the TCP at release, planning frame, m.
         place_yaw: tool rotation about the vertical at release, rad.
+        place_grid: (columns along x, rows along y) of release spots centred on
+            ``place_position``, used in turn; (1, 1) releases every part at the same spot.
+        place_spacing: distance between neighbouring release spots, m.
         place_height: height of the transport goal above the place position, m.
         min_grip_width: finger width below which the hand counts as empty, m.
         gripper_timeout: longest wait for the fingers to settle, s.
@@ -75,8 +78,10 @@ class ControllerConfig:
     pre_grasp_distance: float = 0.10
     lift_height: float = 0.15
     clear_height: float = 0.22
-    place_position: tuple[float, float, float] = (0.05, 0.5, 0.12)
+    place_position: tuple[float, float, float] = (0.05, 0.46, 0.12)
     place_yaw: float = 0.0
+    place_grid: tuple[int, int] = (3, 2)
+    place_spacing: float = 0.08
     place_height: float = 0.10
     min_grip_width: float = 0.004
     gripper_timeout: float = 2.0
@@ -103,6 +108,12 @@ class ControllerConfig:
                      'place_height', 'min_grip_width'):
             if not getattr(self, name) >= 0.0:
                 raise ControllerConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if len(self.place_grid) != 2 or min(self.place_grid) < 1:
+            raise ControllerConfigError(f'place_grid must be 2 counts >= 1 (columns, rows), '
+                                        f'got {list(self.place_grid)}')
+        object.__setattr__(self, 'place_grid', tuple(map(int, self.place_grid)))
+        if not (math.isfinite(self.place_spacing) and self.place_spacing >= 0):
+            raise ControllerConfigError(f'place_spacing must be >= 0, got {self.place_spacing}')
         if not math.isfinite(self.place_yaw):
             raise ControllerConfigError('place_yaw must be finite')
         if self.max_consecutive_failures < 1:
@@ -114,10 +125,18 @@ class ControllerConfig:
         """Names of the settings (= node parameter names)."""
         return tuple(f.name for f in fields(cls))
 
+    def place_offsets(self) -> tuple[tuple[float, float], ...]:
+        """(dx, dy) of the release spots from ``place_position``, row by row, m."""
+        columns, rows = self.place_grid
+        return tuple(((i - (columns - 1) / 2) * self.place_spacing,
+                      (j - (rows - 1) / 2) * self.place_spacing)
+                     for j in range(rows) for i in range(columns))
+
     def task_config(self) -> TaskConfig:
         """Settings of the pick-and-place task."""
         return TaskConfig(
             place_pose=tool_down_pose(self.place_position, self.place_yaw),
+            place_offsets=self.place_offsets(),
             pre_grasp_distance=self.pre_grasp_distance, lift_height=self.lift_height,
             clear_height=self.clear_height,
             place_height=self.place_height, min_grip_width=self.min_grip_width,

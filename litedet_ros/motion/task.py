@@ -116,6 +116,8 @@ class TaskConfig:
 
     Attributes:
         place_pose: ``float64[4, 4]`` TCP pose at release (default: 12 cm above the tray).
+        place_offsets: (dx, dy) shifts of ``place_pose`` used in turn, one per object placed,
+            so that parts are laid side by side instead of piled up, m.
         pre_grasp_distance: back-off along the approach axis before the grasp, m.
         lift_height: straight lift after closing, m (world up).
         clear_height: TCP height (planning frame z) at which the open hand clears the bin
@@ -139,6 +141,7 @@ class TaskConfig:
     """
 
     place_pose: np.ndarray = field(default_factory=lambda: tool_down_pose((0.05, 0.5, 0.12)))
+    place_offsets: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
     pre_grasp_distance: float = 0.10
     lift_height: float = 0.15
     clear_height: float = 0.0
@@ -199,6 +202,7 @@ class PickPlaceTask:
         self._on_status = on_status
         self._lock = threading.Lock()
         self._status = PickStatus(PickState.IDLE, enabled=True)
+        self._placed = 0  # objects released in the place zone: picks the next place offset
         self._estop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
@@ -273,8 +277,10 @@ class PickPlaceTask:
             self._approach(plan)
             width = self._grasp(plan)
             self._lift(plan, width)
-            self._transport(width)
-            self._place()
+            dx, dy = self.config.place_offsets[self._placed % len(self.config.place_offsets)]
+            place = _translated(self.config.place_pose, (dx, dy, 0.0))
+            self._transport(width, place)
+            self._place(place)
             result = PickResult(PickOutcome.SUCCESS)
         except _EmergencyStopError:
             result = PickResult(PickOutcome.FAILED, 'emergency stop')
@@ -355,27 +361,35 @@ class PickPlaceTask:
         self._execute(plan.lift)
         self._verify_held(width, 'object slipped after lift', PickOutcome.FAILED)
 
-    def _transport(self, width: float) -> None:
+    def _transport(self, width: float, place: np.ndarray) -> None:
         self._update(state=PickState.TRANSPORTING)
-        above = _translated(self.config.place_pose, (0, 0, self.config.place_height))
+        above = _translated(place, (0, 0, self.config.place_height))
         self._execute(self._planned(lambda q: self.backend.plan_to_pose(q, above)))
-        self._verify_held(width, 'object dropped in transit', PickOutcome.PARTIAL_SUCCESS)
+        # only an empty hand: a part that turned in the grip (a can rolling a few mm) is
+        # still held, and placing it beats dropping it back into the bin from the recovery
+        self._verify_held(width, 'object dropped in transit', PickOutcome.PARTIAL_SUCCESS,
+                          allow_slip=True)
 
-    def _place(self) -> None:
+    def _place(self, place: np.ndarray) -> None:
         self._update(state=PickState.PLACING)
-        place = self.config.place_pose
         self._execute(self._planned(lambda q: self.backend.plan_cartesian(q, place)))
         self._gripper(self.config.release_width)
+        self._placed += 1
         self.backend.detach()
         self._update(state=PickState.RETREATING)
         above = _translated(place, (0, 0, self.config.place_height))
         self._execute(self._planned(lambda q: self.backend.plan_cartesian(q, above)))
 
     def _recover(self) -> None:
-        """After a failed attempt: open, forget the object, back off upwards if possible."""
+        """After a failed attempt: open, forget the object, back off upwards if possible.
+
+        The fingers open ``open_margin`` wider than they are, so that a part still between
+        them (a slip verdict on a part that only turned) is let go rather than squeezed.
+        """
         self._update(state=PickState.RECOVERING)
         try:
-            self._gripper(self.config.min_grip_width + self.config.open_margin)
+            opening = max(self.robot.finger_width(), self.config.min_grip_width)
+            self._gripper(opening + self.config.open_margin)
             self.backend.detach()
             current = self.robot.joint_positions()
             up = _translated(self.backend.tcp_pose(current),
@@ -437,9 +451,16 @@ class PickPlaceTask:
                 break
         return robot.finger_width()
 
-    def _verify_held(self, width: float, reason: str, outcome: PickOutcome) -> None:
+    def _verify_held(self, width: float, reason: str, outcome: PickOutcome,
+                     allow_slip: bool = False) -> None:
+        """Abort unless the fingers still hold something.
+
+        Unless ``allow_slip``, they must also have closed no more than ``slip_tolerance`` since
+        the grasp.
+        """
         now = self.robot.finger_width()
-        if now < self.config.min_grip_width or width - now > self.config.slip_tolerance:
+        slipped = not allow_slip and width - now > self.config.slip_tolerance
+        if now < self.config.min_grip_width or slipped:
             raise _AbortError(f'{reason} (finger width {1e3 * width:.1f} -> {1e3 * now:.1f} mm)',
                          outcome)
 
