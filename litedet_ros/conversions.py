@@ -363,10 +363,10 @@ def joint_trajectory_to_msg(trajectory: JointTrajectory, stamp_ns: int = 0) -> J
 
 
 def object_states_to_msg(states: Iterable[ObjectState], stamp_ns: int,
-                         frame_id: str) -> ObjectStateArrayMsg:
+                         frame_id: str, robot_collisions: int = 0) -> ObjectStateArrayMsg:
     """Return a ``litedet_ros/ObjectStateArray`` for the simulator's ground truth."""
     return ObjectStateArrayMsg(
-        header=make_header(stamp_ns, frame_id),
+        header=make_header(stamp_ns, frame_id), robot_collisions=int(robot_collisions),
         objects=[ObjectStateMsg(id=int(s.id), class_id=int(s.class_id), label=s.label,
                                 pose=matrix_to_pose(s.pose), location=int(s.location))
                  for s in states])

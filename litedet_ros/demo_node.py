@@ -166,6 +166,8 @@ class DemoNode(Node):
         self._last_detection_image: bytes | None = None
         self.objects: dict[str, int] = dict.fromkeys(LOCATIONS, 0)
         self._objects_stamp_ns = 0
+        self.robot_collisions = 0  # the sim's count (since it started), latest seen
+        self._round_collisions_from = 0
         self.picks: list[PickRecord] = []
         #: Finished rounds: seed, objects, attempts, successes, final objects, duration, reason.
         self.round_results: list[dict] = []
@@ -204,6 +206,7 @@ class DemoNode(Node):
             for state in msg.objects:
                 counts[LOCATIONS[state.location]] += 1
             self.objects = counts
+            self.robot_collisions = msg.robot_collisions
             self._objects_stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         elif topic == topics.PICK_STATUS:
             status = deserialize_message(data, PickStatus)
@@ -319,6 +322,7 @@ class DemoNode(Node):
             'attempts': sum(p.outcome != NO_GRASP for p in picks),
             'successes': sum(p.outcome == 'SUCCESS' for p in picks),
             'final_objects': dict(self.objects),
+            'collisions': self.robot_collisions - self._round_collisions_from,
             'duration_s': (self._now_ns() - self.run_started_ns) / NS_PER_S,
             'stop_reason': reason})
         self._round_first_pick = len(self.picks)
@@ -354,6 +358,7 @@ class DemoNode(Node):
                 self.finish(f'sim/reset_bin refused: {response.message}')
                 return
             self.reset_time_ns = self._now_ns()
+            self._round_collisions_from = self.robot_collisions
             self._set_phase('settling')
         elif self.phase == 'settling':
             grasps = self._received[topics.GRASPS]
@@ -385,6 +390,7 @@ class DemoNode(Node):
         final = {name: sum(r['final_objects'][name] for r in rounds) for name in LOCATIONS}
         report = summarize(sum(r['objects'] for r in rounds), self.picks, final,
                            sum(r['duration_s'] for r in rounds), self.latencies, reason,
+                           collisions=sum(r['collisions'] for r in rounds),
                            seed=self.seed, rounds=rounds,
                            wall_s=time.monotonic() - self.started_wall,
                            recording='recording.mcap' if self.recorder else '')

@@ -9,8 +9,9 @@ Publishes (relative names; images with sensor-data QoS, the rest reliable):
 - ``joint_states`` (sensor_msgs/JointState: the six arm joints and ``finger_joint``, the pad
   distance from the centre line in m, i.e. half the opening)
 - ``/clock`` (rosgraph_msgs/Clock): the sim time; run the other nodes with ``use_sim_time``
-- ``sim/objects`` (litedet_ros/ObjectStateArray): ground-truth object poses in ``world`` and where
-  each object is (bin, hand, placed, dropped). For evaluation only, never for control.
+- ``sim/objects`` (litedet_ros/ObjectStateArray): ground-truth object poses in ``world``, where
+  each object is (bin, hand, placed, dropped), and the count of robot contacts with the fixed
+  cell (collisions). For evaluation only, never for control.
 
 Accepts:
 
@@ -309,8 +310,8 @@ class SimNode(Node):
         self._joint_pub.publish(msg)
 
     def _publish_objects(self, cell: Workcell, stamp_ns: int) -> None:
-        self._objects_pub.publish(conversions.object_states_to_msg(cell.object_states(),
-                                                                   stamp_ns, WORLD_FRAME))
+        self._objects_pub.publish(conversions.object_states_to_msg(
+            cell.object_states(), stamp_ns, WORLD_FRAME, cell.robot_collisions))
 
     def _publish_camera(self, cell: Workcell, stamp_ns: int) -> None:
         rgb = cell.render_rgb()

@@ -47,7 +47,8 @@ def cell(ros_executor):
 
     node = Node('cell', context=ros_executor.context)
     node.requests, node.script = [], EMPTIES
-    state = {'step': -1, 'placed': 0, 'offset': 4}  # 4 attempts before the episode
+    # 4 attempts and 5 robot collisions before the episode; one collision per failed attempt
+    state = {'step': -1, 'placed': 0, 'offset': 4, 'collisions': 5}
 
     def reset(request, response):
         node.requests.append(('reset', request.seed, request.num_objects))
@@ -84,10 +85,12 @@ def cell(ros_executor):
             label='can', score=0.9, x_min=1.0, y_min=1.0, x_max=9.0, y_max=9.0)]))
         grasps_pub.publish(GraspArray(header=conversions.make_header(stamp, 'base_link')))
         objects_pub.publish(ObjectStateArray(header=header, objects=[
-            ObjectState(id=i, location=2 if i < state['placed'] else 0) for i in range(3)]))
+            ObjectState(id=i, location=2 if i < state['placed'] else 0) for i in range(3)],
+            robot_collisions=state['collisions']))
         if 0 <= state['step'] < len(node.script):
             s, attempts, result, reason, cycle = node.script[state['step']]
             state['placed'] += result == 1 and s == 0
+            state['collisions'] += result == 3 and s == 0
             status_pub.publish(PickStatus(state=s, attempts=state['offset'] + attempts,
                                           last_result=result, last_reason=reason,
                                           last_cycle_time=cycle))
@@ -127,6 +130,7 @@ def test_demo_node_runs_records_and_reports_rounds(ros_executor, spin_until, tmp
     assert report['picks'][1]['reason'] == FAIL
     assert report['mean_cycle_s'] == pytest.approx(2.0)
     assert report['objects'] == 6 and report['lost'] == 0
+    assert [r['collisions'] for r in report['rounds']] == [1, 1] and report['collisions'] == 2
     assert report['final_objects']['placed'] == 2
     assert report['latency']['frame_to_grasp']['n'] > 0
     assert 0 < report['latency']['frame_to_grasp']['p50_ms'] <= report['latency'][

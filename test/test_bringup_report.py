@@ -1,6 +1,7 @@
 """Episode recording (MCAP read back with mcap_ros2) and the report figures, table and plot."""
 
 import json
+import re
 
 from mcap.reader import make_reader
 from mcap_ros2.decoder import DecoderFactory
@@ -76,13 +77,13 @@ def picks():
 def test_summary_figures(tmp_path):
     latencies = {'detector': [0.010, 0.012, 0.011], 'grasp_planner': []}
     report = summarize(3, picks(), {'in_bin': 1, 'placed': 2}, 18.0, latencies,
-                       'bin empty', seed=7)
+                       'bin empty', collisions=2, seed=7)
     assert (report['attempts'], report['successes'], report['failures']) == (3, 2, 1)
     assert report['success_rate'] == pytest.approx(2 / 3)
     assert report['cleared_rate'] == pytest.approx(2 / 3)
     assert report['mean_cycle_s'] == pytest.approx(3.0)
     assert report['picks_per_hour'] == pytest.approx(400.0)
-    assert report['lost'] == 0 and report['seed'] == 7
+    assert report['lost'] == 0 and report['seed'] == 7 and report['collisions'] == 2
     assert report['latency']['detector']['p50_ms'] == pytest.approx(11.0)
     assert report['latency']['grasp_planner']['n'] == 0
     assert report['latency']['grasp_planner']['p99_ms'] is None
@@ -90,6 +91,7 @@ def test_summary_figures(tmp_path):
     assert 'p50 n/a' in format_table(summarize(3, [], {}, 0.0, latencies, 'x'))
     table = format_table(report)
     assert '66.7 %' in table and '3.00 s (sim)' in table and 'bin empty' in table
+    assert re.search(r'robot collisions +\| 2\n', table)
     plot_report(report, latencies, tmp_path / 'timing.png')
     assert (tmp_path / 'timing.png').stat().st_size > 10_000
 

@@ -186,3 +186,17 @@ def test_scripted_pick_lifts_part_out_of_bin(cell):
     assert state.location == Location.IN_HAND
     assert state.pose[2, 3] > cell.layout['bin_height'] + 0.05
     assert cell.gripper_width() > 0.01
+
+
+def test_robot_contacts_with_the_cell_are_counted_as_collisions(cell):
+    cell.reset(seed=0, num_objects=0)
+    kin = _Kinematics(cell.urdf)
+    floor = cell.layout['bin_wall']
+    before = cell.robot_collisions
+    above = kin.grasp_ik(DOWN_Y, [0.5, 0.0, 0.2], cell.arm_positions())
+    _move(cell, above, 2.0)
+    assert cell.robot_collisions == before  # a free move
+    _move(cell, kin.ik(DOWN_Y, [0.5, 0.0, floor + 0.01], above), 1.5)  # tips 1 cm into the floor
+    assert cell.robot_collisions == before + 1  # one contact episode, however many points
+    _move(cell, above, 1.5)
+    assert cell.robot_collisions == before + 1

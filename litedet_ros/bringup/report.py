@@ -56,7 +56,7 @@ def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float | None]:
 
 def summarize(objects: int, picks: Sequence[PickRecord], final_objects: Mapping[str, int],
               duration_s: float, latencies_s: Mapping[str, Sequence[float]],
-              stop_reason: str, **extra: object) -> dict:
+              stop_reason: str, collisions: int | None = None, **extra: object) -> dict:
     """The episode's figures as one JSON-ready dict.
 
     Args:
@@ -66,6 +66,8 @@ def summarize(objects: int, picks: Sequence[PickRecord], final_objects: Mapping[
         duration_s: sim time from the start of picking to the end, s.
         latencies_s: per pipeline stage, wall-clock latencies in s.
         stop_reason: why the episode ended.
+        collisions: times the robot touched the fixed cell (the simulator's count); None when
+            unknown.
         **extra: more keys to store (seed, wall time, files...).
     """
     moved = [p for p in picks if p.outcome != NO_GRASP]
@@ -87,6 +89,7 @@ def summarize(objects: int, picks: Sequence[PickRecord], final_objects: Mapping[
         'duration_s': duration_s,
         'final_objects': {name: int(final_objects.get(name, 0)) for name in LOCATIONS},
         'lost': objects - sum(int(final_objects.get(name, 0)) for name in LOCATIONS),
+        'collisions': collisions,
         'latency': {stage: percentiles_ms(values) for stage, values in latencies_s.items()},
         'stop_reason': stop_reason,
         'picks': [asdict(p) | {'objects': dict(p.objects)} for p in picks],
@@ -111,6 +114,7 @@ def format_table(report: Mapping) -> str:
         ('objects at the end', ', '.join(f'{k.replace("_", " ")} {v}'
                                          for k, v in report['final_objects'].items())),
         ('unaccounted objects', f'{report["lost"]}'),
+        ('robot collisions', _figure(report['collisions'], 'd', '')),
         ('stopped because', report['stop_reason']),
     ]
     rows += [(f'latency {stage}', f'p50 {_figure(s["p50_ms"], ".1f", " ms")}, p99 '

@@ -126,7 +126,9 @@ class TaskConfig:
             to and from the bin run above it (a straight joint-space move, planned in
             milliseconds) instead of threading under the rim; 0 disables, m.
         place_height: height above ``place_pose`` of the transport goal, m.
-        open_margin: opening beyond the grasp width before approaching, m.
+        open_margin: opening added to the current finger width to let go of a part after a
+            failed attempt, m. (The approach opens to the grasp's own width: the grasp
+            planner's margin is in it, and its collision checks assumed it.)
         release_width: opening commanded to release the object, m.
         min_grip_width: finger width below which the hand is considered empty, m.
         slip_tolerance: finger closing after the grasp that counts as a slip, m.
@@ -179,7 +181,6 @@ class _Plan:
     to_pre_grasp: JointTrajectory
     approach: JointTrajectory
     lift: JointTrajectory
-    open_width: float
 
 
 class PickPlaceTask:
@@ -324,8 +325,7 @@ class PickPlaceTask:
             raise MotionError(f'grasp is {age:.1f} s old (max_grasp_age '
                               f'{config.max_grasp_age} s)')
         current = self.robot.joint_positions()
-        open_width = grasp.width + config.open_margin
-        backend.set_gripper_opening(open_width)
+        backend.set_gripper_opening(grasp.width)
         backend.ik(grasp.pose, current, contact=True)  # cheapest test first: reachable?
         height = grasp.pose[2, 3]
         back_off = config.pre_grasp_distance
@@ -339,11 +339,11 @@ class PickPlaceTask:
         lift = backend.plan_cartesian(approach.positions[-1],
                                       _translated(grasp.pose, (0, 0, lift_height)))
         backend.detach()
-        return _Plan(grasp, to_pre_grasp, approach, lift, open_width)
+        return _Plan(grasp, to_pre_grasp, approach, lift)
 
     def _approach(self, plan: _Plan) -> None:
         self._update(state=PickState.APPROACHING)
-        self._gripper(plan.open_width)
+        self._gripper(plan.grasp.width)
         self._execute(plan.to_pre_grasp)
         self._execute(plan.approach)
 

@@ -184,6 +184,11 @@ class Workcell:
         self.max_width = 2 * urdf_limits[GRIPPER_JOINT][1]
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
+        #: Times the robot came into contact with the fixed cell (bin, table, place tray,
+        #: camera) since the cell was created: collisions as a planner's re-check counts them
+        #: (parts are not counted: touching them is the job).
+        self.robot_collisions = 0
+        self._touching_cell = False
         self._renderer: mujoco.Renderer | None = None
         self._time_offset = 0.0
         self.reset(seed, num_objects, num_distractors)
@@ -237,6 +242,7 @@ class Workcell:
         self._index_model()
         self._trajectory: TrajectorySampler | None = None
         self._trajectory_start = 0.0
+        self._touching_cell = False
         self._gripper_target = self.max_width
         self._gripper_setpoint = self.max_width / 2
         self._hold(np.asarray(self.config.home))
@@ -375,6 +381,12 @@ class Workcell:
         self._geom_label[:model.ngeom] = body_label[model.geom_bodyid]
         self._finger_body = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n)
                              for n in FINGER_BODIES]
+        base = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, 'base_link')
+        root = np.arange(model.nbody)  # the ancestor just below the world, per body
+        while (model.body_parentid[root] != 0).any():
+            root = np.where(model.body_parentid[root] != 0, model.body_parentid[root], root)
+        self._body_kind = np.where(root == base, 1, 0)  # 1 robot, 0 fixed cell, 2 part
+        self._body_kind[self._object_body] = 2
         self._object_qpos = model.jnt_qposadr[model.body_jntadr[self._object_body]] \
             if len(self.objects) else np.zeros(0, dtype=int)
         self._object_dof = model.jnt_dofadr[model.body_jntadr[self._object_body]] \
@@ -491,6 +503,7 @@ class Workcell:
             self._gripper_setpoint += float(np.clip(half - self._gripper_setpoint, -ramp, ramp))
             self.data.ctrl[self._gripper_act] = self._gripper_setpoint
             mujoco.mj_step(self.model, self.data)
+            self._count_collisions()
         if self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number:
             raise PhysicsDivergedError(
                 f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad accelerations '
@@ -511,6 +524,13 @@ class Workcell:
         self.step(int(round(duration / self.model.opt.timestep)))
 
     # ---------------------------------------------------------------- contacts and accounting
+    def _count_collisions(self) -> None:
+        """Count a collision when the robot starts touching the fixed cell."""
+        kinds = self._body_kind[self.model.geom_bodyid[self.data.contact.geom[:self.data.ncon]]]
+        touching = bool(((kinds.min(axis=1) == 0) & (kinds.max(axis=1) == 1)).any())
+        self.robot_collisions += int(touching and not self._touching_cell)
+        self._touching_cell = touching
+
     def finger_contacts(self) -> tuple[set[int], set[int]]:
         """Ids of the objects touching the left and the right finger."""
         touching = (set(), set())
