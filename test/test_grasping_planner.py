@@ -90,6 +90,11 @@ def scene(name):
         lying = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
         objects = [box_on_floor(0.0, 0.0, (0.12, 0.05, 0.045)),
                    Cylinder(np.array([0.0, 0.0, 0.075]), 0.03, 0.05, lying)]
+    elif name == 'crowded':  # three parts close around a box, one across each long side
+        objects = [box_on_floor(0.0, 0.0, (0.06, 0.035, 0.04)),
+                   box_on_floor(-0.006, 0.045, (0.03, 0.036, 0.057), 1.906),
+                   box_on_floor(-0.007, -0.053, (0.058, 0.036, 0.03), 2.694),
+                   box_on_floor(0.055, 0.012, (0.035, 0.037, 0.046), 0.942)]
     elif name == 'wide':
         objects = [box_on_floor(0.0, 0.0, (0.10, 0.09, 0.04))]
     solids = bin_solids(bin_geometry) + objects
@@ -180,6 +185,17 @@ def test_box_against_a_low_wall_is_grasped_along_the_wall():
     for grasp in result.grasps:
         assert abs(grasp.pose[1, 1]) < 0.5  # not closing towards the wall
         assert wall_clearance(bin_geometry, grasp.pose, CONFIG.gripper, grasp.width) > 0
+
+
+def test_a_part_boxed_in_across_its_narrow_side_gets_a_fallback_yaw():
+    result, (box, *_) = plan('crowded')
+    grasps = [g for g in result.grasps if g.detection_index == 0]
+    assert grasps
+    for grasp in grasps:  # closing at a fallback yaw (35-70 deg) off the narrow axis
+        assert 32.0 <= angle_deg(grasp.pose[:3, 1], box.rotation[:, 1]) <= 73.0
+    primary_only, _ = plan('crowded', fallback_yaw_offsets_deg=())
+    assert not [g for g in primary_only.grasps if g.detection_index == 0]
+    assert primary_only.drops['all_colliding'] >= 1
 
 
 def test_the_coupling_behind_the_palm_is_checked_against_the_walls():

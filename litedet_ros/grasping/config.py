@@ -219,6 +219,9 @@ class PlannerConfig:
         scene_stride: pixel stride of the scene cloud used for collision checks.
         max_tilt_deg: largest angle of a surface-normal approach from straight down, degrees.
         yaw_offsets_deg: rotations of the closing axis about the approach, degrees.
+        fallback_yaw_offsets_deg: rotations tried for an object only when every candidate of
+            ``yaw_offsets_deg`` collides (a neighbour lies across its narrow side), degrees;
+            empty disables.
         center_offsets: shifts of the grasp centre along the object's long axis, as fractions
             of its half length.
         clearance_scale: free space (m) around the fingers that earns the full exposure score.
@@ -246,6 +249,7 @@ class PlannerConfig:
     scene_stride: int = 5
     max_tilt_deg: float = 35.0
     yaw_offsets_deg: tuple[float, ...] = (0.0, -10.0, 10.0, -20.0, 20.0, 90.0)
+    fallback_yaw_offsets_deg: tuple[float, ...] = (-35.0, 35.0, -55.0, 55.0, -70.0, 70.0)
     center_offsets: tuple[float, ...] = (0.0, -0.35, 0.35)
     clearance_scale: float = 0.02
     candidates_per_object: int = 3
@@ -279,5 +283,6 @@ class PlannerConfig:
         _require(self.candidates_per_object >= 1 and self.max_grasps >= 1,
                  'candidates_per_object and max_grasps must be >= 1')
         object.__setattr__(self, 'up', tuple(float(x) for x in up))
-        object.__setattr__(self, 'yaw_offsets_deg', tuple(float(x) for x in self.yaw_offsets_deg))
+        for name in ('yaw_offsets_deg', 'fallback_yaw_offsets_deg'):
+            object.__setattr__(self, name, tuple(float(x) for x in getattr(self, name)))
         object.__setattr__(self, 'center_offsets', tuple(float(x) for x in self.center_offsets))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import heapq
 
 import numpy as np
@@ -79,6 +79,8 @@ class GraspPlanner:
         self._weights = weights / weights.sum()
         if self.config.bin is not None:
             self._bin_from_planning = np.linalg.inv(self.config.bin.pose)
+        fallback = self.config.fallback_yaw_offsets_deg
+        self._fallback = replace(self.config, yaw_offsets_deg=fallback) if fallback else None
 
     def plan(self, depth: np.ndarray, camera: PinholeCamera, detections: Detections,
              planning_from_camera: np.ndarray, frame_id: str = 'base_link') -> PlanResult:
@@ -130,7 +132,7 @@ class GraspPlanner:
                 objects[index] = estimate
                 top = float(np.clip((estimate.top_height - floor) / max(pile_top - floor, 1e-3),
                                     0.0, 1.0))
-                found = self._best_grasps(estimate, scene, top, neighbours)
+                found = self._grasps_of(estimate, scene, top, neighbours)
             except GraspDropError as error:
                 drops[error.reason] += 1
                 continue
@@ -156,8 +158,26 @@ class GraspPlanner:
             heights = heights[inside] if inside.any() else np.array([floor])
         return floor, percentile(heights, 99.5)
 
+    def _grasps_of(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
+                   neighbours: np.ndarray) -> list[tuple[float, Candidate]]:
+        """The best grasps of one object; the fallback yaw offsets only if all others collide.
+
+        Raises:
+            GraspDropError: as :meth:`_best_grasps` with the primary yaw offsets.
+        """
+        try:
+            return self._best_grasps(estimate, scene, top, neighbours, self.config)
+        except GraspDropError as error:
+            if error.reason != 'all_colliding' or self._fallback is None:
+                raise
+            try:
+                return self._best_grasps(estimate, scene, top, neighbours, self._fallback)
+            except GraspDropError:
+                raise error from None
+
     def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
-                     neighbours: np.ndarray) -> list[tuple[float, Candidate]]:
+                     neighbours: np.ndarray, config: PlannerConfig
+                     ) -> list[tuple[float, Candidate]]:
         """Check candidates in the order of their score bound; keep the best collision-free ones.
 
         The obstacles are the scene cloud near the candidates plus ``neighbours`` (``float[M,
@@ -168,7 +188,6 @@ class GraspPlanner:
             GraspDropError: no kinematically valid candidate (reason: most frequent rejection)
                 or all candidates collide (``all_colliding``).
         """
-        config = self.config
         candidates, rejected = generate_candidates(estimate, config)
         if not candidates:
             reason = rejected.most_common(1)[0][0] if rejected else 'no_candidates'

@@ -45,6 +45,7 @@ CAMERA_NAME = 'd435_color'
 HOME = (0.528, -1.86, 1.72, -1.431, -1.571, -1.043)  # tcp 0.40 m above the table, beside the bin
 SPAWN_LAYER_HEIGHT = 0.12  # vertical spacing of the drop grid, m
 FINGER_BODIES = ('left_finger', 'right_finger')
+COLLISION_GAP = 0.1  # robot-cell contacts closer in time than this are one collision, s
 
 
 class SceneError(LitedetError):
@@ -185,10 +186,10 @@ class Workcell:
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
         #: Times the robot came into contact with the fixed cell (bin, table, place tray,
-        #: camera) since the cell was created: collisions as a planner's re-check counts them
-        #: (parts are not counted: touching them is the job).
+        #: camera) after COLLISION_GAP s without one, since the cell was created: collisions as
+        #: a planner's re-check counts them (parts are not counted: touching them is the job).
         self.robot_collisions = 0
-        self._touching_cell = False
+        self._last_cell_contact = -np.inf  # sim time
         self._renderer: mujoco.Renderer | None = None
         self._time_offset = 0.0
         self.reset(seed, num_objects, num_distractors)
@@ -242,7 +243,6 @@ class Workcell:
         self._index_model()
         self._trajectory: TrajectorySampler | None = None
         self._trajectory_start = 0.0
-        self._touching_cell = False
         self._gripper_target = self.max_width
         self._gripper_setpoint = self.max_width / 2
         self._hold(np.asarray(self.config.home))
@@ -525,11 +525,15 @@ class Workcell:
 
     # ---------------------------------------------------------------- contacts and accounting
     def _count_collisions(self) -> None:
-        """Count a collision when the robot starts touching the fixed cell."""
+        """Count a collision when the robot starts touching the fixed cell.
+
+        A grazing contact flickers on and off from one step to the next: contacts less than
+        ``COLLISION_GAP`` apart are one collision.
+        """
         kinds = self._body_kind[self.model.geom_bodyid[self.data.contact.geom[:self.data.ncon]]]
-        touching = bool(((kinds.min(axis=1) == 0) & (kinds.max(axis=1) == 1)).any())
-        self.robot_collisions += int(touching and not self._touching_cell)
-        self._touching_cell = touching
+        if ((kinds.min(axis=1) == 0) & (kinds.max(axis=1) == 1)).any():
+            self.robot_collisions += int(self.time - self._last_cell_contact > COLLISION_GAP)
+            self._last_cell_contact = self.time
 
     def finger_contacts(self) -> tuple[set[int], set[int]]:
         """Ids of the objects touching the left and the right finger."""
