@@ -69,8 +69,8 @@ class ControllerConfig:
     """
 
     backend: str = 'builtin'
-    velocity_scaling: float = 0.5
-    acceleration_scaling: float = 0.5
+    velocity_scaling: float = 1.0
+    acceleration_scaling: float = 1.0
     max_grasp_age: float = 2.0
     joint_state_timeout: float = 0.5
     grasp_wait_timeout: float = 5.0
