@@ -52,6 +52,9 @@ REAL_TIME_FACTOR = 4.0
 # Grasps are offered by hand a little before the service call that uses them; their age is not
 # what these tests are about (test_controller_node.py covers max_grasp_age).
 MAX_GRASP_AGE = 10.0
+# Half speed (the default is full): the stop test needs the arm still on its way to the pre-grasp
+# after a stop call's round trip, which at full speed and a 4x clock it may not be.
+SPEED_SCALING = 0.5
 FLOOR_Z = float(workcell_args()['bin_wall'])  # inner bin floor (world == base_link), m
 FINGERTIP_BELOW_TCP = 0.02  # the fingertips reach this far past the TCP along the approach, m
 FLOOR_CLEARANCE = 0.01  # fingertips at least this far above the floor, m
@@ -135,7 +138,9 @@ def cell(ros_context):
         nodes.append(Probe(ros_context))
         nodes.append(ControllerNode(context=ros_context, parameter_overrides=[
             Parameter('use_sim_time', value=True), Parameter('grasp_wait_timeout', value=0.5),
-            Parameter('max_grasp_age', value=MAX_GRASP_AGE)]))
+            Parameter('max_grasp_age', value=MAX_GRASP_AGE),
+            Parameter('velocity_scaling', value=SPEED_SCALING),
+            Parameter('acceleration_scaling', value=SPEED_SCALING)]))
         probe, controller = nodes
         for node in nodes:
             executor.add_node(node)
