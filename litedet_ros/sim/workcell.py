@@ -382,11 +382,9 @@ class Workcell:
         self._finger_body = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n)
                              for n in FINGER_BODIES]
         base = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, 'base_link')
-        root = np.arange(model.nbody)  # the ancestor just below the world, per body
-        while (model.body_parentid[root] != 0).any():
-            root = np.where(model.body_parentid[root] != 0, model.body_parentid[root], root)
-        self._body_kind = np.where(root == base, 1, 0)  # 1 robot, 0 fixed cell, 2 part
-        self._body_kind[self._object_body] = 2
+        body_kind = np.where(model.body_rootid == base, 1, 0)  # 1 robot, 0 fixed cell, 2 part
+        body_kind[self._object_body] = 2
+        self._geom_kind = body_kind[model.geom_bodyid]
         self._object_qpos = model.jnt_qposadr[model.body_jntadr[self._object_body]] \
             if len(self.objects) else np.zeros(0, dtype=int)
         self._object_dof = model.jnt_dofadr[model.body_jntadr[self._object_body]] \
@@ -530,7 +528,9 @@ class Workcell:
         A grazing contact flickers on and off from one step to the next: contacts less than
         ``COLLISION_GAP`` apart are one collision.
         """
-        kinds = self._body_kind[self.model.geom_bodyid[self.data.contact.geom[:self.data.ncon]]]
+        if not self.data.ncon:
+            return
+        kinds = self._geom_kind[self.data.contact.geom[:self.data.ncon]]
         if ((kinds.min(axis=1) == 0) & (kinds.max(axis=1) == 1)).any():
             self.robot_collisions += int(self.time - self._last_cell_contact > COLLISION_GAP)
             self._last_cell_contact = self.time
