@@ -21,6 +21,8 @@ from litedet_ros.detection.model import RawSSD, model_anchors
 from litedet_ros.detection.postprocess import PostprocessConfig
 from litedet_ros.detection.preprocess import preprocess
 from litedet_ros.detection.quantize import quantize_int8
+from litedet_ros.detection.train import load_checkpoint, save_checkpoint
+from litedet_ros.detection.unfold import model_from_onnx
 from litedet_ros.errors import InvalidImageError
 
 
@@ -87,6 +89,42 @@ def test_int8_outputs_follow_fp32(exported, images):
         _, int8 = OnnxRuntimeBackend(exported[variant]).infer(batch)
         correlation = np.corrcoef(fp32.ravel(), int8.ravel())[0, 1]
         assert correlation > 0.8, variant  # an untrained net; the shipped one: see models test
+
+
+def test_checkpoint_rebuilt_from_onnx_reproduces_it(exported, images, tmp_path):
+    """ONNX -> .pt (batch norms unfolded) -> ONNX is lossless; other files are refused."""
+    trained = varied_model()
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # batch norms as training leaves them, so the export folds real ones
+        for norm in (m for m in trained.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            for tensor, low, high in ((norm.running_mean, -0.5, 0.5),
+                                      (norm.running_var, 0.5, 2.0), (norm.weight, 0.5, 1.5),
+                                      (norm.bias, -0.2, 0.2)):
+                tensor.copy_(torch.empty_like(tensor).uniform_(low, high, generator=generator))
+    fp32 = export_onnx(trained, tmp_path / 'fp32.onnx', LABELS)
+    batch = np.stack([preprocess(image) for image in images])
+    model, labels = model_from_onnx(fp32, batch[:16])
+    assert labels == LABELS
+    folded = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert folded and all(float(m.running_var.std()) > 0 for m in folded)  # measured, not unit
+    save_checkpoint(tmp_path / 'rebuilt.pt', model, labels, 1.0)
+    reloaded, _, _ = load_checkpoint(tmp_path / 'rebuilt.pt')
+    again = export_onnx(reloaded, tmp_path / 'again.onnx', labels)
+    held_out = batch[16:20]
+    for path in (fp32, again):
+        regressions, logits = OnnxRuntimeBackend(path).infer(held_out)
+        with torch.no_grad():
+            expected_reg, expected_logits = RawSSD(model.eval())(torch.from_numpy(held_out))
+        assert np.abs(logits - expected_logits.numpy()).max() < 1e-4 * float(
+            expected_logits.abs().max())
+        assert np.abs(regressions - expected_reg.numpy()).max() < 1e-4 * float(
+            expected_reg.abs().max())
+    with pytest.raises(ModelLoadError, match='missing in the ONNX file'):
+        model_from_onnx(exported['asym'], batch[:4])  # INT8: weights are quantized tensors
+    with pytest.raises(ModelLoadError, match='expected shape'):
+        model_from_onnx(fp32, batch[:4], width_mult=0.5)
+    with pytest.raises(ModelLoadError, match='>= 2 images'):
+        model_from_onnx(fp32, batch[:1])
 
 
 def test_backends_share_preprocessing_and_decoding(model, exported, images):

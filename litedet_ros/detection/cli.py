@@ -1,4 +1,4 @@
-"""``litedet-ros detector export|quantize|eval``: deployment tools of the detector."""
+"""``litedet-ros detector export|quantize|eval|checkpoint``: deployment tools of the detector."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ INT8_NAMES = {'sym': 'ssdlite320_mnv2_int8_sym.onnx', 'asym': 'ssdlite320_mnv2_i
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``export``, ``quantize`` and ``eval`` verbs."""
+    """Add the ``export``, ``quantize``, ``eval`` and ``checkpoint`` verbs."""
     verbs = parser.add_subparsers(dest='verb', required=True, metavar='VERB')
     export = verbs.add_parser('export', help='checkpoint -> FP32 ONNX + anchors + labels')
     export.add_argument('--checkpoint', required=True, help='.pt written by litedet-ros train')
@@ -44,6 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     evaluate.add_argument('--threads', type=int, default=2)
     evaluate.add_argument('--plot', help='write the PR curves to this PNG')
     evaluate.add_argument('--json', help='write the metrics to this JSON file')
+
+    checkpoint = verbs.add_parser(
+        'checkpoint', help='FP32 ONNX -> trainable .pt (batch norms restored), e.g. to prune '
+                           'or distil the shipped model')
+    checkpoint.add_argument('--model', default=f'models/{FP32_NAME}',
+                            help='FP32 ONNX file written by export (labels.txt beside it)')
+    checkpoint.add_argument('--calib', required=True,
+                            help='images for the batch-norm statistics: a training dataset '
+                                 'directory')
+    checkpoint.add_argument('--images', type=int, default=160,
+                            help='images used for the statistics (>= 2)')
+    checkpoint.add_argument('--width-mult', type=float, default=1.0,
+                            help='MobileNetV2 width of the exported model')
+    checkpoint.add_argument('--out', required=True, help='output .pt file')
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -106,6 +120,37 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from litedet_ros.detection.backends import OnnxRuntimeBackend
+    from litedet_ros.detection.data import load_dataset
+    from litedet_ros.detection.detector import load_labels
+    from litedet_ros.detection.model import RawSSD
+    from litedet_ros.detection.preprocess import normalize
+    from litedet_ros.detection.train import save_checkpoint
+    from litedet_ros.detection.unfold import model_from_onnx
+
+    model_path = Path(args.model)
+    data = load_dataset(args.calib, limit=args.images,
+                        labels=load_labels(model_path.parent / 'labels.txt'))
+    images = np.stack([normalize(image) for image in data.images])
+    model, labels = model_from_onnx(model_path, images, args.width_mult)
+    check = images[:4]
+    expected = OnnxRuntimeBackend(model_path).infer(check)
+    with torch.no_grad():
+        rebuilt = [output.numpy() for output in RawSSD(model)(torch.from_numpy(check))]
+    error = max(float(np.abs(a - b).max()) for a, b in zip(rebuilt, expected))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(Path(args.out), model, labels, args.width_mult,
+                    source=f'rebuilt from {model_path}')
+    print(f'wrote {args.out}: batch norms from {len(images)} images of {args.calib}; '
+          f'max |torch - ONNX| on 4 of them: {error:.2e}')
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the chosen verb; return the exit code."""
-    return {'export': _export, 'quantize': _quantize, 'eval': _evaluate}[args.verb](args)
+    return {'export': _export, 'quantize': _quantize, 'eval': _evaluate,
+            'checkpoint': _checkpoint}[args.verb](args)

