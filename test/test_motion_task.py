@@ -30,14 +30,16 @@ class FakeRobot:
 
     The gripper stops on an object of width ``object_width`` (0 = nothing there) until the
     object is lost after execution number ``lose_after`` (or, with ``width_after`` > 0, turns
-    in the grip to that width).
+    in the grip to that width). The fingers reach their target at once, or at
+    ``gripper_speed`` (m/s of opening) if it is given.
     """
 
-    def __init__(self, object_width=0.05, lose_after=None, stall=False, width_after=0.0):
+    def __init__(self, object_width=0.05, lose_after=None, stall=False, width_after=0.0,
+                 gripper_speed=None):
         self.t, self.q = 0.0, START.copy()
         self.width = self.target = 0.08
         self.object_width, self.lose_after, self.stall = object_width, lose_after, stall
-        self.width_after = width_after
+        self.width_after, self.gripper_speed = width_after, gripper_speed
         self.executions, self.halted, self.stale = 0, 0, False
         self._sampler = None
         self.on_wait = None
@@ -54,7 +56,12 @@ class FakeRobot:
                 if self.executions == self.lose_after:
                     self.object_width = self.width_after
         holding = self.target < self.object_width
-        self.width = self.object_width if holding else self.target
+        goal = self.object_width if holding else self.target
+        if self.gripper_speed is None:
+            self.width = goal
+        else:
+            step = self.gripper_speed * seconds
+            self.width += float(np.clip(goal - self.width, -step, step))
         if self.on_wait:
             self.on_wait(self)
 
@@ -106,6 +113,26 @@ def test_success_goes_through_every_state(backend):
     assert robot.executions == 6 and robot.width == pytest.approx(0.08)
     assert task.status.successes == 1 and task.status.consecutive_failures == 0
     assert np.allclose(backend.tcp_pose(robot.q)[:2, 3], (0.05, 0.5), atol=1e-3)
+
+
+def test_fingers_move_while_the_arm_does(backend):
+    """Pre-shaping overlaps the move to the pre-grasp; the retreat starts once they let go."""
+    robot = FakeRobot(object_width=0.03, gripper_speed=0.05)
+    grasp = Grasp(GRASP.pose, width=0.07, score=0.9)
+    widths = {}  # execution number -> finger widths seen while it ran
+    started = {}  # execution number -> finger width when it was sent
+    robot.on_wait = lambda r: widths.setdefault(r.executions, []).append(r.width) \
+        if r.executing() else None
+    execute = robot.execute
+    robot.execute = lambda trajectory: (started.setdefault(robot.executions + 1, robot.width),
+                                        execute(trajectory))
+    task, _ = make_task(backend, robot, release_clearance=0.01)
+    assert task.pick_once([grasp]).outcome == PickOutcome.SUCCESS
+    assert started[1] == pytest.approx(0.08)  # sent with the fingers still at the last opening
+    assert min(widths[1]) == pytest.approx(0.07, abs=1e-3) and max(widths[1]) > 0.075
+    assert started[2] == pytest.approx(0.07, abs=1e-3)  # settled before the descent
+    assert started[6] == pytest.approx(0.04, abs=2e-3)  # retreat: 10 mm off the 30 mm part...
+    assert max(widths[6]) > started[6] + 0.02  # ...opening on towards release_width
 
 
 @pytest.mark.parametrize('clear_height, pre_grasp_z, lift_z', [
