@@ -454,6 +454,8 @@ class PickPlaceTask:
         robot.command_gripper(opening)
         deadline = robot.now() + config.gripper_timeout
         previous = robot.finger_width()
+        if abs(previous - opening) < 1e-3:  # already there (pre-shaped on the way)
+            return previous
         still_since = robot.now()
         while robot.now() < deadline:
             robot.wait(config.control_period)
