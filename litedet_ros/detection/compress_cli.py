@@ -121,6 +121,7 @@ def _prune(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from litedet_ros.detection.prune import (
+        ROUND_TO,
         check_sparsity,
         count_parameters,
         prune_model,
@@ -141,7 +142,7 @@ def _prune(args: argparse.Namespace) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         model = recalibrate_batch_norm(
             prune_model(copy.deepcopy(base), sparsity, args.global_ranking), calibration)
-        meta = {'sparsity': sparsity, 'global_ranking': args.global_ranking,
+        meta = {'sparsity': sparsity, 'global_ranking': args.global_ranking, 'round_to': ROUND_TO,
                 'source': str(args.checkpoint), 'base_parameters': base_params,
                 'parameters': count_parameters(model)}
         save_checkpoint(run_dir / 'pruned.pt', model, labels, ckpt['width_mult'], pruning=meta)
@@ -244,10 +245,10 @@ def _pruning_notes(meta: dict) -> str:
         'the same fraction in every coupled channel group'
     return (f'Structured channel pruning of `{meta["source"]}` with torch-pruning '
             f'(`MetaPruner`, group L2-magnitude importance, {ranking}, channel counts rounded '
-            f'to multiples of 8): {meta["sparsity"]:.0%} of the channels of the backbone, extra '
-            f"layers and head depthwise blocks removed; the head's final class and box "
-            f'convolutions keep their outputs, so the output contract and the anchors are '
-            f'unchanged. Parameters {meta["base_parameters"] / 1e6:.2f} M -> '
+            f'to multiples of {meta["round_to"]}): {meta["sparsity"]:.0%} of the channels of '
+            f"the backbone, extra layers and head depthwise blocks removed; the head's final "
+            f'class and box convolutions keep their outputs, so the output contract and the '
+            f'anchors are unchanged. Parameters {meta["base_parameters"] / 1e6:.2f} M -> '
             f'{meta["parameters"] / 1e6:.2f} M. Batch-norm statistics re-estimated on the '
             f'calibration images, then validation before '
             f'fine-tuning ({before["images"]} images): mAP@.5 {before["map50"]:.3f}, mAP '
