@@ -351,6 +351,7 @@ class PickPlaceTask:
         self._update(state=PickState.APPROACHING)
         # the fingers reach the grasp width on the way to the pre-grasp (planned with it) and
         # have settled before the descent into the bin
+        self._checkpoint()  # no finger motion while paused or stopped
         self.robot.command_gripper(plan.grasp.width)
         self._execute(plan.to_pre_grasp)
         self._gripper(plan.grasp.width)
