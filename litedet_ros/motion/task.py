@@ -351,10 +351,9 @@ class PickPlaceTask:
         self._update(state=PickState.APPROACHING)
         # the fingers reach the grasp width on the way to the pre-grasp (planned with it) and
         # have settled before the descent into the bin
-        self._checkpoint()  # no finger motion while paused or stopped
-        self.robot.command_gripper(plan.grasp.width)
+        self._command_gripper(plan.grasp.width)
         self._execute(plan.to_pre_grasp)
-        self._gripper(plan.grasp.width)
+        self._await_fingers(plan.grasp.width)
         self._execute(plan.approach)
 
     def _grasp(self, plan: _Plan) -> float:
@@ -450,9 +449,18 @@ class PickPlaceTask:
 
         ``until(width)``, if given, ends the wait early as soon as it holds.
         """
+        self._command_gripper(opening)
+        return self._await_fingers(opening, until)
+
+    def _command_gripper(self, opening: float) -> None:
+        """Command the fingers (not while paused or stopped) without waiting for them."""
         self._checkpoint()
+        self.robot.command_gripper(opening)
+
+    def _await_fingers(self, opening: float,
+                       until: Callable[[float], bool] | None = None) -> float:
+        """Wait until the fingers commanded to ``opening`` settle (see :meth:`_gripper`)."""
         robot, config = self.robot, self.config
-        robot.command_gripper(opening)
         deadline = robot.now() + config.gripper_timeout
         previous = robot.finger_width()
         if abs(previous - opening) < 1e-3:  # already there (pre-shaped on the way)
