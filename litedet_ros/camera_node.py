@@ -53,6 +53,8 @@ PARAMETERS = {
                                       'device.')),
     'playback_realtime': (True, _descriptor('Play the recording at its recorded rate; false '
                                             'reads it as fast as frames are published.')),
+    'playback_loop': (False, _descriptor('Start a recording over when it ends (stamps keep '
+                                         'increasing); false stops streaming at its end.')),
     'rgb_camera.color_profile': ('640x480x30', _descriptor('Colour WIDTHxHEIGHTxFPS (0x0x0: '
                                                            'any).')),
     'rgb_camera.color_format': ('rgb8', _descriptor('Colour encoding: rgb8 or bgr8.')),
@@ -87,6 +89,7 @@ class CameraNode(Node):
             depth=depth, align_depth=param('align_depth.enable') and depth is not None,
             playback_realtime=param('playback_realtime'), camera_name=param('camera_name'),
             timeout_s=param('frame_timeout'))
+        self._loop = bool(param('playback_loop'))
         self._backoff = (param('reconnect_backoff_min'), param('reconnect_backoff_max'))
         if self._backoff[0] > self._backoff[1]:
             raise CameraError(f'reconnect_backoff_min {self._backoff[0]} s exceeds '
@@ -169,8 +172,11 @@ class CameraNode(Node):
                     frame = camera.read()
                     timeouts = 0
                 except EndOfRecordingError as error:
-                    self.get_logger().info(f'{error}; streaming stopped (call ~/enable to replay)')
                     camera = self._close(camera)
+                    if self._loop:
+                        self.get_logger().info(f'{error}; playing it again')
+                        continue
+                    self.get_logger().info(f'{error}; streaming stopped (call ~/enable to replay)')
                     self._enabled.clear()
                     continue
                 except FrameTimeoutError as error:

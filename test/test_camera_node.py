@@ -114,6 +114,17 @@ def test_enable_service_stops_and_replays(ros_context, ros_executor, spin_until,
     assert spin_until(lambda: node.sessions == 2 and len(received['color']) > count + 3)
 
 
+def test_looped_playback_starts_over_with_increasing_stamps(ros_context, ros_executor,
+                                                            spin_until, received, recordings):
+    node = start_node(ros_context, ros_executor, playback_file=str(recordings['scene']),
+                      playback_loop=True)
+    assert spin_until(lambda: node.sessions >= 3, timeout=20)
+    assert node.enabled
+    stamps = [conversions.stamp_to_ns(m.header.stamp) for m in received['color']]
+    assert len(stamps) > syn.FRAMES + 3
+    assert np.all(np.diff(stamps) > 0)
+
+
 def test_missing_file_is_retried_until_it_appears(ros_context, ros_executor, spin_until,
                                                   received, recordings, tmp_path):
     path = tmp_path / 'later.db3'
