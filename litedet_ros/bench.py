@@ -7,6 +7,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'e2e': ('litedet_ros.bringup.bench', 'the whole loop through the real nodes over many bins'),
     'grasp': ('litedet_ros.grasping.bench',
               'grasp accuracy vs ground truth, free-gripper success, planner latency'),
+    'perception': ('litedet_ros.bringup.perception_bench',
+                   'frame-to-grasp latency of camera -> detector -> grasp planner alone'),
     'motion': ('litedet_ros.motion.cli',
                'IK, planning and TOPP-RA figures of the built-in motion backend'),
 }

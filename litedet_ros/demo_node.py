@@ -22,10 +22,8 @@ ground truth (``sim/objects``), never used for control.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 import json
 from pathlib import Path
-import struct
 import time
 
 import cv2
@@ -42,6 +40,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from litedet_ros import conversions, topics
+from litedet_ros.bringup.latency import NS_PER_S, PIPELINE_TOPICS, StageLatency, header_stamp_ns
 from litedet_ros.bringup.recording import McapRecorder
 from litedet_ros.bringup.report import (
     LOCATIONS,
@@ -57,7 +56,6 @@ from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickOutcome, PickState
 from litedet_ros.msg import DetectionArray, GraspArray, ObjectStateArray, PickStatus
 from litedet_ros.srv import ResetBin
 
-NS_PER_S = 1_000_000_000
 ATTEMPT_STATES = {PickState.PLANNING, PickState.APPROACHING, PickState.GRASPING,
                   PickState.LIFTING, PickState.TRANSPORTING, PickState.PLACING,
                   PickState.RETREATING, PickState.RECOVERING}
@@ -79,11 +77,6 @@ RECORDED = {
     topics.GRIPPER_COMMAND: (Float64MultiArray, 10),
     topics.PICK_STATUS: (PickStatus, STATUS_QOS),
     topics.SIM_OBJECTS: (ObjectStateArray, 10),
-}
-LATENCY_STAGES = {  # stage -> (earlier topic, later topic), same image stamp
-    'detector': (topics.COLOR_IMAGE, topics.DETECTIONS),
-    'grasp_planner': (topics.DETECTIONS, topics.GRASPS),
-    'frame_to_grasp': (topics.COLOR_IMAGE, topics.GRASPS),
 }
 PARAMETERS = {
     'seed': (400_000, 'Seed of the first round; round k uses seed + k.'),
@@ -111,12 +104,6 @@ def _share_dirs() -> list[Path]:
         if share not in dirs:
             dirs.append(share)
     return dirs
-
-
-def _stamp_ns(data: bytes) -> int:
-    """Header stamp of a serialized stamped message (CDR: 4-byte header, int32 s, uint32 ns)."""
-    sec, nanosec = struct.unpack_from('<iI' if data[1] == 1 else '>iI', data, 4)
-    return sec * NS_PER_S + nanosec
 
 
 class DemoNode(Node):
@@ -159,10 +146,7 @@ class DemoNode(Node):
         self.done = False
         self.stop_reason = ''
         self._last_image_ns: dict[str, int] = {}
-        self._received: dict[str, OrderedDict[int, float]] = {
-            topic: OrderedDict() for topic in (topics.COLOR_IMAGE, topics.DETECTIONS,
-                                               topics.GRASPS)}
-        self.latencies: dict[str, list[float]] = {stage: [] for stage in LATENCY_STAGES}
+        self.latency = StageLatency()
         self._last_detection_image: bytes | None = None
         self.objects: dict[str, int] = dict.fromkeys(LOCATIONS, 0)
         self._objects_stamp_ns = 0
@@ -196,8 +180,9 @@ class DemoNode(Node):
                     >= self.image_period_ns):
                 self._last_image_ns[topic] = now
                 self.recorder.write(self.resolve_topic_name(topic), data, now, now)
-        if topic in self._received:
-            self._on_pipeline(topic, _stamp_ns(data), received_ns)
+        if topic in PIPELINE_TOPICS:
+            self.latency.add(topic, header_stamp_ns(data), received_ns,
+                             measure=self.phase not in ('startup', 'resetting'))
         if topic == topics.DETECTIONS_IMAGE:
             self._last_detection_image = data
         elif topic == topics.SIM_OBJECTS:
@@ -213,24 +198,6 @@ class DemoNode(Node):
             self._latest_attempts = status.attempts  # counted from the controller's start-up
             if self.phase in ('starting', 'running', 'stopping'):
                 self._on_status(status)
-
-    def _on_pipeline(self, topic: str, stamp_ns: int, received_ns: int) -> None:
-        """Latency samples from the middleware's receive times of one image stamp.
-
-        Receive times (not callback times) are used: the executor may run the callbacks of
-        messages that arrived together in any order.
-        """
-        received = self._received[topic]
-        received[stamp_ns] = received_ns / NS_PER_S
-        while len(received) > 200:
-            received.popitem(last=False)
-        if self.phase in ('startup', 'resetting'):
-            return
-        for stage, (earlier, later) in LATENCY_STAGES.items():
-            if topic in (earlier, later) and all(
-                    stamp_ns in self._received[t] for t in (earlier, later)):
-                self.latencies[stage].append(self._received[later][stamp_ns]
-                                             - self._received[earlier][stamp_ns])
 
     def _on_status(self, status: PickStatus) -> None:
         state = PickState(status.state)
@@ -361,8 +328,8 @@ class DemoNode(Node):
             self._round_collisions_from = self.robot_collisions
             self._set_phase('settling')
         elif self.phase == 'settling':
-            grasps = self._received[topics.GRASPS]
-            if (grasps and next(reversed(grasps)) > self.reset_time_ns
+            grasps = self.latency.latest_stamp(topics.GRASPS)
+            if (grasps is not None and grasps > self.reset_time_ns
                     and self._objects_stamp_ns > self.reset_time_ns):
                 # statuses count from here: the controller may answer after it started
                 seed, self._round_objects = self._round_seed_and_objects()
@@ -389,7 +356,7 @@ class DemoNode(Node):
         rounds = self.round_results
         final = {name: sum(r['final_objects'][name] for r in rounds) for name in LOCATIONS}
         report = summarize(sum(r['objects'] for r in rounds), self.picks, final,
-                           sum(r['duration_s'] for r in rounds), self.latencies, reason,
+                           sum(r['duration_s'] for r in rounds), self.latency.samples, reason,
                            collisions=sum(r['collisions'] for r in rounds),
                            seed=self.seed, rounds=rounds,
                            wall_s=time.monotonic() - self.started_wall,
@@ -400,7 +367,7 @@ class DemoNode(Node):
         text = json.dumps(report, indent=2, allow_nan=False)
         (self.out / 'report.json').write_text(text + '\n')
         (self.out / 'results.txt').write_text(format_table(report) + '\n')
-        plot_report(report, self.latencies, self.out / 'timing.png')
+        plot_report(report, self.latency.samples, self.out / 'timing.png')
         self.get_logger().info(f'episode over: {reason}; report in {self.out}')
 
     def destroy_node(self) -> None:

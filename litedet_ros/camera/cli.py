@@ -73,28 +73,37 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _record_sim(args: argparse.Namespace) -> int:
+    written = record_sim_bin(args.output, args.seed, args.objects, args.frames)
+    print(f'{args.output}: {written} frame sets of seed {args.seed} with {args.objects} objects')
+    return 0
+
+
+def record_sim_bin(path: str, seed: int, objects: int, frames: int) -> int:
+    """Record ``frames`` frame sets of the simulated workcell camera over a static bin.
+
+    Returns:
+        The number of frame sets written.
+    """
     os.environ.setdefault('MUJOCO_GL', 'egl')
     from litedet_ros.sim.workcell import Workcell  # noqa: PLC0415 - MuJoCo only for this verb
 
-    cell = Workcell(seed=args.seed, num_objects=args.objects)
+    cell = Workcell(seed=seed, num_objects=objects)
     try:
         # the simulated depth is already aligned to colour: one calibration, identity extrinsic
         info = replace(CameraInfo.from_pinhole(cell.config.intrinsics, ''),
                        source_model='brown_conrady')
         scale = cell.config.depth_model.depth_unit if cell.config.depth_model else 0.001
 
-        def frames():
-            for _ in range(args.frames):
-                depth = np.nan_to_num(cell.render_depth(), nan=0.0, posinf=0.0, neginf=0.0)
-                units = np.clip(np.round(depth / scale), 0, np.iinfo(np.uint16).max)
-                yield cell.render_rgb(), units.astype(np.uint16)
-
-        written = write_recording(args.output, frames(), color_info=info, depth_info=info,
-                                  depth_scale=scale, name='litedet_ros simulated D435')
+        # rendered first: writing paces the recording at 30 FPS only if the frames are ready
+        rendered = []
+        for _ in range(frames):
+            depth = np.nan_to_num(cell.render_depth(), nan=0.0, posinf=0.0, neginf=0.0)
+            units = np.clip(np.round(depth / scale), 0, np.iinfo(np.uint16).max)
+            rendered.append((cell.render_rgb(), units.astype(np.uint16)))
+        return write_recording(path, rendered, color_info=info, depth_info=info,
+                               depth_scale=scale, name='litedet_ros simulated D435')
     finally:
         cell.close()
-    print(f'{args.output}: {written} frame sets of seed {args.seed} with {args.objects} objects')
-    return 0
 
 
 def _info(args: argparse.Namespace) -> int:
