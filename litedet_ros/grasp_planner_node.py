@@ -2,7 +2,7 @@
 
 Subscribes (relative names, see :mod:`litedet_ros.topics`):
 
-- ``detections`` (litedet_ros/DetectionArray), reliable;
+- ``detections`` (litedet_ros/DetectionArray), reliable, the newest only (keep last 1);
 - ``camera/camera/aligned_depth_to_color/image_raw`` (sensor_msgs/Image, 16UC1 in units of
   ``1 / depth_image_units_divisor`` m, or 32FC1 in m) and its ``camera_info``, sensor-data QoS.
 
@@ -121,8 +121,10 @@ class GraspPlannerNode(Node):
         self._grasps_pub = self.create_publisher(conversions.GraspArrayMsg, topics.GRASPS, 10)
         self._poses_pub = self.create_publisher(PoseArray, topics.GRASP_POSES, 10)
         self._markers_pub = self.create_publisher(MarkerArray, topics.GRASP_MARKERS, 10)
+        # the newest detections only: a planner slower than the detector skips to the latest
+        # image instead of working through a queue of older ones
         self.create_subscription(DetectionArray, topics.DETECTIONS,
-                                 lambda msg: self._offer('detections', msg), 10)
+                                 lambda msg: self._offer('detections', msg), 1)
         self.create_subscription(Image, topics.DEPTH_IMAGE,
                                  lambda msg: self._offer('depth', msg), qos_profile_sensor_data)
         self.create_subscription(CameraInfo, topics.DEPTH_INFO,
