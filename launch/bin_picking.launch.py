@@ -39,6 +39,7 @@ def node_action(spec: NodeSpec) -> Node:
         parameters=list(spec.parameters),
         remappings=list(spec.remappings),
         arguments=list(spec.arguments),
+        additional_env=dict(spec.additional_env),
         on_exit=Shutdown(reason=f'{spec.name} exited') if spec.required else None,
         output='screen',
         emulate_tty=True,

@@ -7,11 +7,13 @@ import pytest
 import yaml
 
 from litedet_ros.bringup.graph import (
+    FASTDDS_PROFILE_VARIABLES,
     LAUNCH_ARGUMENTS,
     BringupError,
     NodeSpec,
     build_graph,
     check_graph,
+    middleware_environment,
     options_from_arguments,
     resolve_parameters,
     select,
@@ -191,3 +193,17 @@ def test_shipped_own_config_files_work_in_a_namespace():
     nodes = build_graph(options_from_arguments({'use_sim': 'true', 'namespace': 'cell'}), CONFIG)
     check_graph(select(nodes, ['sim_node']))
     assert resolve_parameters(nodes[0])['num_objects'] == 10
+
+
+def test_every_node_gets_the_fast_dds_profile_unless_the_user_chose(monkeypatch):
+    for name in (*FASTDDS_PROFILE_VARIABLES, 'RMW_IMPLEMENTATION'):
+        monkeypatch.delenv(name, raising=False)
+    nodes = build_graph(options_from_arguments({'use_sim': 'true', 'use_rviz': 'true'}), CONFIG)
+    profile = (('FASTRTPS_DEFAULT_PROFILES_FILE', str(CONFIG / 'fastdds.xml')),)
+    assert all(node.additional_env == profile for node in nodes)
+    assert (CONFIG / 'fastdds.xml').is_file()
+    assert middleware_environment(CONFIG, {'RMW_IMPLEMENTATION': 'rmw_fastrtps_cpp'}) == profile
+    for environ in ({'FASTDDS_DEFAULT_PROFILES_FILE': '/etc/mine.xml'},
+                    {'FASTRTPS_DEFAULT_PROFILES_FILE': '/etc/mine.xml'},
+                    {'RMW_IMPLEMENTATION': 'rmw_cyclonedds_cpp'}):
+        assert middleware_environment(CONFIG, environ) == ()

@@ -25,7 +25,7 @@ LAUNCH = ROOT / 'launch' / 'bin_picking.launch.py'
 SIM_LAUNCH = ROOT / 'launch' / 'sim.launch.py'
 # NodeSpec fields the launch file must hand to launch_ros' Node (required -> on_exit)
 NODE_FIELDS = ('package', 'executable', 'name', 'namespace', 'parameters', 'remappings',
-               'arguments')
+               'arguments', 'additional_env')
 ARGUMENT_SETS = [
     {},
     {'use_sim': 'true', 'namespace': 'cell', 'backend': 'torch', 'precision': 'fp32'},
@@ -59,8 +59,8 @@ def test_launch_file_builds_its_nodes_from_the_graph_only():
     keywords = {k.arg: k.value for k in node_calls[0].keywords}
     for name in NODE_FIELDS:
         value = keywords[name]
-        if isinstance(value, ast.Call):  # list(spec.field)
-            assert value.func.id == 'list' and len(value.args) == 1
+        if isinstance(value, ast.Call):  # list(spec.field), dict(spec.additional_env)
+            assert value.func.id in ('list', 'dict') and len(value.args) == 1
             value = value.args[0]
         assert isinstance(value, ast.Attribute) and value.attr == name, name
         assert value.value.id == spec, name
@@ -148,6 +148,7 @@ def test_runner_runs_litedet_nodes_from_this_environment_with_extra_arguments():
         assert f'from litedet_ros.{node.executable} import main' in command.argv[2]
         assert command.argv[3:] == (*node.arguments, *ros_arguments(node))
         assert command.required == node.required
+        assert command.env == node.additional_env
 
 
 @pytest.fixture

@@ -56,7 +56,8 @@ def run_episodes(args: argparse.Namespace, out: Path, **episode: object) -> tupl
     args.sim = True
     nodes = graph_from_args(args)
     demo = NodeSpec(PACKAGE, 'demo_node', 'demo_node', nodes[0].namespace, parameters=(
-        {**episode, 'output_dir': str(out.resolve()), 'use_sim_time': True},), required=False)
+        {**episode, 'output_dir': str(out.resolve()), 'use_sim_time': True},),
+        additional_env=nodes[0].additional_env, required=False)
     commands = node_commands((*nodes, demo))
     report_file = out / 'report.json'
     report_file.unlink(missing_ok=True)

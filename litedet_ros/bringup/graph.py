@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 import re
 
@@ -37,6 +38,9 @@ CAMERAS = ('own', 'realsense2_camera', 'none')
 TRUE_WORDS = ('true', '1', 'yes', 'on')
 FALSE_WORDS = ('false', '0', 'no', 'off')
 RVIZ_CONFIG = 'bin_picking.rviz'
+#: Fast DDS profile of the graph's processes (shared memory large enough for camera images)
+FASTDDS_PROFILE = 'fastdds.xml'
+FASTDDS_PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 
 #: Launch arguments: name -> (default, description). Values are strings, as ``ros2 launch``
 #: passes them; ``use_sim_time`` empty means "same as use_sim", ``rviz_config`` empty means
@@ -120,6 +124,7 @@ class NodeSpec:
             later entries winning (``launch_ros`` ``parameters=`` form).
         remappings: ``(from, to)`` topic or service remappings.
         arguments: extra command-line arguments before ``--ros-args``.
+        additional_env: ``(name, value)`` environment variables added for the process.
         required: the whole graph stops when this node exits.
     """
 
@@ -130,6 +135,7 @@ class NodeSpec:
     parameters: tuple[str | dict, ...] = ()
     remappings: tuple[tuple[str, str], ...] = ()
     arguments: tuple[str, ...] = ()
+    additional_env: tuple[tuple[str, str], ...] = ()
     required: bool = True
     path_parameters: tuple[str, ...] = field(default=(), compare=False)
 
@@ -192,23 +198,38 @@ def options_from_arguments(arguments: Mapping[str, str]) -> GraphOptions:
         camera=values['camera'].strip())
 
 
+def middleware_environment(config_dir: str | Path,
+                           environ: Mapping[str, str] = os.environ) -> tuple[tuple[str, str], ...]:
+    """Environment of the graph's processes: ``config/fastdds.xml`` as the Fast DDS profile.
+
+    Nothing when ``environ`` (the user's) already names a Fast DDS profile or another
+    middleware than Fast DDS (``RMW_IMPLEMENTATION``): their choice stands.
+    """
+    if any(name in environ for name in FASTDDS_PROFILE_VARIABLES) or \
+            environ.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') != 'rmw_fastrtps_cpp':
+        return ()
+    return ((FASTDDS_PROFILE_VARIABLES[0], str(Path(config_dir) / FASTDDS_PROFILE)),)
+
+
 def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec, ...]:
     """Return the nodes to start for ``options``, in start order.
 
     Args:
         options: validated launch arguments.
-        config_dir: directory holding ``<node>.yaml`` and ``bin_picking.rviz`` (the package's
-            ``share/litedet_ros/config`` on a ROS 2 install, ``config/`` in a checkout).
+        config_dir: directory holding ``<node>.yaml``, ``bin_picking.rviz`` and ``fastdds.xml``
+            (the package's ``share/litedet_ros/config`` on a ROS 2 install, ``config/`` in a
+            checkout).
     """
     config_dir = Path(config_dir)
     extra = (options.params_file,) if options.params_file else ()
     sim_time = {'use_sim_time': options.use_sim_time}
+    env = middleware_environment(config_dir)
 
     def own(name: str, overrides: dict) -> NodeSpec:
         return NodeSpec(PACKAGE, name, name, options.namespace,
                         parameters=(str(config_dir / f'{name}.yaml'), *extra,
                                     *((overrides,) if overrides else ())),
-                        path_parameters=PATH_PARAMETERS.get(name, ()))
+                        additional_env=env, path_parameters=PATH_PARAMETERS.get(name, ()))
 
     nodes = []
     if options.use_sim:
@@ -221,7 +242,8 @@ def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec
         # topics are camera/camera/..., the names litedet_ros.topics uses
         nodes.append(NodeSpec('realsense2_camera', 'realsense2_camera_node', 'camera',
                               f'{options.namespace.rstrip("/")}/camera',
-                              parameters=(*extra, {**REALSENSE_PARAMETERS, **sim_time})))
+                              parameters=(*extra, {**REALSENSE_PARAMETERS, **sim_time}),
+                              additional_env=env))
     nodes.append(own('detector_node', {'backend': options.backend,
                                        'precision': options.precision, **sim_time}))
     nodes.append(own('grasp_planner_node', dict(sim_time)))
@@ -231,12 +253,12 @@ def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec
         nodes.append(NodeSpec('robot_state_publisher', 'robot_state_publisher',
                               'robot_state_publisher', options.namespace,
                               parameters=({'robot_description': workcell_urdf(), **sim_time},),
-                              required=False))
+                              additional_env=env, required=False))
     if options.use_rviz:
         rviz_config = options.rviz_config or str(config_dir / RVIZ_CONFIG)
         nodes.append(NodeSpec('rviz2', 'rviz2', 'rviz2', options.namespace,
                               parameters=(dict(sim_time),), arguments=('-d', rviz_config),
-                              required=False))
+                              additional_env=env, required=False))
     return tuple(nodes)
 
 

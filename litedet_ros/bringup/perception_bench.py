@@ -89,7 +89,8 @@ def perception_graph(args: argparse.Namespace, recording: Path, report: Path
         'playback_realtime': True}))
     probe = NodeSpec(PACKAGE, 'latency_probe_node', 'latency_probe_node', camera.namespace,
                      parameters=({'warmup': args.warmup, 'duration': args.seconds,
-                                  'output_file': str(report)},), required=False)
+                                  'output_file': str(report)},),
+                     additional_env=camera.additional_env, required=False)
     return (camera, *nodes[1:], probe)
 
 

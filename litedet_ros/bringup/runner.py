@@ -37,11 +37,12 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True)
 class NodeCommand:
-    """A node's command line and whether the bringup stops when it ends."""
+    """A node's command line, its environment additions, whether the bringup stops when it ends."""
 
     name: str
     argv: tuple[str, ...]
     required: bool
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def executable_argv(node: NodeSpec) -> list[str]:
 def node_commands(nodes: tuple[NodeSpec, ...]) -> list[NodeCommand]:
     """Command lines for every node; raises :class:`BringupError` before anything starts."""
     return [NodeCommand(node.name, (*executable_argv(node), *node.arguments,
-                                    *ros_arguments(node)), node.required) for node in nodes]
+                                    *ros_arguments(node)), node.required, node.additional_env)
+            for node in nodes]
 
 
 def _die_with_parent() -> None:
@@ -156,7 +158,8 @@ class Bringup:
         for command in self.commands:
             self.processes[command.name] = subprocess.Popen(
                 command.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT, env=self.env, start_new_session=True,
+                stderr=subprocess.STDOUT, env={**self.env, **dict(command.env)},
+                start_new_session=True,
                 preexec_fn=_die_with_parent, text=True, errors='replace')
             self.say(f'started {command.name} (pid {self.processes[command.name].pid})')
         for name, process in self.processes.items():
