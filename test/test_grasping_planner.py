@@ -1,5 +1,6 @@
 """Grasp planner on analytically rendered bins: accuracy, segmentation, collisions, bad input."""
 
+from dataclasses import replace
 import functools
 
 import numpy as np
@@ -141,10 +142,14 @@ def test_lying_and_upright_cylinders():
     assert abs(grasp.position[0] - lying.centre[0]) < 0.003
     assert abs(grasp.position[1] - lying.centre[1]) < 0.005
     assert grasp.width == pytest.approx(2 * lying.radius + MARGIN, abs=0.004)
-    # rounded: the pads close below the part's centre, not on its curved top
+    # rounded: the pads close below the part's centre, not on its curved top, and
+    # grasp_depth_fraction of the way to its estimated underside (its visible extent below its
+    # deepest visible point)
     tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
     assert tips <= lying.centre[2] - CONFIG.widest_overlap + 0.002
-    assert tips <= lying.centre[2] + lying.radius - CONFIG.min_depth_fraction * 2 * lying.radius
+    extent = np.ptp(result.objects[0].points[:, 2])
+    top = lying.centre[2] + lying.radius
+    assert tips == pytest.approx(top - CONFIG.grasp_depth_fraction * 2 * extent, abs=0.004)
     assert result.drops == {}
     grasp = best_for(result, 1)  # upright: flat top and straight sides, held at any depth
     tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
@@ -358,19 +363,23 @@ def test_an_occluder_poking_into_the_box_is_not_taken_for_the_object():
     assert result.objects[1].points[:, 2].min() > top + 0.01
 
 
-def test_a_rounded_part_lying_on_others_gets_no_grasp():
+# 1.5 cm of reach: less than min_depth_fraction of the perched can's visible extent (2.3 cm)
+SHORT_FINGERS = {'grasp_depth': 0.015, 'gripper': GripperGeometry(finger_length=0.025)}
+
+
+def test_a_rounded_part_lying_on_others_is_grasped_below_its_centre():
     result, (brick, can) = plan('perched')
-    # the fingers cannot reach min_depth_fraction of the way down to the floor: the pads would
-    # close above the can's centre and it would roll out
-    assert not any(g.detection_index == 1 for g in result.grasps)
-    relaxed, _ = plan('perched', min_depth_fraction=0.3)
-    grasps = [g for g in relaxed.grasps if g.detection_index == 1]
+    # it rests on the brick, not on the floor 10 cm below its top: the fingers reach below its
+    # centre, so it is grasped
+    grasps = [g for g in result.grasps if g.detection_index == 1]
     assert grasps
-    reach = CONFIG.gripper.finger_length - 0.01
-    top = can.centre[2] + can.radius
-    for grasp in grasps:  # as deep as the fingers go
+    for grasp in grasps:
         tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
-        assert tips == pytest.approx(top - reach, abs=0.003)
+        assert brick.centre[2] + brick.half[2] < tips <= can.centre[2] - CONFIG.widest_overlap
+    # fingers too short to reach min_depth_fraction of the way down reject it
+    strict, _ = plan('perched', **SHORT_FINGERS)
+    assert not any(g.detection_index == 1 for g in strict.grasps)
+    assert strict.drops['too_deep'] >= 1
 
 
 def test_swept_volume_checks_match_a_box_by_box_reference():
@@ -414,11 +423,12 @@ def test_yaw_variants_score_their_alignment_with_the_narrow_axis():
     assert found and all(c.aligned == 1.0 for c in found)
 
 
-def test_a_perched_rounded_part_is_rejected_without_measuring_its_variants(monkeypatch):
+def test_a_rounded_part_out_of_reach_is_rejected_without_measuring_its_variants(monkeypatch):
     result, _ = plan('perched')
     can = result.objects[1]
-    found, rejected = generate_candidates(can, CONFIG)
+    config = replace(CONFIG, **SHORT_FINGERS)
+    found, rejected = generate_candidates(can, config)
     assert not found and set(rejected) == {'too_deep'}
     monkeypatch.setattr(candidates_module, '_out_of_reach', lambda *args: False)
-    found, rejected = generate_candidates(can, CONFIG)  # the full check agrees
+    found, rejected = generate_candidates(can, config)  # the full check agrees
     assert not found and rejected['too_deep'] > 0

@@ -76,7 +76,8 @@ def _plane_basis(approach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tip_depths(config: PlannerConfig, height: float | None, down_rate: float,
-                required: float, flat_topped: bool) -> tuple[list[float], str | None]:
+                required: float, flat_topped: bool, to_underside: float
+                ) -> tuple[list[float], str | None]:
     """Finger-tip depths below the first surface along the approach to try, deepest first, m.
 
     ``grasp_depth``, ``required``, and with a known bin ``grasp_depth_fraction`` of the distance
@@ -85,9 +86,10 @@ def _tip_depths(config: PlannerConfig, height: float | None, down_rate: float,
     the surface and no closer than ``floor_clearance`` to the floor. With a known bin, the tips
     of a grasp on a ``flat_topped`` part go at least ``grasp_depth`` deep (straight sides hold
     at any depth), while a rounded part is only grasped as deep as the fingers go towards
-    ``grasp_depth_fraction`` of the way to the floor (its centre of mass may lie low), and not
-    at all when ``min_depth_fraction`` of that way is out of reach (standing tall or perched:
-    it would slip off).
+    ``grasp_depth_fraction`` of the way to what it rests on (its centre of mass may lie low),
+    and not at all when ``min_depth_fraction`` of that way is out of reach (standing tall: it
+    would slip off). A rounded part rests on the floor or, in a pile, no lower than its
+    estimated underside (``to_underside``).
 
     Args:
         config: planner configuration.
@@ -96,6 +98,8 @@ def _tip_depths(config: PlannerConfig, height: float | None, down_rate: float,
         down_rate: descent along the bin's up axis per metre of approach.
         required: shallowest depth that closes below the widest visible section, m.
         flat_topped: the object has a dominant flat top.
+        to_underside: distance along the approach from the first surface to the object's
+            estimated underside (see :func:`generate_candidates`), m.
 
     Returns:
         ``(depths, reason)``: the depths, and when there is none the rejection reason
@@ -105,13 +109,16 @@ def _tip_depths(config: PlannerConfig, height: float | None, down_rate: float,
     lowest, reason = reach, 'too_deep'
     wanted = [config.grasp_depth]
     if height is not None:
-        deep = config.grasp_depth_fraction * height / down_rate
+        to_support = height / down_rate
+        if not flat_topped:
+            to_support = min(to_support, to_underside)
+            if _beyond_reach(to_support, config):
+                return [], 'too_deep'
+        deep = config.grasp_depth_fraction * to_support
         wanted.append(deep)
         floor_limit = (height - config.floor_clearance) / down_rate
         if floor_limit < lowest:
             lowest, reason = floor_limit, 'too_low'
-        if not flat_topped and _beyond_reach(height / down_rate, config):
-            return [], 'too_deep'
         required = max(required, min(config.grasp_depth if flat_topped else deep, lowest))
     wanted.append(required)
     depths: list[float] = []
@@ -126,36 +133,40 @@ def _out_of_reach(points: np.ndarray, config: PlannerConfig) -> bool:
     """Tell whether :func:`_tip_depths` rejects every top-down variant of a rounded part.
 
     Only top-down approaches reach a rounded part; along the bin's up axis, each variant's first
-    surface lies at least as high as the part's lowest point, so when even that point is too
-    high for ``min_depth_fraction`` every variant is ``too_deep``.
+    surface lies at least as high as the part's lowest visible point, and at least the part's
+    visible extent above its estimated underside: when even the nearer of the floor and that
+    extent is too far for ``min_depth_fraction``, every variant is ``too_deep``.
 
     Args:
         points: ``float[N, 3]`` object points, planning frame, m.
         config: planner configuration.
 
     Returns:
-        True when a bin is known, its up axis is the planning frame's, and the part's lowest
-        point lies more than the fingers' reach over ``min_depth_fraction`` above its floor.
+        True when a bin is known, its up axis is the planning frame's, and both the part's
+        lowest point's height above the floor and its visible extent exceed the fingers' reach
+        over ``min_depth_fraction``.
     """
     if config.bin is None:
         return False
     bin_up, origin = config.bin.pose[:3, 2], config.bin.pose[:3, 3]
     if bin_up @ np.asarray(config.up) < 1 - 1e-9:
         return False
-    return _beyond_reach(float(((points - origin) @ bin_up).min()), config)
+    heights = (points - origin) @ bin_up
+    return _beyond_reach(float(min(heights.min(), np.ptp(heights))), config)
 
 
-def _beyond_reach(to_floor: float, config: PlannerConfig) -> bool:
-    """Tell whether a rounded part is too high to be grasped deep enough (see ``_tip_depths``).
+def _beyond_reach(to_support: float, config: PlannerConfig) -> bool:
+    """Tell whether a rounded part is too tall to be grasped deep enough (see ``_tip_depths``).
 
     Args:
-        to_floor: distance along the approach from the part's first surface to the bin floor, m.
+        to_support: distance along the approach from the part's first surface to what it rests
+            on, m.
         config: planner configuration.
 
     Returns:
-        True when ``min_depth_fraction`` of ``to_floor`` is beyond the fingers' reach.
+        True when ``min_depth_fraction`` of ``to_support`` is beyond the fingers' reach.
     """
-    return config.min_depth_fraction * to_floor > config.gripper.finger_length - PALM_CLEARANCE
+    return config.min_depth_fraction * to_support > config.gripper.finger_length - PALM_CLEARANCE
 
 
 def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
@@ -169,8 +180,10 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
     closing axis plus the margin; the finger tips go beyond the first surface met along the
     approach by each depth of :func:`_tip_depths` (deepest first, preferred on equal scores).
     The opening is the extent plus ``width_margin``, at most the stroke; an extent within
-    ``min_width_margin`` of the stroke is too wide. A rounded part out of reach however it is
-    grasped (:func:`_out_of_reach`) gets all its variants rejected as ``too_deep`` at once.
+    ``min_width_margin`` of the stroke is too wide. A rounded part seen from above shows at
+    least its upper half, so its underside lies at most its visible extent along the approach
+    below its deepest visible point. A rounded part out of reach however it is grasped
+    (:func:`_out_of_reach`) gets all its variants rejected as ``too_deep`` at once.
 
     Args:
         estimate: the object.
@@ -212,6 +225,7 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
         across_min = np.where(in_slab, across, np.inf).min(axis=1)
         along = points @ approach
         first = np.where(in_slab, along, np.inf).min(axis=1)
+        to_underside = 2 * along.max() - along.min() - first
         # depth of the widest section: mean depth of the points at each extreme across
         sides = np.stack([across >= across_max[:, None] - SIDE_BAND,
                           across <= across_min[:, None] + SIDE_BAND]) & in_slab
@@ -239,15 +253,17 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
                 heights = ((lateral + first[:, None] * approach - origin)
                            @ rotation[:, 2]).tolist()
         chosen, chosen_depths = [], []
-        for k, (slab, extent, height, need) in enumerate(zip(
-                in_slab.sum(axis=1).tolist(), extents.tolist(), heights, required.tolist())):
+        for k, (slab, extent, height, need, underside) in enumerate(zip(
+                in_slab.sum(axis=1).tolist(), extents.tolist(), heights, required.tolist(),
+                to_underside.tolist())):
             if slab < 3:
                 rejected['empty_slab'] += 1
                 continue
             if extent + gripper.min_width_margin > gripper.stroke:
                 rejected['too_wide'] += 1
                 continue
-            depths, reason = _tip_depths(config, height, down_rate, need, flat_topped)
+            depths, reason = _tip_depths(config, height, down_rate, need, flat_topped,
+                                         underside)
             if reason:
                 rejected[reason] += 1
             chosen.extend([k] * len(depths))

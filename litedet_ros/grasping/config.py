@@ -195,11 +195,13 @@ class PlannerConfig:
             m; the shallowest depth tried on flat-topped objects (straight sides hold anywhere).
         grasp_depth_fraction: with a known bin, the preferred tip depth as a fraction of the
             way from the first surface to the floor, as far as the fingers allow; the only depth
-            tried on rounded (not flat-topped) objects, whose centre of mass may lie low.
+            tried on rounded (not flat-topped) objects, whose centre of mass may lie low, and
+            whose way ends at the floor or at their estimated underside in a pile, whichever
+            is nearer (see :func:`~.candidates.generate_candidates`).
         min_depth_fraction: with a known bin, a rounded object gets no grasp when this
-            fraction of the way from its first surface to the floor is beyond the fingers'
-            reach (it stands tall or lies on others: the pads would close above its centre of
-            mass and it would slip).
+            fraction of the way from its first surface to what it rests on is beyond the
+            fingers' reach (it stands tall: the pads would close above its centre of mass and
+            it would slip).
         widest_overlap: the finger tips reach at least this far (m) past the object's widest
             visible section across the closing axis (the mean depth of the points at its two
             extremes), so that the pads close below it rather than slipping off a rounded top.

@@ -200,9 +200,10 @@ DESCRIPTIONS: dict[str, str] = {
     'grasp_depth': 'Finger-tip depth below the top surface of flat-topped parts, m.',
     'grasp_depth_fraction': 'Preferred finger-tip depth as a fraction of the way from the top '
                             'surface to the bin floor (as far as the fingers reach); the only '
-                            'depth tried on rounded parts.',
+                            'depth tried on rounded parts, whose way ends at the floor or their '
+                            'estimated underside, whichever is nearer.',
     'min_depth_fraction': 'Rounded parts get no grasp when this fraction of the way from '
-                          'their top to the bin floor is beyond the reach of the fingers.',
+                          'their top to what they rest on is beyond the reach of the fingers.',
     'widest_overlap': 'The tips go at least this far below the widest visible section, m.',
     'candidates_per_object': 'Best collision-free grasps kept per detection.',
     'max_candidates': 'Grasps published per image at most.',
