@@ -8,6 +8,7 @@ the sampler interpolates it as the controller does.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,6 +42,24 @@ class JointTrajectory:
     def duration(self) -> float:
         """Time from start of the last point, s."""
         return float(self.times[-1])
+
+
+def concatenate(trajectories: Sequence[JointTrajectory]) -> JointTrajectory:
+    """One trajectory running ``trajectories`` one after the other.
+
+    Each must start where the previous one ends and name the same joints in the same order;
+    the repeated first points are dropped. Velocities are kept if every part has them.
+    """
+    first = trajectories[0]
+    times, positions = [first.times], [first.positions]
+    velocities = [first.velocities]
+    for part in trajectories[1:]:
+        times.append(part.times[1:] - part.times[0] + times[-1][-1])
+        positions.append(part.positions[1:])
+        velocities.append(None if part.velocities is None else part.velocities[1:])
+    joined = None if any(v is None for v in velocities) else np.vstack(velocities)
+    return JointTrajectory(first.joint_names, np.concatenate(times), np.vstack(positions),
+                           joined)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from litedet_ros.motion.backend import BuiltinBackend, MotionBackend, make_backend
+from litedet_ros.motion.backend import BuiltinBackend, Leg, MotionBackend, make_backend
 from litedet_ros.motion.ik import IkError
 from litedet_ros.motion.model import MotionError, Obstacle, RobotModel
 from litedet_ros.motion.planner import PlannerConfig, PlanningError
@@ -157,6 +157,55 @@ def test_backend_contract(any_backend):
     assert np.abs(xy - OVER_BIN[:2, 3]).max() < 1e-3
     with pytest.raises(IkError):
         backend.plan_to_pose(HOME, tool_down_pose((2.0, 0.0, 0.3)))
+    sequence = backend.plan_sequence(HOME, [Leg(OVER_BIN, blend_radius=0.03),
+                                            Leg(down, straight=True)])
+    assert np.allclose(sequence.positions[0], HOME, atol=1e-6)
+    assert np.allclose(backend.tcp_pose(sequence.positions[-1]), down, atol=1e-4)
+
+
+def _bin_to_place(backend):
+    """Joint paths straight up out of the bin, over to the place zone and straight down."""
+    grasp = backend.ik(tool_down_pose((0.5, 0.0, 0.05)), HOME, contact=True)
+    lift = backend.solver.cartesian(grasp, tool_down_pose((0.5, 0.0, 0.25)))
+    above = backend.ik(tool_down_pose((0.05, 0.46, 0.22)), lift[-1])
+    transport = backend.planner.plan_path(lift[-1], above)
+    descent = backend.solver.cartesian(above, tool_down_pose((0.05, 0.46, 0.12)))
+    return [lift, transport, descent]
+
+
+def test_blended_sequence_turns_its_corners_without_stopping(backend):
+    robot, planner = backend.robot, backend.planner
+    paths = _bin_to_place(backend)
+    blended = planner.time_sequence(paths, [0.03, 0.03])
+    stops = planner.time_sequence(paths, [0.0, 0.0])
+    assert_executable(robot, blended, paths[0][0])
+    assert np.allclose(blended.positions[-1], paths[-1][-1])
+    assert np.abs(stops.velocities).max(axis=1)[1:-1].min() < 1e-6  # stops at the corners...
+    speed = np.abs(blended.velocities).max(axis=1)  # fastest joint, rad/s
+    moving = np.flatnonzero(speed > 0.3)
+    assert speed[moving[0]:moving[-1]].min() > 0.2  # ...the blended motion does not
+    assert blended.duration < stops.duration - 0.15
+    # straight up out of the bin to 3 cm below the corner, straight down from 3 cm below
+    tcp = np.array([backend.tcp_pose(q)[:3, 3] for q in blended.positions])
+    off_lift = np.linalg.norm(tcp[:, :2] - (0.5, 0.0), axis=1) > 1e-3
+    off_descent = np.linalg.norm(tcp[:, :2] - (0.05, 0.46), axis=1) > 1e-3
+    assert tcp[np.argmax(off_lift) - 1, 2] > 0.22
+    assert tcp[len(tcp) - np.argmax(off_descent[::-1]), 2] > 0.19
+
+
+def test_a_blend_that_collides_falls_back_to_stopping_at_the_corners(backend, monkeypatch):
+    planner = backend.planner
+    paths = _bin_to_place(backend)
+    stops = planner.time_sequence(paths, [0.0, 0.0])
+    check, calls = planner._trajectory_valid, []
+
+    def blend_collides(trajectory, escape=None):
+        calls.append(trajectory)
+        return len(calls) > 1 and check(trajectory, escape)
+    monkeypatch.setattr(planner, '_trajectory_valid', blend_collides)
+    fallback = planner.time_sequence(paths, [0.03, 0.03])
+    assert len(calls) == 4  # the blend, then each path on its own
+    assert np.allclose(fallback.positions, stops.positions)
 
 
 def test_time_parametrization_does_not_crawl_at_the_ends(backend):

@@ -29,16 +29,16 @@ class FakeRobot:
     """Kinematic robot that tracks trajectories exactly.
 
     The gripper stops on an object of width ``object_width`` (0 = nothing there) until the
-    object is lost after execution number ``lose_after`` (or, with ``width_after`` > 0, turns
-    in the grip to that width). The fingers reach their target at once, or at
-    ``gripper_speed`` (m/s of opening) if it is given.
+    object is lost at ``lose_at = (execution number, fraction of its duration)`` (or, with
+    ``width_after`` > 0, turns in the grip to that width). The fingers reach their target at
+    once, or at ``gripper_speed`` (m/s of opening) if it is given.
     """
 
-    def __init__(self, object_width=0.05, lose_after=None, stall=False, width_after=0.0,
+    def __init__(self, object_width=0.05, lose_at=None, stall=False, width_after=0.0,
                  gripper_speed=None):
         self.t, self.q = 0.0, START.copy()
         self.width = self.target = 0.08
-        self.object_width, self.lose_after, self.stall = object_width, lose_after, stall
+        self.object_width, self.lose_at, self.stall = object_width, lose_at, stall
         self.width_after, self.gripper_speed = width_after, gripper_speed
         self.executions, self.halted, self.stale = 0, 0, False
         self._sampler = None
@@ -50,11 +50,13 @@ class FakeRobot:
     def wait(self, seconds):
         self.t += seconds
         if self._sampler is not None and not self.stall:
-            self.q = self._sampler(self.t - self._t0)[0]
-            if self.t - self._t0 >= self._sampler.duration:
+            elapsed = self.t - self._t0
+            self.q = self._sampler(elapsed)[0]
+            if (self.lose_at and self.executions == self.lose_at[0]
+                    and elapsed >= self.lose_at[1] * self._sampler.duration):
+                self.object_width = self.width_after
+            if elapsed >= self._sampler.duration:
                 self._sampler = None
-                if self.executions == self.lose_after:
-                    self.object_width = self.width_after
         holding = self.target < self.object_width
         goal = self.object_width if holding else self.target
         if self.gripper_speed is None:
@@ -110,7 +112,7 @@ def test_success_goes_through_every_state(backend):
              PickState.TRANSPORTING, PickState.PLACING, PickState.RETREATING, PickState.IDLE]
     states = states[states.index(PickState.PLANNING):]
     assert [s for s in dict.fromkeys(states) if s in order] == order
-    assert robot.executions == 6 and robot.width == pytest.approx(0.08)
+    assert robot.executions == 4 and robot.width == pytest.approx(0.08)
     assert task.status.successes == 1 and task.status.consecutive_failures == 0
     assert np.allclose(backend.tcp_pose(robot.q)[:2, 3], (0.05, 0.5), atol=1e-3)
 
@@ -131,8 +133,8 @@ def test_fingers_move_while_the_arm_does(backend):
     assert started[1] == pytest.approx(0.08)  # sent with the fingers still at the last opening
     assert min(widths[1]) == pytest.approx(0.07, abs=1e-3) and max(widths[1]) > 0.075
     assert started[2] == pytest.approx(0.07, abs=1e-3)  # settled before the descent
-    assert started[6] == pytest.approx(0.04, abs=2e-3)  # retreat: 10 mm off the 30 mm part...
-    assert max(widths[6]) > started[6] + 0.02  # ...opening on towards release_width
+    assert started[4] == pytest.approx(0.04, abs=2e-3)  # retreat: 10 mm off the 30 mm part...
+    assert max(widths[4]) > started[4] + 0.02  # ...opening on towards release_width
 
 
 @pytest.mark.parametrize('clear_height, pre_grasp_z, lift_z', [
@@ -145,10 +147,32 @@ def test_pre_grasp_and_lift_reach_the_clear_height(backend, clear_height, pre_gr
     robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
     task, _ = make_task(backend, robot, clear_height=clear_height)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
-    to_pre_grasp, approach, lift = (backend.tcp_pose(t.positions[-1])[:3, 3] for t in sent[:3])
+    to_pre_grasp, approach = (backend.tcp_pose(t.positions[-1])[:3, 3] for t in sent[:2])
     assert to_pre_grasp == pytest.approx([0.5, 0.0, pre_grasp_z], abs=1e-3)
     assert approach == pytest.approx([0.5, 0.0, 0.05], abs=1e-3)
-    assert lift == pytest.approx([0.5, 0.0, lift_z], abs=1e-3)
+    # the carry rises straight up to lift_z before it turns towards the place pose
+    tcp = np.array([backend.tcp_pose(q)[:3, 3] for q in sent[2].positions])
+    turned = np.argmax(np.linalg.norm(tcp[:, :2] - (0.5, 0.0), axis=1) > 1e-3)
+    assert tcp[turned - 1, 2] > lift_z and np.all(np.diff(tcp[:turned, 2]) > 0)
+
+
+def test_the_carry_turns_its_corners_without_stopping(backend):
+    """Lift, transport and the descent onto the place pose are one motion."""
+    robot = FakeRobot()
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, states = make_task(backend, robot, clear_height=0.22)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    carry = sent[2]
+    speed = np.abs(carry.velocities).max(axis=1)  # fastest joint, rad/s
+    moving = np.flatnonzero(speed > 0.3)
+    assert speed[moving[0]:moving[-1]].min() > 0.2  # no stop on the way
+    tcp = np.array([backend.tcp_pose(q)[:3, 3] for q in carry.positions])
+    assert tcp[-1] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)  # released at the place pose
+    stops = make_task(backend, FakeRobot(), clear_height=0.22, blend_radius=0.0)[0]
+    assert carry.duration < stops._plan_grasp(GRASP).carry.duration - 0.1
+    assert states.index(PickState.TRANSPORTING) > states.index(PickState.LIFTING)
 
 
 def test_parts_are_released_at_the_place_spots_in_turn(backend):
@@ -161,7 +185,7 @@ def test_parts_are_released_at_the_place_spots_in_turn(backend):
     for _ in range(3):
         sent.clear()
         assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
-        releases.append(backend.tcp_pose(sent[4].positions[-1])[:3, 3])  # the place motion
+        releases.append(backend.tcp_pose(sent[2].positions[-1])[:3, 3])  # end of the carry
     assert releases[0] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)
     assert releases[1] == pytest.approx([0.13, 0.46, 0.12], abs=1e-3)
     assert releases[2] == pytest.approx(releases[0], abs=1e-3)
@@ -215,16 +239,20 @@ def test_empty_hand_after_close_recovers(backend):
     assert robot.executions == 3  # pre-grasp, approach, back off upwards
 
 
-def test_slip_after_lift(backend):
-    robot = FakeRobot(lose_after=3)
-    task, states = make_task(backend, robot)
+def test_slip_after_lift_halts_the_carry_over_the_bin(backend):
+    robot = FakeRobot(lose_at=(3, 0.0))  # slips as the carry starts
+    task, states = make_task(backend, robot, clear_height=0.22)
     result = task.pick_once([GRASP])
     assert result.outcome == PickOutcome.FAILED and 'slipped after lift' in result.reason
-    assert PickState.TRANSPORTING not in states
+    assert PickState.TRANSPORTING not in states and robot.halted == 1
+    # checked on the move, at the top of the straight lift: halted there, then backed off
+    halted = backend.tcp_pose(robot.q)[:3, 3]
+    assert halted[:2] == pytest.approx([0.5, 0.0], abs=0.01)
+    assert halted[2] == pytest.approx(0.22 + task.config.pre_grasp_distance, abs=0.02)
 
 
 def test_a_part_turning_in_the_grip_fails_the_lift_check_and_is_let_go(backend):
-    robot = FakeRobot(lose_after=3, width_after=0.04)  # 10 mm narrower after the lift
+    robot = FakeRobot(lose_at=(3, 0.0), width_after=0.04)  # 10 mm narrower in the lift
     task, _ = make_task(backend, robot)
     result = task.pick_once([GRASP])
     assert result.outcome == PickOutcome.FAILED and 'slipped after lift' in result.reason
@@ -233,17 +261,33 @@ def test_a_part_turning_in_the_grip_fails_the_lift_check_and_is_let_go(backend):
 
 
 def test_a_part_turning_in_the_grip_in_transit_is_still_placed(backend):
-    robot = FakeRobot(lose_after=4, width_after=0.04)
+    robot = FakeRobot(lose_at=(3, 0.8), width_after=0.04)
     task, _ = make_task(backend, robot)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
 
 
 def test_drop_in_transit_is_partial_success(backend):
-    robot = FakeRobot(lose_after=4)
+    robot = FakeRobot(lose_at=(3, 0.8))
     task, _ = make_task(backend, robot)
     result = task.pick_once([GRASP])
     assert result.outcome == PickOutcome.PARTIAL_SUCCESS and 'transit' in result.reason
     assert task.status.failures == 0 and task.status.consecutive_failures == 0
+
+
+def test_a_part_creeping_in_the_grip_does_not_hold_the_close_up(backend):
+    """Fingers closing on at 5 mm/s (a part turning) count as still: no wait to the timeout."""
+    robot = FakeRobot()
+    task, states = make_task(backend, robot)
+    entered = {}
+
+    def creep(r):
+        entered.setdefault(task.status.state, r.t)
+        if task.status.state == PickState.GRASPING:
+            r.object_width -= 0.005 * task.config.control_period
+    robot.on_wait = creep
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    close = entered[PickState.LIFTING] - entered[PickState.GRASPING]
+    assert close < task.config.grip_settle_time + 0.05
 
 
 def test_watchdog_halts_a_stalled_arm(backend):
@@ -310,7 +354,7 @@ def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):
     assert [r.outcome for r in results] == [PickOutcome.FAILED, PickOutcome.FAILED,
                                             PickOutcome.SUCCESS]
     assert results[0].reason == f'{NO_FEASIBLE_GRASP} for 5 detected objects'
-    assert robot.executions == 6  # only the pick moved the arm (6 motions)
+    assert robot.executions == 4  # only the pick moved the arm (4 motions)
     assert not looks and task.status.state == PickState.IDLE  # then the bin was empty
     assert task.status.consecutive_failures == 0 and task.status.attempts == 3
     task.reset()

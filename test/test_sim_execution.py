@@ -12,6 +12,7 @@ from litedet_ros.trajectory import (
     JointTrajectory,
     TrajectoryError,
     TrajectorySampler,
+    concatenate,
     validate_trajectory,
 )
 
@@ -55,6 +56,17 @@ def test_trajectory_reordered_and_sampled():
     position, velocity = sampler(0.5)
     assert np.allclose(position, [0.3, 0.1]) and np.allclose(velocity, [0.6, 0.2])
     assert np.allclose(sampler(5.0)[0], [0.6, 0.2])
+
+
+def test_trajectories_run_one_after_the_other():
+    first = _trajectory(velocities=np.zeros((2, 2)))
+    second = _trajectory(times=np.array([0.0, 0.5, 2.0]), velocities=np.ones((3, 2)),
+                         positions=np.array([[0.5, 0.5], [0.6, 0.4], [0.0, 0.0]]))
+    joined = concatenate([first, second])
+    assert joined.times.tolist() == [0.0, 1.0, 1.5, 3.0]
+    assert joined.positions.tolist() == [[0.0, 0.0], [0.5, 0.5], [0.6, 0.4], [0.0, 0.0]]
+    assert joined.velocities.shape == (4, 2)
+    assert concatenate([first, _trajectory()]).velocities is None
 
 
 class _Kinematics:

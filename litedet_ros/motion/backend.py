@@ -10,6 +10,7 @@ the finger opening). ``builtin`` is pinocchio + coal + OMPL + TOPP-RA and runs e
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,9 +18,27 @@ import numpy as np
 from litedet_ros.motion.ik import IkConfig, InverseKinematics
 from litedet_ros.motion.model import MotionError, Obstacle, RobotModel
 from litedet_ros.motion.planner import JointPlanner, PlannerConfig
-from litedet_ros.trajectory import JointTrajectory
+from litedet_ros.trajectory import JointTrajectory, concatenate
 
 BACKENDS = ('builtin', 'moveit')
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One leg of a motion through several goals (:meth:`MotionBackend.plan_sequence`).
+
+    Attributes:
+        pose: ``float64[4, 4]`` TCP goal in the planning frame.
+        straight: a straight TCP line to ``pose`` (as :meth:`MotionBackend.plan_cartesian`);
+            else a free-space motion (as :meth:`MotionBackend.plan_to_pose`).
+        blend_radius: the motion may leave this leg within this TCP distance of its goal
+            and carry on into the next leg without stopping, like the blend radius of Pilz's
+            motion sequences; 0 stops at the goal (always on the last leg), m.
+    """
+
+    pose: np.ndarray
+    straight: bool = False
+    blend_radius: float = 0.0
 
 
 class MotionBackend(abc.ABC):
@@ -88,6 +107,19 @@ class MotionBackend(abc.ABC):
         """IK first (a fast answer for unreachable poses), then a joint-space plan."""
         return self.plan_to_joints(start, self.ik(pose, start))
 
+    def plan_sequence(self, start: np.ndarray, legs: Sequence[Leg]) -> JointTrajectory:
+        """Timed motion through the goals of ``legs`` in turn, blending where they ask to.
+
+        This default plans each leg on its own and stops at every goal; backends that can
+        blend override it.
+        """
+        parts: list[JointTrajectory] = []
+        for leg in legs:
+            joints = parts[-1].positions[-1] if parts else start
+            parts.append(self.plan_cartesian(joints, leg.pose) if leg.straight
+                         else self.plan_to_pose(joints, leg.pose))
+        return concatenate(parts)
+
 
 @dataclass(frozen=True)
 class BuiltinConfig:
@@ -139,6 +171,15 @@ class BuiltinBackend(MotionBackend):
         path = self.solver.cartesian(_joints(start, self.robot.dof), pose,
                                      self.config.contact_margin)
         return self.planner.time_parametrize(path)
+
+    def plan_sequence(self, start: np.ndarray, legs: Sequence[Leg]) -> JointTrajectory:
+        joints, paths = _joints(start, self.robot.dof), []
+        for leg in legs:
+            paths.append(
+                self.solver.cartesian(joints, leg.pose, self.config.contact_margin)
+                if leg.straight else self.planner.plan_path(joints, self.ik(leg.pose, joints)))
+            joints = paths[-1][-1]
+        return self.planner.time_sequence(paths, [leg.blend_radius for leg in legs[:-1]])
 
     def add_obstacle(self, obstacle: Obstacle) -> None:
         self.robot.add_obstacle(obstacle)

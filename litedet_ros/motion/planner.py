@@ -5,10 +5,12 @@ seeds, then a longer budget), shortcut simplification, resampling of the polylin
 parametrization under velocity and acceleration limits, and a dense collision re-check of the
 timed trajectory. If the spline through the resampled path grazes an obstacle, the path is
 timed segment by segment instead (stopping at each waypoint, exactly on the checked lines).
+Several paths in turn can be timed as one, their junctions rounded off instead of stopped at.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 import logging
 import time
@@ -22,7 +24,7 @@ from toppra import algorithm as toppra_algorithm
 from toppra import constraint as toppra_constraint
 
 from litedet_ros.motion.model import MotionError, RobotModel
-from litedet_ros.trajectory import JointTrajectory
+from litedet_ros.trajectory import JointTrajectory, concatenate
 
 ou.setLogLevel(ou.LogLevel.LOG_WARN)
 logging.getLogger('toppra').setLevel(logging.WARNING)
@@ -199,30 +201,91 @@ class JointPlanner:
         Raises:
             PlanningError: the parametrization failed or every timing collides.
         """
-        path = np.asarray(path, dtype=np.float64)
-        keep = np.concatenate([[True], np.abs(np.diff(path, axis=0)).max(axis=1) > 1e-9])
-        path = path[keep]
+        path = _distinct(path)
         names = names or self.robot.arm_joints
         if len(path) < 2:
             return JointTrajectory(names, np.array([0.0]), path[:1].copy(),
                                    np.zeros_like(path[:1]))
-        # A start in contact (see plan_path) is left along the path's first, unchecked segment.
-        escape = path[1] if self.robot.in_collision(path[0], 0.0) else None
-        trajectory = self._toppra(_resample(path, self.config.resample_step))
+        step = self.config.resample_step
+        escape = self._escape(path)
+        trajectory = JointTrajectory(names, *self._toppra(_resample(path, step)))
         if self._trajectory_valid(trajectory, escape):
-            return JointTrajectory(names, *trajectory)
+            return trajectory
         # Spline grazed an obstacle: time each straight segment separately.
-        pieces = [self._toppra(_resample(path[k:k + 2], self.config.resample_step))
-                  for k in range(len(path) - 1)]
-        times, positions, velocities = [pieces[0][0]], [pieces[0][1]], [pieces[0][2]]
-        for piece in pieces[1:]:
-            times.append(piece[0][1:] + times[-1][-1])
-            positions.append(piece[1][1:])
-            velocities.append(piece[2][1:])
-        trajectory = (np.concatenate(times), np.vstack(positions), np.vstack(velocities))
+        trajectory = concatenate([
+            JointTrajectory(names, *self._toppra(_resample(path[k:k + 2], step)))
+            for k in range(len(path) - 1)])
         if not self._trajectory_valid(trajectory, escape):
             raise PlanningError('timed trajectory collides on re-check')
-        return JointTrajectory(names, *trajectory)
+        return trajectory
+
+    def time_sequence(self, paths: Sequence[np.ndarray], blend_radii: Sequence[float]
+                      ) -> JointTrajectory:
+        """One trajectory along joint paths in turn, passing junctions without stopping.
+
+        A junction with a blend radius is rounded off: the path is left where its TCP comes
+        within the radius of the junction's (at most half way along either path), for a
+        quadratic Bezier curve in joint space pulled towards the junction. Paths joined this
+        way are timed as one and re-checked for collision; if that collides, each is timed on
+        its own (stopping at the junctions) instead.
+
+        Args:
+            paths: ``float64[N_k, dof]`` collision-free polylines (N_k >= 2), each starting
+                where the previous one ends, rad.
+            blend_radii: per junction (one fewer than paths), the TCP distance from it within
+                which the motion may leave the paths, m; 0 stops there.
+
+        Raises:
+            PlanningError: the parametrization failed or every timing collides.
+        """
+        pieces, first = [], 0
+        for k, radius in enumerate([*blend_radii, 0.0]):
+            if radius <= 0:
+                pieces.append(self._time_blended(paths[first:k + 1], blend_radii[first:k]))
+                first = k + 1
+        return concatenate(pieces)
+
+    def _time_blended(self, paths: Sequence[np.ndarray], blend_radii: Sequence[float]
+                      ) -> JointTrajectory:
+        """:meth:`time_sequence` of paths whose junctions all have a blend radius."""
+        if len(paths) > 1:
+            trajectory = JointTrajectory(self.robot.arm_joints, *self._toppra(
+                _resample(self._rounded(paths, blend_radii), self.config.resample_step)))
+            if self._trajectory_valid(trajectory, self._escape(_distinct(paths[0]))):
+                return trajectory
+        return concatenate([self.time_parametrize(path) for path in paths])
+
+    def _rounded(self, paths: Sequence[np.ndarray], blend_radii: Sequence[float]
+                 ) -> np.ndarray:
+        """``paths`` joined into one ``float64[N, dof]`` path, junctions rounded off."""
+        legs = [_resample(_distinct(path), self.config.check_step) for path in paths]
+        joined, tail = legs[0], len(legs[0])  # tail: points of the last leg not yet blended
+        for leg, radius in zip(legs[1:], blend_radii):
+            corner = leg[0]
+            before = self._blend_index(joined[::-1][:tail // 2 + 1], corner, radius)
+            after = self._blend_index(leg[:len(leg) // 2 + 1], corner, radius)
+            curve = _bezier(joined[-1 - before], corner, leg[after], self.config.check_step)
+            joined = np.vstack([joined[:len(joined) - before], curve[1:-1], leg[after:]])
+            tail = len(leg) - after
+        return _distinct(joined)
+
+    def _blend_index(self, points: np.ndarray, corner: np.ndarray, radius: float) -> int:
+        """Where a blend leaves a path: the last of ``points`` with the TCP within ``radius``.
+
+        ``points`` run away from the junction at joints ``corner`` (the first is the corner).
+        """
+        centre = self.robot.frame_pose(corner)[:3, 3]
+        for k, q in enumerate(points):
+            if np.linalg.norm(self.robot.frame_pose(q)[:3, 3] - centre) > radius:
+                return k - 1
+        return len(points) - 1
+
+    def _escape(self, path: np.ndarray) -> np.ndarray | None:
+        """Where a start in contact (see plan_path) has left it, or None for a free start.
+
+        The path's first segment, from the start to this configuration, goes unchecked.
+        """
+        return path[1] if self.robot.in_collision(path[0], 0.0) else None
 
     def _toppra(self, path: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """TOPP-RA over a dense polyline; (times [M], positions [M, dof], velocities)."""
@@ -254,14 +317,14 @@ class JointPlanner:
         velocities[0] = velocities[-1] = 0.0
         return times, positions, velocities
 
-    def _trajectory_valid(self, trajectory: tuple[np.ndarray, np.ndarray, np.ndarray],
+    def _trajectory_valid(self, trajectory: JointTrajectory,
                           escape: np.ndarray | None = None) -> bool:
         """Contact check (margin 0) along the sampled trajectory, refined to ``check_step``.
 
         With ``escape`` (the free configuration a start in contact is left through), the
         samples before the one nearest to it are not checked.
         """
-        positions = trajectory[1]
+        positions = trajectory.positions
         if escape is not None:
             positions = positions[int(np.argmin(np.abs(positions - escape).max(axis=1))):]
         return all(self._edge_valid(a, b, 0.0) for a, b in zip(positions[:-1], positions[1:]))
@@ -274,6 +337,25 @@ class JointPlanner:
         logging.getLogger(__name__).debug('planned %d waypoints in %.1f ms', len(path),
                                           1e3 * (time.perf_counter() - started))
         return trajectory
+
+
+def _distinct(path: np.ndarray) -> np.ndarray:
+    """``path`` as ``float64[N, dof]`` without consecutive repeated waypoints."""
+    path = np.asarray(path, dtype=np.float64)
+    keep = np.concatenate([[True], np.abs(np.diff(path, axis=0)).max(axis=1) > 1e-9])
+    return path[keep]
+
+
+def _bezier(start: np.ndarray, control: np.ndarray, end: np.ndarray, step: float
+            ) -> np.ndarray:
+    """Quadratic Bezier curve ``start`` -> ``end`` pulled towards ``control``.
+
+    Returns:
+        ``float64[M, dof]`` points, consecutive ones at most about ``step`` apart (rad).
+    """
+    length = np.abs(control - start).max() + np.abs(end - control).max()
+    u = np.linspace(0.0, 1.0, max(2, int(np.ceil(length / step)) + 1))[:, None]
+    return (1 - u) ** 2 * start + 2 * u * (1 - u) * control + u ** 2 * end
 
 
 def _resample(path: np.ndarray, step: float) -> np.ndarray:

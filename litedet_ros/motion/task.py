@@ -2,13 +2,16 @@
 
 One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
 
-    PLANNING      best grasp whose pre-grasp, approach and lift are all feasible (IK first)
+    PLANNING      best grasp whose pre-grasp, approach and carry are all feasible (IK first);
+                  the carry, planned with the object attached, is one motion: straight up
+                  out of the bin, over to above the place pose and straight down, turning
+                  the corners without stopping
     APPROACHING   open the gripper, move to the pre-grasp, straight line to the grasp
     GRASPING      close, verify the finger width (empty hand -> FAILED)
-    LIFTING       attach the object, straight line up, verify again (slip -> FAILED)
-    TRANSPORTING  plan with the object attached to above the place pose, verify (drop ->
-                  PARTIAL_SUCCESS)
-    PLACING       straight line down, open, detach
+    LIFTING       start the carry; once the object is lifted out, verify again on the move
+                  (slip -> halt, FAILED)
+    TRANSPORTING  the rest of the carry, verify (drop -> PARTIAL_SUCCESS)
+    PLACING       open
     RETREATING    straight line up -> SUCCESS
 
 Planning failures move on to the next grasp candidate without moving the arm; a failure after
@@ -36,7 +39,7 @@ import numpy as np
 
 from litedet_ros.errors import LitedetError
 from litedet_ros.grasping.types import Grasp
-from litedet_ros.motion.backend import MotionBackend
+from litedet_ros.motion.backend import Leg, MotionBackend
 from litedet_ros.motion.model import MotionError, Obstacle
 from litedet_ros.motion.status import (
     NO_FEASIBLE_GRASP,
@@ -126,6 +129,12 @@ class TaskConfig:
             to and from the bin run above it (a straight joint-space move, planned in
             milliseconds) instead of threading under the rim; 0 disables, m.
         place_height: height above ``place_pose`` of the transport goal, m.
+        blend_radius: the carry turns its corners (top of the lift, transport goal) without
+            stopping, leaving the straight lines within this distance of the corner. The
+            lift rises this much further, so that it is straight up to the height that
+            ``lift_height`` and ``clear_height`` ask for; the descent onto the place pose is
+            straight for the last ``place_height - blend_radius`` (the tray's rim is low).
+            0 stops at the corners, m.
         open_margin: opening added to the current finger width to let go of a part after a
             failed attempt, m. (The approach opens to the grasp's own width: the grasp
             planner's margin is in it, and its collision checks assumed it.)
@@ -141,6 +150,8 @@ class TaskConfig:
         gripper_timeout: longest wait for the fingers to settle, s.
         grip_settle_time: fingers still for this long short of their command have closed on
             an object (0.3 s cost 0.25 s a pick for the same picks), s.
+        still_speed: fingers moving slower than this are still (they move at up to
+            0.15 m/s; a part creeping in the closed grip does not hold the task up), m/s.
         goal_tolerance: largest joint error accepted at the end of a motion, rad.
         watchdog_factor: execution watchdog = duration * factor + watchdog_slack.
         watchdog_slack: see ``watchdog_factor``, s.
@@ -152,6 +163,7 @@ class TaskConfig:
     lift_height: float = 0.15
     clear_height: float = 0.0
     place_height: float = 0.10
+    blend_radius: float = 0.03
     open_margin: float = 0.02
     release_width: float = 0.08
     release_clearance: float = 0.01
@@ -163,6 +175,7 @@ class TaskConfig:
     control_period: float = 0.01
     gripper_timeout: float = 2.0
     grip_settle_time: float = 0.15
+    still_speed: float = 0.02
     goal_tolerance: float = 0.03
     watchdog_factor: float = 1.1
     watchdog_slack: float = 0.5
@@ -183,10 +196,18 @@ class _EmergencyStopError(Exception):
 
 @dataclass(frozen=True)
 class _Plan:
+    """A feasible attempt.
+
+    ``lifted_at`` is the time into ``carry`` at the end of the straight lift (the object out
+    of the bin); ``place`` the TCP pose at release.
+    """
+
     grasp: Grasp
     to_pre_grasp: JointTrajectory
     approach: JointTrajectory
-    lift: JointTrajectory
+    carry: JointTrajectory
+    lifted_at: float
+    place: np.ndarray
 
 
 class PickPlaceTask:
@@ -283,11 +304,8 @@ class PickPlaceTask:
             plan = self._choose(grasps, num_detections)
             self._approach(plan)
             width = self._grasp(plan)
-            self._lift(plan, width)
-            dx, dy = self.config.place_offsets[self._placed % len(self.config.place_offsets)]
-            place = _translated(self.config.place_pose, (dx, dy, 0.0))
-            self._transport(width, place)
-            self._place(place)
+            self._carry(plan, width)
+            self._place(plan.place)
             result = PickResult(PickOutcome.SUCCESS)
         except _EmergencyStopError:
             result = PickResult(PickOutcome.FAILED, 'emergency stop')
@@ -298,8 +316,6 @@ class PickPlaceTask:
         except LitedetError as error:  # e.g. joint states went stale mid-attempt
             result = PickResult(PickOutcome.FAILED, str(error))
             self._recover()
-        finally:
-            self.backend.detach()
         result = replace(result, cycle_time=self.robot.now() - started)
         self._finish(result)
         return result
@@ -340,12 +356,22 @@ class PickPlaceTask:
         pre_grasp = _translated(grasp.pose, -back_off * grasp.approach)
         to_pre_grasp = backend.plan_to_pose(current, pre_grasp)
         approach = backend.plan_cartesian(to_pre_grasp.positions[-1], grasp.pose)
-        backend.attach(self._held_object(grasp.width))
-        lift_height = max(config.lift_height, config.clear_height - height)
-        lift = backend.plan_cartesian(approach.positions[-1],
-                                      _translated(grasp.pose, (0, 0, lift_height)))
-        backend.detach()
-        return _Plan(grasp, to_pre_grasp, approach, lift)
+        lifted = _translated(grasp.pose, (0, 0, max(config.lift_height,
+                                                    config.clear_height - height)))
+        dx, dy = config.place_offsets[self._placed % len(config.place_offsets)]
+        place = _translated(config.place_pose, (dx, dy, 0.0))
+        radius = config.blend_radius
+        legs = (Leg(_translated(lifted, (0, 0, radius)), straight=True, blend_radius=radius),
+                Leg(_translated(place, (0, 0, config.place_height)), blend_radius=radius),
+                Leg(place, straight=True))
+        backend.attach(self._held_object(grasp.width))  # the widest the part can be held
+        try:
+            carry = backend.plan_sequence(approach.positions[-1], legs)
+        finally:
+            backend.detach()
+        tcp = np.array([backend.tcp_pose(q)[:3, 3] for q in carry.positions])
+        lifted_at = carry.times[np.argmin(np.linalg.norm(tcp - lifted[:3, 3], axis=1))]
+        return _Plan(grasp, to_pre_grasp, approach, carry, float(lifted_at), place)
 
     def _approach(self, plan: _Plan) -> None:
         self._update(state=PickState.APPROACHING)
@@ -363,17 +389,14 @@ class PickPlaceTask:
             raise _AbortError(f'empty hand after close (finger width {1e3 * width:.1f} mm)')
         return width
 
-    def _lift(self, plan: _Plan, width: float) -> None:
+    def _carry(self, plan: _Plan, width: float) -> None:
         self._update(state=PickState.LIFTING)
-        self.backend.attach(self._held_object(width))
-        self.backend.set_gripper_opening(width)
-        self._execute(plan.lift)
-        self._verify_held(width, 'object slipped after lift', PickOutcome.FAILED)
 
-    def _transport(self, width: float, place: np.ndarray) -> None:
-        self._update(state=PickState.TRANSPORTING)
-        above = _translated(place, (0, 0, self.config.place_height))
-        self._execute(self._planned(lambda q: self.backend.plan_to_pose(q, above)))
+        def lifted() -> None:  # a slip here halts the arm still over the bin
+            self._verify_held(width, 'object slipped after lift', PickOutcome.FAILED)
+            self._update(state=PickState.TRANSPORTING)
+
+        self._execute(plan.carry, check=(plan.lifted_at, lifted))
         # only an empty hand: a part that turned in the grip (a can rolling a few mm) is
         # still held, and placing it beats dropping it back into the bin from the recovery
         self._verify_held(width, 'object dropped in transit', PickOutcome.PARTIAL_SUCCESS,
@@ -381,19 +404,23 @@ class PickPlaceTask:
 
     def _place(self, place: np.ndarray) -> None:
         self._update(state=PickState.PLACING)
-        self._execute(self._planned(lambda q: self.backend.plan_cartesian(q, place)))
         # the retreat starts once the fingers are off the part; they open fully on the way
         held = self.robot.finger_width()
         self._gripper(self.config.release_width,
                       until=lambda width: width >= held + self.config.release_clearance)
         self._placed += 1
-        self.backend.detach()
         self._update(state=PickState.RETREATING)
         above = _translated(place, (0, 0, self.config.place_height))
-        self._execute(self._planned(lambda q: self.backend.plan_cartesian(q, above)))
+        self._checkpoint()
+        try:
+            retreat = self.backend.plan_cartesian(self.robot.joint_positions(), above)
+        except LitedetError as error:
+            raise _AbortError(f'planning the retreat failed: {error}',
+                              PickOutcome.PARTIAL_SUCCESS) from error
+        self._execute(retreat)
 
     def _recover(self) -> None:
-        """After a failed attempt: open, forget the object, back off upwards if possible.
+        """After a failed attempt: open, back off upwards if possible.
 
         The fingers open ``open_margin`` wider than they are, so that a part still between
         them (a slip verdict on a part that only turned) is let go rather than squeezed.
@@ -402,7 +429,6 @@ class PickPlaceTask:
         try:
             opening = max(self.robot.finger_width(), self.config.min_grip_width)
             self._gripper(opening + self.config.open_margin)
-            self.backend.detach()
             current = self.robot.joint_positions()
             up = _translated(self.backend.tcp_pose(current),
                              (0, 0, self.config.pre_grasp_distance))
@@ -411,34 +437,40 @@ class PickPlaceTask:
             pass  # the arm stays where it is; the next attempt plans from there
 
     # -- helpers -------------------------------------------------------------------------------
-    def _planned(self, plan: Callable[[np.ndarray], JointTrajectory]) -> JointTrajectory:
-        self._checkpoint()
-        try:
-            return plan(self.robot.joint_positions())
-        except LitedetError as error:
-            raise _AbortError(f'planning failed while holding the object: {error}',
-                         PickOutcome.PARTIAL_SUCCESS) from error
+    def _execute(self, trajectory: JointTrajectory,
+                 check: tuple[float, Callable[[], None]] | None = None) -> None:
+        """Run a trajectory under the watchdog and the emergency stop.
 
-    def _execute(self, trajectory: JointTrajectory) -> None:
-        """Run a trajectory under the watchdog and the emergency stop."""
+        ``check = (t, verify)``: ``verify()`` runs once, ``t`` s into the motion; the robot
+        halts if it raises.
+        """
         self._checkpoint()
         robot, config = self.robot, self.config
         try:
             robot.execute(trajectory)
         except LitedetError as error:
             raise _AbortError(f'trajectory refused by the robot: {error}') from error
+        started = robot.now()
         limit = trajectory.duration * config.watchdog_factor + config.watchdog_slack
-        deadline = robot.now() + limit
         while robot.executing():
             if self._estop.is_set():
                 robot.halt()
                 raise _EmergencyStopError
-            if robot.now() > deadline:
+            if robot.now() > started + limit:
                 robot.halt()
                 raise _AbortError(f'execution watchdog: motion not finished after {limit:.2f} s')
+            if check is not None and robot.now() - started >= check[0]:
+                verify, check = check[1], None
+                try:
+                    verify()
+                except _AbortError:
+                    robot.halt()
+                    raise
             robot.wait(config.control_period)
         if self._estop.is_set():  # halted from another thread while we waited
             raise _EmergencyStopError
+        if check is not None:  # the motion ended before the check was due
+            check[1]()
         error = np.abs(robot.joint_positions() - trajectory.positions[-1]).max()
         if error > config.goal_tolerance:
             raise _AbortError(f'motion ended {error:.3f} rad from its goal')
@@ -473,12 +505,13 @@ class PickPlaceTask:
             width = robot.finger_width()
             if until is not None and until(width):
                 break
-            if abs(width - previous) > 2e-4:
-                previous, still_since = width, robot.now()
+            if abs(width - previous) > config.still_speed * config.control_period:
+                still_since = robot.now()
             elif robot.now() - still_since >= 0.1 and (
                     abs(width - opening) < 1e-3
                     or robot.now() - still_since >= config.grip_settle_time):
                 break
+            previous = width
         return robot.finger_width()
 
     def _verify_held(self, width: float, reason: str, outcome: PickOutcome,
