@@ -15,8 +15,8 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
     RETREATING    straight line up -> SUCCESS
 
 Planning failures move on to the next grasp candidate without moving the arm; a failure after
-the arm moved ends the attempt (RECOVERING: open, detach, back off upwards) and :meth:`run`
-re-detects. :meth:`run` stops when the bin looks empty (no grasps and no detections) or after
+the arm moved ends the attempt (RECOVERING: open, back off upwards, move out of the camera's
+view to above the place zone) and :meth:`run` re-detects. :meth:`run` stops when the bin looks empty (no grasps and no detections) or after
 ``max_consecutive_failures``. Objects seen but without a feasible grasp (the grasp planner
 refuses risky ones) make an attempt that FAILED without motion, reason starting with
 :data:`NO_FEASIBLE_GRASP`: it counts toward the stop rule, and :meth:`run` re-detects.
@@ -420,10 +420,12 @@ class PickPlaceTask:
         self._execute(retreat)
 
     def _recover(self) -> None:
-        """After a failed attempt: open, back off upwards if possible.
+        """After a failed attempt: open, back off upwards, then leave the camera's view.
 
         The fingers open ``open_margin`` wider than they are, so that a part still between
-        them (a slip verdict on a part that only turned) is let go rather than squeezed.
+        them (a slip verdict on a part that only turned) is let go rather than squeezed. The
+        arm then goes to above the place zone, where a successful attempt ends too: the next
+        look at the bin sees the parts, not the arm over them.
         """
         self._update(state=PickState.RECOVERING)
         try:
@@ -433,6 +435,8 @@ class PickPlaceTask:
             up = _translated(self.backend.tcp_pose(current),
                              (0, 0, self.config.pre_grasp_distance))
             self._execute(self.backend.plan_cartesian(current, up))
+            clear = _translated(self.config.place_pose, (0, 0, self.config.place_height))
+            self._execute(self.backend.plan_to_pose(self.robot.joint_positions(), clear))
         except (_AbortError, _EmergencyStopError, LitedetError):
             pass  # the arm stays where it is; the next attempt plans from there
 
