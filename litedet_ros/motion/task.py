@@ -14,15 +14,15 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
     PLACING       open
     RETREATING    straight line up -> SUCCESS
 
-Planning failures move on to the next grasp candidate without moving the arm; a failure after
-the arm moved ends the attempt (RECOVERING: open, back off upwards, move out of the camera's
-view to above the place zone) and :meth:`run` re-detects. :meth:`run` stops when the bin looks empty (no grasps and no detections) or after
-``max_consecutive_failures``. Objects seen but without a feasible grasp (the grasp planner
-refuses risky ones) make an attempt that FAILED without motion, reason starting with
-:data:`NO_FEASIBLE_GRASP`: it counts toward the stop rule, and :meth:`run` re-detects.
-Every motion has a watchdog (planned duration x 1.1 + 0.5 s, as MoveIt's trajectory execution
-manager); :meth:`emergency_stop` halts the robot at once, from any thread, and the task ends
-within one control period.
+Planning failures move on to the next grasp candidate without moving the arm; a failure after the
+arm moved ends the attempt (RECOVERING: open, back off upwards, move out of the camera's view to
+above the place zone) and :meth:`run` re-detects. :meth:`run` stops when the bin looks empty (no
+grasps and no detections) or after ``max_consecutive_failures``. Objects seen but without a
+feasible grasp (the grasp planner refuses risky ones) make an attempt that FAILED without motion,
+reason starting with :data:`NO_FEASIBLE_GRASP`: it counts toward the stop rule, and :meth:`run`
+re-detects. Every motion has a watchdog (planned duration x 1.1 + 0.5 s, as MoveIt's trajectory
+execution manager); :meth:`emergency_stop` halts the robot at once, from any thread, and the task
+ends within one control period.
 
 The task talks to the robot through :class:`RobotInterface`, implemented by the simulation core
 and by the ROS controller node alike.
