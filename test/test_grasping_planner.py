@@ -177,10 +177,18 @@ def test_touching_boxes_are_segmented_apart_and_fingers_avoid_the_neighbour():
             assert np.linalg.norm(grasp.position[:2] - box.centre[:2]) < 0.025
 
 
-def test_box_against_a_tall_wall_has_no_grasp_and_says_why():
-    result, _ = plan('wall')
-    assert result.grasps == ()
-    assert result.drops == {'all_colliding': 1}
+def test_box_against_a_tall_wall_is_grasped_leaning_away_from_it():
+    result, (box,) = plan('wall')
+    _, _, _, bin_geometry, _ = scene('wall')
+    assert result.grasps
+    for grasp in result.grasps:  # tilted towards the wall (+y): palm and wrist lean off it
+        assert grasp.approach[1] == pytest.approx(np.sin(np.radians(CONFIG.wall_tilt_deg)))
+        assert wall_clearance(bin_geometry, grasp.pose, CONFIG.gripper, grasp.width) > 0
+        assert np.linalg.norm(grasp.position[:2] - box.centre[:2]) < 0.03
+    # straight down, the palm or the wrist would hit the wall: no grasp, and the reason
+    upright, _ = plan('wall', wall_tilt_deg=0.0)
+    assert upright.grasps == ()
+    assert upright.drops == {'all_colliding': 1}
 
 
 def test_box_against_a_low_wall_is_grasped_along_the_wall():

@@ -38,7 +38,8 @@ class Candidate:
         vertical: cosine between the approach and straight down, clipped to ``[0, 1]``.
         aligned: ``1 - |yaw offset| / 90 deg`` of the closing axis from the measured narrow
             axis, in ``[0, 1]``; 1 for every yaw of a footprint that is not ``ELONGATED``.
-        approach_kind: ``'top_down'`` or ``'surface_normal'``.
+        approach_kind: ``'top_down'``, ``'surface_normal'`` or ``'wall_tilt_<axis><sign>'``
+            (see :func:`approach_directions`).
     """
 
     pose: np.ndarray
@@ -51,13 +52,16 @@ class Candidate:
 
 def approach_directions(estimate: ObjectEstimate, config: PlannerConfig
                         ) -> list[tuple[str, np.ndarray]]:
-    """Approach directions to try: straight down, and against the surface normal if distinct.
+    """Approach directions to try: straight down, along the surface normal, towards near walls.
 
-    The surface-normal approach needs a flat-topped object (``FLAT_TOPPED``): the dominant
-    plane of a rounded one is no face to approach.
+    Besides straight down: against the surface normal if distinct, and tilted towards each bin
+    wall the object lies near. The surface-normal approach needs a flat-topped object
+    (``FLAT_TOPPED``): the dominant plane of a rounded one is no face to approach. A
+    wall-tilted approach (``wall_tilt_deg`` towards a wall within ``wall_tilt_distance`` of the
+    centroid) keeps the palm and wrist, wider than the fingers, off that wall.
 
     Returns:
-        ``[(kind, unit approach float64[3])]`` in the planning frame.
+        ``[(kind, unit approach float64[3])]`` in the planning frame; kinds are distinct.
     """
     down = -np.asarray(config.up)
     approaches = [('top_down', down)]
@@ -65,6 +69,18 @@ def approach_directions(estimate: ObjectEstimate, config: PlannerConfig
     if DISTINCT_APPROACH_DEG < tilt <= config.max_tilt_deg and \
             estimate.flatness >= FLAT_TOPPED:
         approaches.append(('surface_normal', -estimate.normal))
+    bin_geometry = config.bin
+    if bin_geometry is None or config.wall_tilt_deg <= 0:
+        return approaches
+    rotation, origin = bin_geometry.pose[:3, :3], bin_geometry.pose[:3, 3]
+    centroid = rotation.T @ (estimate.centroid - origin)
+    angle = math.radians(config.wall_tilt_deg)
+    for axis, half in ((0, bin_geometry.size_x / 2), (1, bin_geometry.size_y / 2)):
+        for sign in (1.0, -1.0):
+            if half - sign * centroid[axis] < config.wall_tilt_distance:
+                toward = sign * rotation[:, axis]
+                approaches.append((f'wall_tilt_{"xy"[axis]}{"+" if sign > 0 else "-"}',
+                                   math.cos(angle) * down + math.sin(angle) * toward))
     return approaches
 
 

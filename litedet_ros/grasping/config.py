@@ -220,6 +220,10 @@ class PlannerConfig:
         min_object_points: fewer object points than this drop the detection.
         scene_stride: pixel stride of the scene cloud used for collision checks.
         max_tilt_deg: largest angle of a surface-normal approach from straight down, degrees.
+        wall_tilt_deg: with a known bin, objects whose centroid lies within
+            ``wall_tilt_distance`` of a wall are also approached tilted by this angle towards
+            that wall, so that the palm and wrist lean away from it; 0 disables, degrees.
+        wall_tilt_distance: see ``wall_tilt_deg``, m.
         yaw_offsets_deg: rotations of the closing axis about the approach, degrees.
         fallback_yaw_offsets_deg: rotations tried for an object only when every candidate of
             ``yaw_offsets_deg`` collides (a neighbour lies across its narrow side), degrees;
@@ -250,6 +254,8 @@ class PlannerConfig:
     min_object_points: int = 30
     scene_stride: int = 5
     max_tilt_deg: float = 35.0
+    wall_tilt_deg: float = 20.0
+    wall_tilt_distance: float = 0.06
     yaw_offsets_deg: tuple[float, ...] = (0.0, -10.0, 10.0, -20.0, 20.0, 90.0)
     fallback_yaw_offsets_deg: tuple[float, ...] = (-35.0, 35.0, -55.0, 55.0, -70.0, 70.0)
     center_offsets: tuple[float, ...] = (0.0, -0.35, 0.35)
@@ -278,6 +284,8 @@ class PlannerConfig:
         _require(self.scene_stride >= 1, 'scene_stride must be >= 1')
         _require(self.max_hole_pixels >= 0, 'max_hole_pixels must be >= 0')
         _require(0 <= self.max_tilt_deg < 90, 'max_tilt_deg must be in [0, 90)')
+        _require(0 <= self.wall_tilt_deg < 90 and self.wall_tilt_distance >= 0,
+                 'need wall_tilt_deg in [0, 90) and wall_tilt_distance >= 0')
         _require(len(self.yaw_offsets_deg) > 0 and len(self.center_offsets) > 0,
                  'yaw_offsets_deg and center_offsets must not be empty')
         _require(all(abs(f) < 1 for f in self.center_offsets),

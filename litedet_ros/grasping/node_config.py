@@ -66,6 +66,7 @@ class GraspNodeConfig:
     grasp_depth_fraction: float = _PLANNER.grasp_depth_fraction
     min_depth_fraction: float = _PLANNER.min_depth_fraction
     widest_overlap: float = _PLANNER.widest_overlap
+    wall_tilt_deg: float = _PLANNER.wall_tilt_deg
     candidates_per_object: int = _PLANNER.candidates_per_object
     max_candidates: int = _PLANNER.max_grasps
     marker_grasps: int = 10
@@ -154,6 +155,7 @@ class GraspNodeConfig:
                              grasp_depth_fraction=self.grasp_depth_fraction,
                              min_depth_fraction=self.min_depth_fraction,
                              widest_overlap=self.widest_overlap,
+                             wall_tilt_deg=self.wall_tilt_deg,
                              candidates_per_object=self.candidates_per_object,
                              max_grasps=self.max_candidates)
 
@@ -205,6 +207,8 @@ DESCRIPTIONS: dict[str, str] = {
     'min_depth_fraction': 'Rounded parts get no grasp when this fraction of the way from '
                           'their top to what they rest on is beyond the reach of the fingers.',
     'widest_overlap': 'The tips go at least this far below the widest visible section, m.',
+    'wall_tilt_deg': 'Parts near a bin wall are also approached tilted by this angle towards '
+                     'the wall (palm and wrist lean off it); 0 disables, degrees.',
     'candidates_per_object': 'Best collision-free grasps kept per detection.',
     'max_candidates': 'Grasps published per image at most.',
     'marker_grasps': 'Best grasps drawn as gripper markers.',
