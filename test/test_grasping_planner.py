@@ -61,6 +61,9 @@ def scene(name):
     bin_geometry = BIN
     if name == 'box':
         objects = [box_on_floor(0.05, 0.02, (0.06, 0.04, 0.05), np.radians(30))]
+    elif name == 'low_rod':  # 18 mm thick: no room for widest_overlap above the floor
+        lying = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+        objects = [Cylinder(np.array([0.0, 0.0, 0.009]), 0.009, 0.05, lying)]
     elif name == 'cylinder':
         lying = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # axis along planning y
         objects = [Cylinder(np.array([-0.08, -0.04, 0.03]), 0.03, 0.06, lying),
@@ -373,6 +376,25 @@ def test_an_occluder_poking_into_the_box_is_not_taken_for_the_object():
 
 # 1.5 cm of reach: less than min_depth_fraction of the perched can's visible extent (2.3 cm)
 SHORT_FINGERS = {'grasp_depth': 0.015, 'gripper': GripperGeometry(finger_length=0.025)}
+
+
+def test_a_low_rounded_part_is_grasped_as_far_below_its_centre_as_the_floor_allows(
+        monkeypatch):
+    # fingers kept 8 mm off the floor: no room for widest_overlap below the rod's visible
+    # widest section, but the tips still pass it, and its centre (9 mm up)
+    result, (rod,) = plan('low_rod', floor_clearance=0.008)
+    assert result.grasps and result.drops == {}
+    for grasp in result.grasps:
+        tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
+        assert tips == pytest.approx(0.008, abs=0.001)
+        assert tips < rod.centre[2]
+    monkeypatch.setattr(candidates_module, 'MIN_PAST_WIDEST', 1.0)  # the full overlap or none
+    strict, _ = plan('low_rod', floor_clearance=0.008)
+    assert strict.grasps == () and strict.drops == {'too_low': 1}
+    # tips kept above its centre: no grasp
+    monkeypatch.undo()
+    high, _ = plan('low_rod', floor_clearance=0.01)
+    assert high.grasps == () and high.drops == {'too_low': 1}
 
 
 def test_a_rounded_part_lying_on_others_is_grasped_below_its_centre():

@@ -15,6 +15,8 @@ from litedet_ros.grasping.estimation import ObjectEstimate, cross3, principal_ax
 DISTINCT_APPROACH_DEG = 10.0
 #: The palm stays at least this far (m) behind the first surface the fingers pass.
 PALM_CLEARANCE = 0.01
+#: Below the floor clearance, the pads may close this little (m) past the widest section.
+MIN_PAST_WIDEST = 0.002
 #: Depth variants closer than this (m) are one.
 DISTINCT_DEPTH = 0.005
 #: Objects with at least this fraction of their points on one plane count as flat-topped.
@@ -96,16 +98,17 @@ def _tip_depths(config: PlannerConfig, height: float | None, down_rate: float,
                 ) -> tuple[list[float], str | None]:
     """Finger-tip depths below the first surface along the approach to try, deepest first, m.
 
-    ``grasp_depth``, ``required``, and with a known bin ``grasp_depth_fraction`` of the distance
-    to the floor; only those at least ``required`` deep (the pads then close below the object's
-    widest visible section); all within the fingers' reach with the palm ``PALM_CLEARANCE`` off
-    the surface and no closer than ``floor_clearance`` to the floor. With a known bin, the tips
-    of a grasp on a ``flat_topped`` part go at least ``grasp_depth`` deep (straight sides hold
-    at any depth), while a rounded part is only grasped as deep as the fingers go towards
-    ``grasp_depth_fraction`` of the way to what it rests on (its centre of mass may lie low),
-    and not at all when ``min_depth_fraction`` of that way is out of reach (standing tall: it
-    would slip off). A rounded part rests on the floor or, in a pile, no lower than its
-    estimated underside (``to_underside``).
+    ``grasp_depth``, ``required``, and with a known bin ``grasp_depth_fraction`` of the distance to
+    the floor; only those at least ``required`` deep (the pads then close below the object's widest
+    visible section; on a part too low for ``widest_overlap``, at least ``MIN_PAST_WIDEST`` below
+    it); all within the fingers' reach with the palm ``PALM_CLEARANCE`` off the surface and no
+    closer than ``floor_clearance`` to the floor. With a known bin, the tips of a grasp on a
+    ``flat_topped`` part go at least ``grasp_depth`` deep (straight sides hold at any depth), while
+    a rounded part is only grasped as deep as the fingers go towards ``grasp_depth_fraction`` of
+    the way to what it rests on (its centre of mass may lie low), and not at all when
+    ``min_depth_fraction`` of that way is out of reach (standing tall: it would slip off). A
+    rounded part rests on the floor or, in a pile, no lower than its estimated underside
+    (``to_underside``).
 
     Args:
         config: planner configuration.
@@ -135,6 +138,10 @@ def _tip_depths(config: PlannerConfig, height: float | None, down_rate: float,
         floor_limit = (height - config.floor_clearance) / down_rate
         if floor_limit < lowest:
             lowest, reason = floor_limit, 'too_low'
+            # a low part (a ring lying flat): the pads close as far below its widest section
+            # as the floor lets them, if by MIN_PAST_WIDEST at least
+            if required - config.widest_overlap + MIN_PAST_WIDEST <= lowest < required:
+                required = lowest
         required = max(required, min(config.grasp_depth if flat_topped else deep, lowest))
     wanted.append(required)
     depths: list[float] = []
