@@ -208,6 +208,9 @@ class PlannerConfig:
         min_grasp_depth: shallowest acceptable finger-tip depth once the floor clearance is
             kept, m.
         floor_clearance: finger tips stay this far above the bin floor, m.
+        wall_clearance: the gripper's swept volume stays this far from the bin walls, m (the
+            motion planner keeps its 2 mm contact margin there; a grasp closer than that is
+            refused by its IK).
         wall_margin: points closer than this to a wall face are wall, m.
         floor_margin: points lower than this above the floor are floor, m.
         depth_noise: depth step (m) between neighbouring sampled pixels of one surface that
@@ -245,6 +248,7 @@ class PlannerConfig:
     widest_overlap: float = 0.008
     min_grasp_depth: float = 0.01
     floor_clearance: float = 0.003
+    wall_clearance: float = 0.003
     wall_margin: float = 0.008
     floor_margin: float = 0.006
     depth_noise: float = 0.003
@@ -273,7 +277,8 @@ class PlannerConfig:
                  'grasp_depth must be shorter than the fingers')
         _require(0 <= self.min_depth_fraction <= self.grasp_depth_fraction <= 1,
                  'need 0 <= min_depth_fraction <= grasp_depth_fraction <= 1')
-        for name in ('floor_clearance', 'wall_margin', 'floor_margin', 'widest_overlap'):
+        for name in ('floor_clearance', 'wall_clearance', 'wall_margin', 'floor_margin',
+                     'widest_overlap'):
             _require(getattr(self, name) >= 0, f'{name} must be >= 0')
         for name in ('depth_noise', 'clearance_scale'):
             _require(getattr(self, name) > 0, f'{name} must be > 0')

@@ -276,7 +276,8 @@ class GraspPlanner:
                     ) -> np.ndarray:
         """Free distance (up to ``clearance_scale``) around each swept volume, 0 on collision.
 
-        Measured to the scene points and the bin walls and floor, metres.
+        Measured to the scene points and the bin walls and floor, metres; nearer than
+        ``wall_clearance`` to a wall counts as a collision.
 
         Args:
             poses: ``float64[K, 4, 4]`` planning <- tool transforms of grasps.
@@ -297,6 +298,7 @@ class GraspPlanner:
             clearance[tips[..., 2].min(axis=1) < 0] = 0.0
             near = np.flatnonzero(clearance > 0)
             if len(near):
-                clearance[near] = np.minimum(clearance[near], wall_clearances(
-                    bin_geometry, bin_from_tool[near], gripper, widths[near]))
+                walls = wall_clearances(bin_geometry, bin_from_tool[near], gripper, widths[near])
+                walls[walls < self.config.wall_clearance] = 0.0
+                clearance[near] = np.minimum(clearance[near], walls)
         return clearance
