@@ -6,7 +6,7 @@ import pytest
 
 from litedet_ros.description import ARM_JOINTS, TCP_FRAME
 from litedet_ros.sim.objects import ObjectInstance
-from litedet_ros.sim.workcell import Location, Workcell
+from litedet_ros.sim.workcell import Location, PhysicsDivergedError, Workcell
 from litedet_ros.trajectory import (
     JointLimits,
     JointTrajectory,
@@ -212,3 +212,15 @@ def test_robot_contacts_with_the_cell_are_counted_as_collisions(cell):
     assert cell.robot_collisions == before + 1  # one contact episode, however many points
     _move(cell, above, 1.5)
     assert cell.robot_collisions == before + 1
+
+
+def test_a_physics_blow_up_is_reported_and_the_clock_keeps_running(cell):
+    cell.reset(seed=0, num_objects=0)
+    cell.advance(0.2)
+    before, dt = cell.time, cell.model.opt.timestep
+    cell.data.qfrc_applied[0] = 1e20  # MuJoCo flags the acceleration and resets the state
+    with pytest.raises(PhysicsDivergedError, match='diverged'):
+        cell.step(10)
+    assert cell.time == pytest.approx(before + 10 * dt)  # not rewound with MuJoCo's data.time
+    cell.reset(seed=0, num_objects=0)  # what the sim node does next
+    assert cell.time > before + 10 * dt

@@ -486,9 +486,15 @@ class Workcell:
         self._gripper_target = float(np.clip(width, 0.0, self.max_width))
 
     def step(self, count: int = 1) -> None:
-        """Advance physics by ``count`` steps, updating the arm and gripper set points."""
+        """Advance physics by ``count`` steps, updating the arm and gripper set points.
+
+        Raises:
+            PhysicsDivergedError: MuJoCo found bad accelerations and reset the state (the
+                cell's :attr:`time` still advances by ``count`` steps; reload the scene).
+        """
         dt = self.model.opt.timestep
         ramp = self.config.gripper_speed / 2 * dt
+        end = self.time + count * dt
         for _ in range(count):
             if self._trajectory is not None:
                 t = self.data.time - self._trajectory_start
@@ -503,6 +509,8 @@ class Workcell:
             mujoco.mj_step(self.model, self.data)
             self._count_collisions()
         if self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number:
+            # the reset rewound data.time too: the cell's clock (the ROS /clock) must not
+            self._time_offset = end - self.data.time
             raise PhysicsDivergedError(
                 f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad accelerations '
                 f'and reset the state')
