@@ -187,12 +187,12 @@ def test_box_against_a_tall_wall_is_grasped_leaning_away_from_it():
     for grasp in result.grasps:  # tilted towards the wall (+y): palm and wrist lean off it
         assert grasp.approach[1] == pytest.approx(np.sin(np.radians(CONFIG.wall_tilt_deg)))
         assert wall_clearance(bin_geometry, grasp.pose, CONFIG.gripper,
-                              grasp.width) >= CONFIG.wall_clearance
+                              grasp.width) >= CONFIG.bin_clearance
         assert np.linalg.norm(grasp.position[:2] - box.centre[:2]) < 0.03
     # a grasp within the motion planner's contact margin of the wall is one its IK refuses
-    touching, _ = plan('wall', wall_clearance=0.0)
+    touching, _ = plan('wall', bin_clearance=0.0)
     assert min(wall_clearance(bin_geometry, grasp.pose, CONFIG.gripper, grasp.width)
-               for grasp in touching.grasps) < CONFIG.wall_clearance
+               for grasp in touching.grasps) < CONFIG.bin_clearance
     # straight down, the palm or the wrist would hit the wall: no grasp, and the reason
     upright, _ = plan('wall', wall_tilt_deg=0.0)
     assert upright.grasps == ()
@@ -341,6 +341,17 @@ def test_point_clearance_rejects_points_in_the_fingers_only():
     assert points_clearance(in_finger, gripper, width) == 0
     assert points_clearance(above_palm_path, gripper, width) == 0
     assert points_clearance(below_tips, gripper, width) == pytest.approx(0.01)
+
+
+def test_finger_tips_keep_bin_clearance_above_the_floor():
+    planner = GraspPlanner(CONFIG)
+    tip_to_floor = CONFIG.gripper.tcp_to_tip + BIN.pose[2, 3]
+    poses = np.repeat(np.eye(4)[None], 2, axis=0)
+    poses[:, :3, :3] = np.diag([1.0, -1.0, -1.0])  # straight down, in the middle of the bin
+    poses[:, 2, 3] = tip_to_floor + np.array([0.001, 0.004])  # tips 1 and 4 mm above the floor
+    clearances = planner._clearances(poses, np.full(2, 0.04), np.empty((0, 3)))
+    assert clearances[0] == 0  # inside the motion planner's contact margin: refused
+    assert clearances[1] > 0
 
 
 def test_wall_clearance_is_exact_at_the_wall():

@@ -277,7 +277,7 @@ class GraspPlanner:
         """Free distance (up to ``clearance_scale``) around each swept volume, 0 on collision.
 
         Measured to the scene points and the bin walls and floor, metres; nearer than
-        ``wall_clearance`` to a wall counts as a collision.
+        ``bin_clearance`` to the bin counts as a collision.
 
         Args:
             poses: ``float64[K, 4, 4]`` planning <- tool transforms of grasps.
@@ -295,10 +295,10 @@ class GraspPlanner:
             tips = (np.einsum('kij,knj->kni', bin_from_tool[:, :3, :3],
                               finger_tip_corners(gripper, widths))
                     + bin_from_tool[:, None, :3, 3])
-            clearance[tips[..., 2].min(axis=1) < 0] = 0.0
+            clearance[tips[..., 2].min(axis=1) < self.config.bin_clearance] = 0.0
             near = np.flatnonzero(clearance > 0)
             if len(near):
                 walls = wall_clearances(bin_geometry, bin_from_tool[near], gripper, widths[near])
-                walls[walls < self.config.wall_clearance] = 0.0
+                walls[walls < self.config.bin_clearance] = 0.0
                 clearance[near] = np.minimum(clearance[near], walls)
         return clearance
