@@ -509,7 +509,7 @@ class Workcell:
             mujoco.mj_step(self.model, self.data)
             self._count_collisions()
         if self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number:
-            # the reset rewound data.time too: the cell's clock (the ROS /clock) must not
+            # MuJoCo's reset rewound data.time to 0: keep the cell's clock (the ROS /clock) going
             self._time_offset = end - self.data.time
             raise PhysicsDivergedError(
                 f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad accelerations '
