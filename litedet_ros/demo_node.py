@@ -29,7 +29,6 @@ import time
 import cv2
 from geometry_msgs.msg import PoseArray
 import numpy as np
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
@@ -50,7 +49,7 @@ from litedet_ros.bringup.report import (
     plot_report,
     summarize,
 )
-from litedet_ros.bringup.spin import spin_node
+from litedet_ros.bringup.spin import declare_read_only, spin_node
 from litedet_ros.errors import LitedetError
 from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickOutcome, PickState
 from litedet_ros.msg import DetectionArray, GraspArray, ObjectStateArray, PickStatus
@@ -111,10 +110,7 @@ class DemoNode(Node):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('demo_node', **kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default,
-                                   ParameterDescriptor(description=description, read_only=True))
-        value = {name: self.get_parameter(name).value for name in PARAMETERS}
+        value = declare_read_only(self, PARAMETERS)
         if not 0 <= value['num_objects'] <= 25 or value['rounds'] < 1 or (
                 value['max_consecutive_failures'] < 1):
             raise LitedetError('need num_objects in [0, 25], rounds >= 1 and '

@@ -19,16 +19,15 @@ import json
 from pathlib import Path
 import time
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from litedet_ros import topics
-from litedet_ros.bringup.latency import StageLatency, header_stamp_ns
+from litedet_ros.bringup.latency import PIPELINE_TOPICS, StageLatency, header_stamp_ns
 from litedet_ros.bringup.report import percentiles_ms
-from litedet_ros.bringup.spin import spin_node
+from litedet_ros.bringup.spin import declare_read_only, spin_node
 from litedet_ros.errors import LitedetError
 from litedet_ros.msg import DetectionArray, GraspArray
 
@@ -45,16 +44,13 @@ class LatencyProbeNode(Node):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__('latency_probe_node', **kwargs)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default,
-                                   ParameterDescriptor(description=description, read_only=True))
-        self.warmup = float(self.get_parameter('warmup').value)
-        self.duration = float(self.get_parameter('duration').value)
-        self.output_file = Path(self.get_parameter('output_file').value)
+        value = declare_read_only(self, PARAMETERS)
+        self.warmup, self.duration = float(value['warmup']), float(value['duration'])
+        self.output_file = Path(value['output_file'])
         if self.warmup < 0 or self.duration <= 0:
             raise LitedetError('need warmup >= 0 and duration > 0')
         self.latency = StageLatency()
-        self.counts = dict.fromkeys((topics.COLOR_IMAGE, topics.DETECTIONS, topics.GRASPS), 0)
+        self.counts = dict.fromkeys(PIPELINE_TOPICS, 0)
         self.detector_report: dict | None = None
         self.done = False
         start = time.monotonic()

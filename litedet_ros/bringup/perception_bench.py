@@ -120,7 +120,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.seconds <= 0 or args.warmup < 0:
             raise BringupError('need --seconds > 0 and --warmup >= 0')
-        commands = node_commands(perception_graph(args, _recording(args, out), report_file))
+        recording = _recording(args, out)
+        commands = node_commands(perception_graph(args, recording, report_file))
     except BringupError as error:
         print(f'litedet-ros bench perception: {error}', file=sys.stderr)
         return 2
@@ -133,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 1
     report = json.loads(report_file.read_text())
-    report['protocol'] = {'recording': str(_recording(args, out)), 'warmup_s': args.warmup,
+    report['protocol'] = {'recording': str(recording), 'warmup_s': args.warmup,
                           'nodes': list(PERCEPTION_NODES)}
     print(format_report(report))
     if args.json:

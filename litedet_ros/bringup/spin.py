@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
 from rclpy.executors import (
     ExternalShutdownException,
@@ -42,3 +43,11 @@ def spin_node(node_class: Callable[[], Node], args: list[str] | None = None, *,
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+def declare_read_only(node: Node, table: Mapping[str, tuple[object, str]]) -> dict[str, object]:
+    """Declare ``{name: (default, description)}`` as read-only parameters; return their values."""
+    for name, (default, description) in table.items():
+        node.declare_parameter(name, default,
+                               ParameterDescriptor(description=description, read_only=True))
+    return {name: node.get_parameter(name).value for name in table}
