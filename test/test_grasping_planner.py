@@ -99,6 +99,10 @@ def scene(name):
                    box_on_floor(-0.006, 0.045, (0.03, 0.036, 0.057), 1.906),
                    box_on_floor(-0.007, -0.053, (0.058, 0.036, 0.03), 2.694),
                    box_on_floor(0.055, 0.012, (0.035, 0.037, 0.046), 0.942)]
+    elif name == 'row':  # five free boxes, the taller the further along x
+        heights = (0.03, 0.045, 0.06, 0.075, 0.09)
+        objects = [box_on_floor(x, 0.0, (0.05, 0.04, h))
+                   for x, h in zip((-0.14, -0.07, 0.0, 0.07, 0.14), heights)]
     elif name == 'wide':
         objects = [box_on_floor(0.0, 0.0, (0.10, 0.09, 0.04))]
     solids = bin_solids(bin_geometry) + objects
@@ -237,6 +241,24 @@ def test_grasps_are_sorted_and_the_top_of_the_pile_comes_first():
     assert result.grasps[0].detection_index == 1  # the taller box
     assert {g.detection_index for g in result.grasps} == {0, 1}
     assert len(result.grasps) == 2 * CONFIG.candidates_per_object
+
+
+@pytest.mark.parametrize('kept', [1, 2])
+def test_only_objects_that_can_beat_the_best_kept_ones_are_planned(kept):
+    everything, _ = plan('row', objects_per_image=0)
+    assert len({g.detection_index for g in everything.grasps}) == 5
+    assert 'outranked' not in everything.drops
+    result, _ = plan('row', objects_per_image=kept)
+    best_objects = []
+    for grasp in everything.grasps:  # the kept objects of the full plan, by their best grasp
+        if grasp.detection_index not in best_objects:
+            best_objects.append(grasp.detection_index)
+    assert best_objects[:kept] == [4, 3][:kept]  # the tallest boxes top the pile
+    assert result.grasps[0].score == everything.grasps[0].score
+    assert np.array_equal(result.grasps[0].pose, everything.grasps[0].pose)
+    # on free boxes the bound is tight enough that no other box is planned
+    assert {g.detection_index for g in result.grasps} == set(best_objects[:kept])
+    assert result.drops == {'outranked': 5 - kept}
 
 
 def test_tilted_face_gets_a_surface_normal_approach():

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
+from dataclasses import replace
 import json
 import os
 from pathlib import Path
@@ -320,7 +321,8 @@ def run_benchmark(scenes: int, objects: int, boxes: str = 'gt', detector_path: s
     cell = Workcell(seed=HELD_OUT_SEED, num_objects=objects)
     intr = cell.config.intrinsics
     camera = intr
-    config = PlannerConfig(bin=workcell_bin(cell.layout))
+    # every detection's best grasp is scored, so every detection is planned
+    config = PlannerConfig(bin=workcell_bin(cell.layout), objects_per_image=0)
     planner = GraspPlanner(config)
     amodal = mujoco.Renderer(cell.model, intr.height // 4, intr.width // 4)
     centre_errors, axis_errors, latencies = [], [], []
@@ -408,7 +410,8 @@ def run_benchmark(scenes: int, objects: int, boxes: str = 'gt', detector_path: s
         'scene_plan_ms_median': _percentile(latencies, 50),
         'failures': failures,
     }
-    report.update(measure_latency(cell, planner, camera, latency_repeats))
+    report.update(measure_latency(cell, PlannerConfig(bin=config.bin), camera,
+                                  latency_repeats))
     return report
 
 
@@ -437,7 +440,7 @@ def _time_planner(planner: GraspPlanner, depth: np.ndarray, camera: PinholeCamer
             f'grasps_{suffix}': len(result.grasps), f'boxes_{suffix}': len(detections)}
 
 
-def measure_latency(cell, planner: GraspPlanner, camera: PinholeCamera,
+def measure_latency(cell, config: PlannerConfig, camera: PinholeCamera,
                     repeats: int) -> dict[str, float]:
     """Planner and node latency on held-out bins, milliseconds.
 
@@ -445,27 +448,33 @@ def measure_latency(cell, planner: GraspPlanner, camera: PinholeCamera,
     includes waiting for a core), with the number of grasps planned: for 1, 10 and 25 boxes of
     a 25-object bin (suffixes ``1``, ``10``, ``25``; its objects mostly lie too high for a
     grasp), and for the 10 most visible boxes of the first 12-object bin of the physical trial
-    (suffix ``10_scene``). With rclpy installed, the grasp planner node's frame -> grasps
-    latency on that frame over real DDS (``node_p50_ms_10``, ``node_p99_ms_10``; see
-    :func:`litedet_ros.grasp_planner_node.frame_to_grasps_latency`).
+    (suffix ``10_scene``); each with ``config`` and, side by side, with every object planned
+    (``objects_per_image`` 0, suffix ``_all``). With rclpy installed, the grasp planner node's
+    frame -> grasps latency on that frame over real DDS (``node_p50_ms_10``,
+    ``node_p99_ms_10``; see :func:`litedet_ros.grasp_planner_node.frame_to_grasps_latency`).
     """
     pose = cell.camera_pose()
-    figures = {}
+    planners = {'': GraspPlanner(config),
+                '_all': GraspPlanner(replace(config, objects_per_image=0))}
+    frames = []
     depth, boxes = _latency_frame(cell, camera, HELD_OUT_SEED - 1, 25)
     for count in (1, 10, 25):
         chosen = boxes[:count]
-        detections = Detections(chosen, np.ones(len(chosen)), np.zeros(len(chosen)),
-                                ('part',) * len(chosen), (camera.width, camera.height))
-        figures.update(_time_planner(planner, depth, camera, detections, pose, repeats,
-                                     str(count)))
+        frames.append((depth, Detections(chosen, np.ones(len(chosen)), np.zeros(len(chosen)),
+                                         ('part',) * len(chosen), (camera.width, camera.height)),
+                       str(count)))
     depth, boxes = _latency_frame(cell, camera, HELD_OUT_SEED, 12)
     chosen = boxes[:10]
     detections = Detections(chosen, np.ones(len(chosen)), np.zeros(len(chosen)),
                             ('part',) * len(chosen), (camera.width, camera.height), 0,
                             'camera_color_optical_frame')
-    figures.update(_time_planner(planner, depth, camera, detections, pose, repeats,
-                                 '10_scene'))
-    figures.update(_node_latency(cell, depth, camera, detections, planner.config,
+    frames.append((depth, detections, '10_scene'))
+    figures = {}
+    for frame_depth, frame_detections, name in frames:
+        for suffix, planner in planners.items():
+            figures.update(_time_planner(planner, frame_depth, camera, frame_detections, pose,
+                                         repeats, name + suffix))
+    figures.update(_node_latency(cell, depth, camera, detections, config,
                                  max(repeats, NODE_LATENCY_FRAMES)))
     return figures
 

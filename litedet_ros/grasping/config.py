@@ -236,6 +236,10 @@ class PlannerConfig:
             of its half length.
         clearance_scale: free space (m) around the fingers that earns the full exposure score.
         candidates_per_object: best collision-free grasps kept per detection.
+        objects_per_image: the objects with the best grasps that are planned exactly; once
+            that many objects have grasps, objects (and candidates) whose score bound cannot
+            beat the worst of them are not checked (counted as ``outranked``); 0 plans every
+            object.
         max_grasps: grasps returned per image at most.
     """
 
@@ -266,6 +270,7 @@ class PlannerConfig:
     center_offsets: tuple[float, ...] = (0.0, -0.35, 0.35)
     clearance_scale: float = 0.02
     candidates_per_object: int = 3
+    objects_per_image: int = 2
     max_grasps: int = 100
 
     def __post_init__(self) -> None:
@@ -300,6 +305,7 @@ class PlannerConfig:
                  'center_offsets are fractions of the half length, in (-1, 1)')
         _require(self.candidates_per_object >= 1 and self.max_grasps >= 1,
                  'candidates_per_object and max_grasps must be >= 1')
+        _require(self.objects_per_image >= 0, 'objects_per_image must be >= 0')
         object.__setattr__(self, 'up', tuple(float(x) for x in up))
         for name in ('yaw_offsets_deg', 'fallback_yaw_offsets_deg'):
             object.__setattr__(self, name, tuple(float(x) for x in getattr(self, name)))

@@ -68,6 +68,7 @@ class GraspNodeConfig:
     widest_overlap: float = _PLANNER.widest_overlap
     wall_tilt_deg: float = _PLANNER.wall_tilt_deg
     candidates_per_object: int = _PLANNER.candidates_per_object
+    objects_per_image: int = _PLANNER.objects_per_image
     max_candidates: int = _PLANNER.max_grasps
     marker_grasps: int = 10
 
@@ -157,6 +158,7 @@ class GraspNodeConfig:
                              widest_overlap=self.widest_overlap,
                              wall_tilt_deg=self.wall_tilt_deg,
                              candidates_per_object=self.candidates_per_object,
+                             objects_per_image=self.objects_per_image,
                              max_grasps=self.max_candidates)
 
 
@@ -210,6 +212,9 @@ DESCRIPTIONS: dict[str, str] = {
     'wall_tilt_deg': 'Parts near a bin wall are also approached tilted by this angle towards '
                      'the wall (palm and wrist lean off it); 0 disables, degrees.',
     'candidates_per_object': 'Best collision-free grasps kept per detection.',
+    'objects_per_image': 'Objects planned exactly, best grasps first; parts that cannot beat '
+                         'them are skipped (outranked), which saves planning them; 0 plans '
+                         'every part.',
     'max_candidates': 'Grasps published per image at most.',
     'marker_grasps': 'Best grasps drawn as gripper markers.',
 }

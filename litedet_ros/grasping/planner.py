@@ -34,9 +34,10 @@ class PlanResult:
     """Output of :meth:`GraspPlanner.plan` for one image.
 
     Attributes:
-        grasps: collision-free grasps of all detections, best first.
+        grasps: collision-free grasps of the planned detections, best first.
         objects: one estimate per detection, None where the detection was dropped.
-        drops: detections that yielded no grasp, counted by reason.
+        drops: detections that yielded no grasp, counted by reason (``outranked``: not
+            planned, as ``objects_per_image`` others have better grasps).
     """
 
     grasps: tuple[Grasp, ...]
@@ -67,7 +68,9 @@ class GraspPlanner:
     surface kept), a shape estimate, candidates from straight-down and surface-normal approaches
     (see :func:`~.candidates.generate_candidates`), then collision checks of the fingers' and
     palm's swept volumes against the depth scene and the bin walls, in the order of an upper
-    bound of the score so that only the promising candidates are checked. The score in
+    bound of the score so that only the promising candidates are checked; objects likewise go
+    in the order of their bound, and once ``objects_per_image`` have grasps, objects that cannot
+    beat them are skipped. The score in
     ``[0, 1]`` is the weighted mean of: top of the pile, free space around the fingers, surface
     flatness, grasp centrality, approach verticality, a small opening and a closing axis along
     the measured narrow axis.
@@ -97,8 +100,9 @@ class GraspPlanner:
             frame_id: name of the planning frame, copied into the grasps.
 
         Returns:
-            Grasps of all detections sorted by score (best first), at most
-            ``candidates_per_object`` per detection and ``max_grasps`` in all.
+            Grasps sorted by score (best first), at most ``candidates_per_object`` per
+            detection and ``max_grasps`` in all: those of the ``objects_per_image`` objects
+            with the best grasps, exactly, and of any object planned before they were known.
 
         Raises:
             InvalidImageError: depth is not a 2D float image, or its size differs from the
@@ -123,20 +127,46 @@ class GraspPlanner:
         scene = SceneCloud.from_depth(depth, camera, transform, self.config.scene_stride,
                                       self.config.bin, self.config.floor_margin)
         floor, pile_top = self._height_range(scene.points)
-        scored: list[tuple[float, Candidate, int]] = []
+        w_top, _, w_flat = self._weights[:3]
+        # per object: the bound of its score (the terms known before its candidates at their
+        # best), then objects in the order of that bound until objects_per_image have grasps
+        # that no further object can beat
+        queue = []
         for index, box in enumerate(detections.boxes):
             try:
                 points, neighbours = object_points(depth, camera, box, transform, self.config)
                 estimate = estimate_object(points, transform[:3, 3], np.asarray(self.config.up),
                                            index)
-                objects[index] = estimate
-                top = float(np.clip((estimate.top_height - floor) / max(pile_top - floor, 1e-3),
-                                    0.0, 1.0))
-                found = self._grasps_of(estimate, scene, top, neighbours)
             except GraspDropError as error:
                 drops[error.reason] += 1
                 continue
+            objects[index] = estimate
+            top = float(np.clip((estimate.top_height - floor) / max(pile_top - floor, 1e-3),
+                                0.0, 1.0))
+            bound = 1.0 - w_top * (1.0 - top) - w_flat * (1.0 - estimate.flatness)
+            queue.append((bound, index, top, neighbours))
+        queue.sort(key=lambda item: -item[0])
+        kept = self.config.objects_per_image
+        best_of_objects: list[float] = []  # min-heap of the kept objects' best scores
+        scored: list[tuple[float, Candidate, int]] = []
+        for bound, index, top, neighbours in queue:
+            limit = best_of_objects[0] if kept and len(best_of_objects) == kept else -np.inf
+            if bound <= limit:
+                drops['outranked'] += 1
+                continue
+            try:
+                found = self._grasps_of(objects[index], scene, top, neighbours, limit)
+            except GraspDropError as error:
+                drops[error.reason] += 1
+                continue
+            if not found:
+                drops['outranked'] += 1
+                continue
             scored.extend((score, candidate, index) for score, candidate in found)
+            if kept:
+                heapq.heappush(best_of_objects, found[0][0])
+                if len(best_of_objects) > kept:
+                    heapq.heappop(best_of_objects)
         scored.sort(key=lambda item: -item[0])
         grasps = tuple(
             Grasp(pose=candidate.pose, width=candidate.width, score=score,
@@ -159,30 +189,36 @@ class GraspPlanner:
         return floor, percentile(heights, 99.5)
 
     def _grasps_of(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
-                   neighbours: np.ndarray) -> list[tuple[float, Candidate]]:
+                   neighbours: np.ndarray, limit: float) -> list[tuple[float, Candidate]]:
         """The best grasps of one object; the fallback yaw offsets only if all others collide.
 
         Raises:
             GraspDropError: as :meth:`_best_grasps` with the primary yaw offsets.
         """
         try:
-            return self._best_grasps(estimate, scene, top, neighbours, self.config)
+            return self._best_grasps(estimate, scene, top, neighbours, limit, self.config)
         except GraspDropError as error:
             if error.reason != 'all_colliding' or self._fallback is None:
                 raise
             try:
-                return self._best_grasps(estimate, scene, top, neighbours, self._fallback)
+                return self._best_grasps(estimate, scene, top, neighbours, limit,
+                                         self._fallback)
             except GraspDropError:
                 raise error from None
 
     def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
-                     neighbours: np.ndarray, config: PlannerConfig
+                     neighbours: np.ndarray, limit: float, config: PlannerConfig
                      ) -> list[tuple[float, Candidate]]:
         """Check candidates in the order of their score bound; keep the best collision-free ones.
 
         The obstacles are the scene cloud near the candidates plus ``neighbours`` (``float[M,
         3]``: the box's other surfaces at its finer sampling, so that a thin rim of a part
         showing around the object is not missed between the scene cloud's samples).
+        Candidates whose bound does not exceed ``limit`` are not checked.
+
+        Returns:
+            Up to ``candidates_per_object`` (score, candidate), best first; empty when no
+            candidate above ``limit`` is free.
 
         Raises:
             GraspDropError: no kinematically valid candidate (reason: most frequent rejection)
@@ -211,6 +247,8 @@ class GraspPlanner:
         start, size = 0, CLEARANCE_BATCH
         while start < len(order):
             chunk = order[start:start + size]
+            if bounds[chunk[0]] <= limit:
+                break
             start += size
             if len(best) == config.candidates_per_object and best[0][0] >= bounds[chunk[0]]:
                 break
@@ -234,7 +272,7 @@ class GraspPlanner:
                     heapq.heappush(best, item)
                 elif item > best[0]:
                     heapq.heapreplace(best, item)
-        if not best:
+        if not best and start >= len(order):
             raise GraspDropError('all_colliding', f'all {len(candidates)} candidates collide')
         return [(score, candidate) for score, _, candidate in sorted(best, reverse=True)]
 
