@@ -99,6 +99,9 @@ def scene(name):
                    box_on_floor(-0.006, 0.045, (0.03, 0.036, 0.057), 1.906),
                    box_on_floor(-0.007, -0.053, (0.058, 0.036, 0.03), 2.694),
                    box_on_floor(0.055, 0.012, (0.035, 0.037, 0.046), 0.942)]
+    elif name == 'big_can':  # 7 cm across, lying, off the camera axis (its side in view)
+        lying = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+        objects = [Cylinder(np.array([0.12, 0.0, 0.035]), 0.035, 0.05, lying)]
     elif name == 'row':  # five free boxes, the taller the further along x
         heights = (0.03, 0.045, 0.06, 0.075, 0.09)
         objects = [box_on_floor(x, 0.0, (0.05, 0.04, h))
@@ -412,8 +415,8 @@ def test_an_occluder_poking_into_the_box_is_not_taken_for_the_object():
     assert result.objects[1].points[:, 2].min() > top + 0.01
 
 
-# 1.5 cm of reach: less than min_depth_fraction of the perched can's visible extent (2.3 cm)
-SHORT_FINGERS = {'grasp_depth': 0.015, 'gripper': GripperGeometry(finger_length=0.025)}
+# 1.2 cm of reach: less than min_depth_fraction of the perched can's visible extent (2.3 cm)
+SHORT_FINGERS = {'grasp_depth': 0.015, 'gripper': GripperGeometry(finger_length=0.022)}
 
 
 def test_a_low_rounded_part_is_grasped_as_far_below_its_centre_as_the_floor_allows(
@@ -489,6 +492,20 @@ def test_yaw_variants_score_their_alignment_with_the_narrow_axis():
     cylinders, _ = plan('cylinder')
     found, _ = generate_candidates(cylinders.objects[1], CONFIG)
     assert found and all(c.aligned == 1.0 for c in found)
+
+
+def test_a_can_lying_on_the_floor_is_grasped_below_its_centre_within_reach():
+    result, (can,) = plan('big_can')
+    assert result.grasps and result.drops == {}
+    reach = CONFIG.gripper.finger_length - candidates_module.PALM_CLEARANCE
+    for grasp in result.grasps:
+        tips = grasp.position[2] - CONFIG.gripper.tcp_to_tip
+        assert tips == pytest.approx(0.07 - reach, abs=0.002)  # as deep as the fingers go
+        assert tips < can.centre[2] - 0.008
+    # three quarters of the way to the floor (5.25 cm) or to the underside estimated from the
+    # visible extent is beyond the 4.5 cm reach
+    strict, _ = plan('big_can', min_depth_fraction=0.75)
+    assert strict.grasps == () and strict.drops == {'too_deep': 1}
 
 
 def test_a_rounded_part_out_of_reach_is_rejected_without_measuring_its_variants(monkeypatch):
