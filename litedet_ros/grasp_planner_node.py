@@ -10,7 +10,9 @@ The three are matched by stamp within ``time_sync_slop`` (message_filters' appro
 policy is not available here: :class:`~litedet_ros.grasping.sync.ApproximateTimeSync`); each
 input is kept for ``sync_queue_duration`` (stamps), so the depth of an image is still there when
 its detections arrive late. Inputs whose stamp goes backwards, that arrive older than the last
-matched set, or that find no partner within that time are dropped and counted.
+matched set, or that find no partner within that time are dropped and counted (with a warning,
+except depth and camera_info of images whose detections never came: the detector skips frames
+when busy).
 
 Publishes, for every matched set (also when no grasp was found):
 
@@ -155,11 +157,16 @@ class GraspPlannerNode(Node):
                                   throttle_duration_sec=LOG_THROTTLE)
 
     def _offer(self, stream: str, msg) -> None:
-        before = Counter(self.sync.drops)
+        before = Counter(self.sync.stream_drops)
         matched = self.sync.add(stream, conversions.stamp_to_ns(msg.header.stamp), msg)
-        for reason, count in (self.sync.drops - before).items():
-            self._count(f'sync_{reason}', f'{count} input(s) dropped by the time synchroniser',
-                        count)
+        for (source, reason), count in (self.sync.stream_drops - before).items():
+            if reason == 'unmatched' and source != 'detections':
+                # the depth of an image without detections (the detector skipped it, or the
+                # planner was busy and kept only the newest): expected, counted quietly
+                self.drops[f'sync_{reason}'] += count
+            else:
+                self._count(f'sync_{reason}',
+                            f'{count} {source} input(s) dropped by the time synchroniser', count)
         if matched is not None:
             self._plan(matched['detections'], matched['depth'], matched['camera_info'])
 

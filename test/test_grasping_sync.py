@@ -38,6 +38,8 @@ def test_unmatched_backwards_and_stale_inputs_are_counted():
     assert sync.drops['backwards'] == 3
     assert sync.add('detections', 170 * MS, 170) is None
     assert sync.add('depth', 200 * MS, 200) is None
+    assert sync.stream_drops == {('depth', 'unmatched'): 2, ('depth', 'backwards'): 1,
+                                 ('info', 'backwards'): 1, ('detections', 'backwards'): 1}
 
 
 def test_spread_beyond_slop_does_not_match():

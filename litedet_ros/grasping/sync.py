@@ -35,6 +35,7 @@ class ApproximateTimeSync:
 
     Attributes:
         drops: dropped messages counted by reason.
+        stream_drops: the same counted by ``(stream, reason)``.
     """
 
     def __init__(self, streams: tuple[str, ...], slop_ns: int,
@@ -52,6 +53,7 @@ class ApproximateTimeSync:
         self._last_stamp: dict[str, int] = {}
         self._last_set_stamp: int | None = None
         self.drops: Counter = Counter()
+        self.stream_drops: Counter = Counter()
 
     def add(self, stream: str, stamp_ns: int, message: Any) -> dict[str, Any] | None:
         """Queue one message; return ``{stream: message}`` if it completes a set, else None.
@@ -63,18 +65,18 @@ class ApproximateTimeSync:
             raise LitedetError(f'unknown stream {stream!r}; expected one of {self.streams}')
         last = self._last_stamp.get(stream)
         if last is not None and stamp_ns <= last:
-            self.drops['backwards'] += 1
+            self._drop(stream, 'backwards')
             return None
         self._last_stamp[stream] = stamp_ns
         if self._last_set_stamp is not None and stamp_ns <= self._last_set_stamp:
-            self.drops['stale'] += 1
+            self._drop(stream, 'stale')
             return None
         self._queues[stream].append((stamp_ns, message))
         oldest_kept = max(self._last_stamp.values()) - self.queue_duration_ns
-        for queue in self._queues.values():
+        for name, queue in self._queues.items():
             while queue and queue[0][0] < oldest_kept:
                 queue.popleft()
-                self.drops['unmatched'] += 1
+                self._drop(name, 'unmatched')
         return self._match()
 
     def latest_stamp(self, stream: str) -> int | None:
@@ -87,6 +89,10 @@ class ApproximateTimeSync:
             queue.clear()
         self._last_stamp.clear()
         self._last_set_stamp = None
+
+    def _drop(self, stream: str, reason: str, count: int = 1) -> None:
+        self.drops[reason] += count
+        self.stream_drops[stream, reason] += count
 
     def _match(self) -> dict[str, Any] | None:
         if not all(self._queues.values()):
@@ -101,7 +107,7 @@ class ApproximateTimeSync:
         for name, index in chosen.items():
             queue = self._queues[name]
             if index:
-                self.drops['unmatched'] += index
+                self._drop(name, 'unmatched', index)
             for _ in range(index):
                 queue.popleft()
             matched[name] = queue.popleft()[1]
