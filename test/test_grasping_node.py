@@ -9,7 +9,7 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2 Jazzy wheels) is not i
 
 from geometry_msgs.msg import PoseArray  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo as CameraInfoMsg  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
@@ -27,7 +27,8 @@ from litedet_ros.grasping.synthetic import (  # noqa: E402
     rotation_z,
     visible_box,
 )
-from litedet_ros.msg import DetectionArray, GraspArray  # noqa: E402
+from litedet_ros.motion.status import PickState  # noqa: E402
+from litedet_ros.msg import DetectionArray, GraspArray, PickStatus  # noqa: E402
 
 CAMERA = PinholeCamera(615.0, 615.0, 160.0, 120.0, 320, 240)
 FRAME = 'camera_color_optical_frame'
@@ -125,6 +126,36 @@ def test_bad_inputs_are_counted_and_the_node_keeps_working(graph, spin_until, sc
     assert spin_until(lambda: any(m.grasps for m in received['grasps']))
     empty = [m for m in received['grasps'] if not m.grasps]
     assert len(empty) == 4  # bad K, mm as metres, all-invalid, unaligned: answered, no grasp
+
+
+def test_images_of_a_pick_under_way_are_skipped(graph, spin_until, scene, ros_context):
+    node, publishers, received = graph
+    depth, box = scene
+    client = rclpy.create_node('pick_status_client', context=ros_context)
+    latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    status = client.create_publisher(PickStatus, topics.PICK_STATUS, latched)
+
+    def say(state, stamp_ns):
+        status.publish(PickStatus(header=conversions.make_header(stamp_ns, ''), state=state))
+        assert spin_until(lambda: node.pick_under_way == (state == PickState.APPROACHING))
+
+    assert spin_until(lambda: publishers['depth'].get_subscription_count() > 0)
+    say(PickState.APPROACHING, 500_000_000)
+    send(publishers, 1_000_000_000, depth, box)
+    assert spin_until(lambda: node.drops['picking'] == 1)
+    say(PickState.WAITING_FOR_GRASPS, 2_000_000_000)
+    assert node.pick_ended_ns == 2_000_000_000
+    send(publishers, 1_500_000_000, depth, box)  # taken before the pick ended
+    assert spin_until(lambda: node.drops['picking'] == 2)
+    assert not received['grasps']
+    send(publishers, 2_500_000_000, depth, box)
+    assert spin_until(lambda: len(received['grasps']) == 1 and received['grasps'][0].grasps)
+    say(PickState.APPROACHING, 2_600_000_000)
+    assert node.set_parameters([Parameter('plan_while_picking', value=True)])[0].successful
+    send(publishers, 3_000_000_000, depth, box)
+    assert spin_until(lambda: len(received['grasps']) == 2)
+    assert node.drops['picking'] == 2
+    client.destroy_node()
 
 
 def test_invalid_parameter_changes_are_refused(graph):

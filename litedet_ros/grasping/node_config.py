@@ -35,6 +35,7 @@ class GraspNodeConfig:
     depth_image_units_divisor: float = 1000.0
     time_sync_slop: float = 0.02
     sync_queue_duration: float = 2.0
+    plan_while_picking: bool = False
     use_tf: bool = True
     camera_pose: tuple[float, ...] = ()
     bin_enabled: bool = True
@@ -169,6 +170,10 @@ DESCRIPTIONS: dict[str, str] = {
     'time_sync_slop': 'Largest stamp spread of matched detections, depth and camera_info, s.',
     'sync_queue_duration': 'Inputs are kept this long (stamps) while waiting for a match, s; '
                            'longer than the detector latency.',
+    'plan_while_picking': 'Also plan images taken while the pick_status of the controller says '
+                          'a pick is under way (planning ... retreating, recovering), and '
+                          'before it ended: the controller only takes grasps of images after '
+                          'its attempt. Without pick_status every image is planned.',
     'use_tf': 'Look the camera up in tf2 at the image stamp when tf2_ros is installed; '
               'otherwise camera_pose is used.',
     'camera_pose': 'Calibrated camera optical frame in target_frame: [x, y, z, qx, qy, qz, qw] '

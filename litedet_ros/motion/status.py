@@ -28,6 +28,14 @@ class PickState(enum.IntEnum):
     EMERGENCY_STOP = 12
 
 
+#: States in which a pick is under way: the arm is about to enter, is in, or is leaving the
+#: camera's view, and the scene changes; an image of these states shows nothing the next pick
+#: can use.
+PICK_UNDER_WAY = frozenset({
+    PickState.PLANNING, PickState.APPROACHING, PickState.GRASPING, PickState.LIFTING,
+    PickState.TRANSPORTING, PickState.PLACING, PickState.RETREATING, PickState.RECOVERING})
+
+
 class PickOutcome(enum.IntEnum):
     """Result of one pick attempt (values match ``PickStatus.msg``)."""
 
