@@ -5,9 +5,12 @@ depth-1 queue, so a slow model always works on the newest frame; frames older th
 ``max_frame_age`` on arrival, or not newer than the last one, are dropped and counted.
 Publishes ``detections`` (header of the source image, boxes in its pixels) and
 ``detections/image`` (the image with boxes drawn, only while someone subscribes). ``~/enable``
-(std_srvs/SetBool) pauses and resumes detection. Per-stage latency (preprocess, inference,
-postprocess, total, ms: count, mean, p50, p99, max) is logged every ``stats_period`` and
-published as JSON on ``~/latency`` (std_msgs/String; diagnostic_msgs is not installable here).
+(std_srvs/SetBool) pauses and resumes detection. Images taken while the controller's
+``pick_status`` says a pick is under way, or before it ended, are skipped and counted
+(``picking``) unless ``detect_while_picking`` is set (see :mod:`litedet_ros.pick_gate`).
+Per-stage latency (preprocess, inference, postprocess, total, ms: count, mean, p50, p99, max)
+is logged every ``stats_period`` and published as JSON on ``~/latency`` (std_msgs/String;
+diagnostic_msgs is not installable here).
 
 A model that cannot be loaded (missing, corrupt, labels or anchors not matching) is reported at
 start; the node keeps running, counts the frames it cannot serve, and loads the model again when
@@ -39,6 +42,7 @@ from litedet_ros.detection.detector import Detector
 from litedet_ros.detection.node_config import DESCRIPTIONS, DetectorNodeConfig, LatencyStats
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import LitedetError
+from litedet_ros.pick_gate import PickGate
 
 LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
 IMAGE_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
@@ -94,6 +98,7 @@ class DetectorNode(Node):
         self._latency_pub = self.create_publisher(String, '~/latency', 10)
         self.create_subscription(Image, topics.COLOR_IMAGE, self._on_image, IMAGE_QOS)
         self.create_service(SetBool, '~/enable', self._on_enable)
+        self.pick_gate = PickGate(self)
         self._stats_timer = self.create_timer(self.config.stats_period, self._report)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
@@ -152,6 +157,9 @@ class DetectorNode(Node):
             self._drop('no_model', 'no model is loaded')
             return
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        if not self.config.detect_while_picking and self.pick_gate.blocks(stamp_ns):
+            self.drops['picking'] += 1  # by design: no warning
+            return
         age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         if self.config.max_frame_age and age > self.config.max_frame_age:
             self._drop('stale', f'image is {age:.3f} s old')

@@ -46,7 +46,7 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 import rclpy
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
@@ -63,8 +63,8 @@ from litedet_ros.grasping.collision import gripper_boxes
 from litedet_ros.grasping.node_config import DESCRIPTIONS, GraspNodeConfig
 from litedet_ros.grasping.planner import GraspPlanner, PlanResult
 from litedet_ros.grasping.sync import ApproximateTimeSync
-from litedet_ros.motion.status import PICK_UNDER_WAY
-from litedet_ros.msg import DetectionArray, PickStatus
+from litedet_ros.msg import DetectionArray
+from litedet_ros.pick_gate import PickGate
 
 LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
 LATENCY_WARMUP = 5  # frames sent before latency_frames measures
@@ -139,13 +139,7 @@ class GraspPlannerNode(Node):
         self.create_subscription(CameraInfo, topics.DEPTH_INFO,
                                  lambda msg: self._offer('camera_info', msg),
                                  qos_profile_sensor_data)
-        #: Whether the controller's last status says a pick is under way, and the stamp (ns)
-        #: of the status that ended the last pick: older images show the scene before it.
-        self.pick_under_way = False
-        self.pick_ended_ns = 0
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self.create_subscription(PickStatus, topics.PICK_STATUS, self._on_pick_status, latched)
+        self.pick_gate = PickGate(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     @staticmethod
@@ -184,17 +178,10 @@ class GraspPlannerNode(Node):
         if matched is None:
             return
         stamp_ns = conversions.stamp_to_ns(matched['detections'].header.stamp)
-        if not self.config.plan_while_picking and (self.pick_under_way
-                                                   or stamp_ns < self.pick_ended_ns):
+        if not self.config.plan_while_picking and self.pick_gate.blocks(stamp_ns):
             self.drops['picking'] += 1  # by design: no warning
             return
         self._plan(matched['detections'], matched['depth'], matched['camera_info'])
-
-    def _on_pick_status(self, msg: PickStatus) -> None:
-        under_way = msg.state in PICK_UNDER_WAY  # an unknown code is not a pick
-        if self.pick_under_way and not under_way:
-            self.pick_ended_ns = conversions.stamp_to_ns(msg.header.stamp)
-        self.pick_under_way = under_way
 
     def _plan(self, detections_msg: DetectionArray, depth_msg: Image,
               info_msg: CameraInfo) -> None:

@@ -11,7 +11,7 @@ rclpy = pytest.importorskip('rclpy', reason='rclpy (ROS 2 Jazzy wheels) is not i
 
 from detection_synthetic import LABELS, draw_scene, varied_model  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
@@ -19,7 +19,8 @@ from std_srvs.srv import SetBool  # noqa: E402
 from litedet_ros import conversions, topics  # noqa: E402
 from litedet_ros.detection.export import export_onnx  # noqa: E402
 from litedet_ros.detector_node import DetectorNode  # noqa: E402
-from litedet_ros.msg import DetectionArray  # noqa: E402
+from litedet_ros.motion.status import PickState  # noqa: E402
+from litedet_ros.msg import DetectionArray, PickStatus  # noqa: E402
 
 FRAME = 'camera_color_optical_frame'
 
@@ -129,6 +130,28 @@ def test_bad_images_are_counted_and_the_node_keeps_serving(graph, image, spin_un
 
     assert publish_until(publisher, client, spin_until, make_stale,
                          lambda: node.drops['stale'] > 0)
+
+
+def test_images_of_a_pick_under_way_are_not_detected(graph, image, spin_until):
+    node, client, publisher, received = graph
+    status = client.create_publisher(PickStatus, topics.PICK_STATUS, QoSProfile(
+        depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+
+    def say(state):
+        stamp_ns = client.get_clock().now().nanoseconds
+        status.publish(PickStatus(header=conversions.make_header(stamp_ns, ''), state=state))
+        assert spin_until(lambda: node.pick_gate.under_way == (state == PickState.LIFTING))
+        return stamp_ns
+
+    def make(stamp_ns):
+        return conversions.numpy_to_image(image, 'rgb8', stamp_ns, FRAME)
+
+    say(PickState.LIFTING)
+    assert publish_until(publisher, client, spin_until, make, lambda: node.drops['picking'] >= 3)
+    assert not received['detections']
+    ended = say(PickState.WAITING_FOR_GRASPS)
+    assert publish_until(publisher, client, spin_until, make, lambda: received['detections'])
+    assert conversions.stamp_to_ns(received['detections'][0].header.stamp) >= ended
 
 
 def test_enable_service_and_parameter_validation(graph, image, spin_until):

@@ -137,14 +137,14 @@ def test_images_of_a_pick_under_way_are_skipped(graph, spin_until, scene, ros_co
 
     def say(state, stamp_ns):
         status.publish(PickStatus(header=conversions.make_header(stamp_ns, ''), state=state))
-        assert spin_until(lambda: node.pick_under_way == (state == PickState.APPROACHING))
+        assert spin_until(lambda: node.pick_gate.under_way == (state == PickState.APPROACHING))
 
     assert spin_until(lambda: publishers['depth'].get_subscription_count() > 0)
     say(PickState.APPROACHING, 500_000_000)
     send(publishers, 1_000_000_000, depth, box)
     assert spin_until(lambda: node.drops['picking'] == 1)
     say(PickState.WAITING_FOR_GRASPS, 2_000_000_000)
-    assert node.pick_ended_ns == 2_000_000_000
+    assert node.pick_gate.ended_ns == 2_000_000_000
     send(publishers, 1_500_000_000, depth, box)  # taken before the pick ended
     assert spin_until(lambda: node.drops['picking'] == 2)
     assert not received['grasps']

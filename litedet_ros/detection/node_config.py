@@ -49,6 +49,9 @@ DESCRIPTIONS = {
     'clahe': 'equalise lightness with CLAHE before inference',
     'num_threads': 'CPU threads of the onnxruntime and torch backends, >= 1',
     'max_frame_age': 'drop images older than this many seconds on arrival (0: never), s',
+    'detect_while_picking': 'also detect images taken while pick_status says a pick is under '
+                            'way (the controller takes no grasps of them); without pick_status '
+                            'every image is detected',
     'publish_debug_image': 'publish detections/image with the boxes drawn (when subscribed)',
     'stats_period': 'seconds between latency statistics logs and messages, > 0',
 }
@@ -72,6 +75,7 @@ class DetectorNodeConfig:
     # (bench perception: detector p50 / p99 14.6 / 33 ms with 1 thread, 35.6 / 89 ms with 2)
     num_threads: int = 1
     max_frame_age: float = 0.5
+    detect_while_picking: bool = False
     publish_debug_image: bool = True
     stats_period: float = 5.0
 
