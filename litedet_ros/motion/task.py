@@ -142,7 +142,9 @@ class TaskConfig:
         release_clearance: the retreat after a release starts once the fingers are this much
             wider than they held the part (they open on to ``release_width`` meanwhile), m.
         min_grip_width: finger width below which the hand is considered empty, m.
-        slip_tolerance: finger closing after the grasp that counts as a slip, m.
+        slip_tolerance: finger closing after the grasp that counts as a slip, m; at the top of
+            the lift only if the fingers are still closing (faster than ``still_speed`` over
+            ``grip_settle_time``): a part that turned in the grip and stopped them is carried.
         attached_size: (x, z) extents of the box modelling a held object, m (y = grip width).
         max_consecutive_failures: :meth:`PickPlaceTask.run` stops after this many.
         max_grasp_age: grasps older than this are refused, s (0 disables the check).
@@ -392,11 +394,20 @@ class PickPlaceTask:
     def _carry(self, plan: _Plan, width: float) -> None:
         self._update(state=PickState.LIFTING)
 
-        def lifted() -> None:  # a slip here halts the arm still over the bin
-            self._verify_held(width, 'object slipped after lift', PickOutcome.FAILED)
+        settle = self.config.grip_settle_time
+
+        def lifted() -> None:  # a slip here halts the arm at the top of the lift, over the bin
+            before = self.robot.finger_width()
+            self.robot.wait(settle)
+            # fingers closed on since the grasp: a part that only turned in the grip has stopped
+            # them again, a slipping one has not
+            turned = settle > 0 and before - self.robot.finger_width() \
+                <= self.config.still_speed * settle
+            self._verify_held(width, 'object slipped after lift', PickOutcome.FAILED,
+                              allow_slip=turned)
             self._update(state=PickState.TRANSPORTING)
 
-        self._execute(plan.carry, check=(plan.lifted_at, lifted))
+        self._execute(plan.carry, check=(max(plan.lifted_at - settle, 0.0), lifted))
         # only an empty hand: a part that turned in the grip (a can rolling a few mm) is
         # still held, and placing it beats dropping it back into the bin from the recovery
         self._verify_held(width, 'object dropped in transit', PickOutcome.PARTIAL_SUCCESS,
