@@ -145,7 +145,10 @@ class TaskConfig:
         slip_tolerance: finger closing after the grasp that counts as a slip, m; at the top of
             the lift only if the fingers are still closing (faster than ``still_speed`` over
             ``grip_settle_time``): a part that turned in the grip and stopped them is carried.
-        attached_size: (x, z) extents of the box modelling a held object, m (y = grip width).
+        attached_size: (x, z) extents of the box modelling a held object, m (y = grip width);
+            x is the fingers' width: the grasp planner keeps the fingers off the bin walls,
+            and a wider box refused lifts beside a wall that the part itself, inside the bin,
+            could make.
         max_consecutive_failures: :meth:`PickPlaceTask.run` stops after this many.
         max_grasp_age: grasps older than this are refused, s (0 disables the check).
         control_period: polling period of execution and stop, s.
@@ -171,7 +174,7 @@ class TaskConfig:
     release_clearance: float = 0.01
     min_grip_width: float = 0.004
     slip_tolerance: float = 0.006
-    attached_size: tuple[float, float] = (0.04, 0.04)
+    attached_size: tuple[float, float] = (0.022, 0.04)
     max_consecutive_failures: int = 3
     max_grasp_age: float = 0.0
     control_period: float = 0.01
