@@ -57,7 +57,6 @@ from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.publisher import Publisher
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import JointState
 from std_msgs.msg import ColorRGBA, Float64MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -65,7 +64,7 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from visualization_msgs.msg import Marker
 
 from litedet_ros import conversions, topics
-from litedet_ros.bringup.spin import spin_node
+from litedet_ros.bringup.spin import LATCHED_QOS, spin_node
 from litedet_ros.errors import LitedetError
 from litedet_ros.motion.backend import make_backend
 from litedet_ros.motion.controller import (
@@ -143,10 +142,8 @@ class ControllerNode(Node):
         self._trajectory_pub = self.create_publisher(JointTrajectoryMsg, topics.JOINT_TRAJECTORY,
                                                      10)
         self._gripper_pub = self.create_publisher(Float64MultiArray, topics.GRIPPER_COMMAND, 10)
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
-        self._status_pub = self.create_publisher(PickStatusMsg, topics.PICK_STATUS, latched)
-        self._path_pub = self.create_publisher(Marker, topics.PLANNED_PATH, latched)
+        self._status_pub = self.create_publisher(PickStatusMsg, topics.PICK_STATUS, LATCHED_QOS)
+        self._path_pub = self.create_publisher(Marker, topics.PLANNED_PATH, LATCHED_QOS)
 
         self.backend = backend
         self.robot = RemoteRobot(backend.joint_names, self._send_trajectory, self._send_gripper,

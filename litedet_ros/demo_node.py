@@ -51,13 +51,10 @@ from litedet_ros.bringup.report import (
 )
 from litedet_ros.bringup.spin import declare_read_only, spin_node
 from litedet_ros.errors import LitedetError
-from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickOutcome, PickState
+from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PICK_UNDER_WAY, PickOutcome, PickState
 from litedet_ros.msg import DetectionArray, GraspArray, ObjectStateArray, PickStatus
 from litedet_ros.srv import ResetBin
 
-ATTEMPT_STATES = {PickState.PLANNING, PickState.APPROACHING, PickState.GRASPING,
-                  PickState.LIFTING, PickState.TRANSPORTING, PickState.PLACING,
-                  PickState.RETREATING, PickState.RECOVERING}
 IMAGE_TOPICS = {topics.COLOR_IMAGE, topics.DETECTIONS_IMAGE}
 RUN_SERVICE = 'controller_node/run'  # std_srvs/SetBool: true = pick until the bin is empty
 STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -197,7 +194,7 @@ class DemoNode(Node):
 
     def _on_status(self, status: PickStatus) -> None:
         state = PickState(status.state)
-        if state in ATTEMPT_STATES and not self._in_attempt:
+        if state in PICK_UNDER_WAY and not self._in_attempt:
             self._in_attempt = True
             self._attempt_image = self._last_detection_image
         # the controller counts an attempt when it starts (still WAITING_FOR_GRASPS) and
@@ -209,7 +206,7 @@ class DemoNode(Node):
                 and ended > len(self.picks) - self._round_first_pick):
             self._waited = False
             self._record_pick(status)
-            self._in_attempt = state in ATTEMPT_STATES
+            self._in_attempt = state in PICK_UNDER_WAY
             if self._in_attempt:  # caught up during the next attempt
                 self._attempt_image = self._last_detection_image
         elif self.phase == 'stopping':

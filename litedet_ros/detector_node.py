@@ -7,7 +7,8 @@ Publishes ``detections`` (header of the source image, boxes in its pixels) and
 ``detections/image`` (the image with boxes drawn, only while someone subscribes). ``~/enable``
 (std_srvs/SetBool) pauses and resumes detection. Images taken while the controller's
 ``pick_status`` says a pick is under way, or before it ended, are skipped and counted
-(``picking``) unless ``detect_while_picking`` is set (see :mod:`litedet_ros.pick_gate`).
+(``picking``) unless ``detect_while_picking`` is set (see
+:class:`litedet_ros.motion.status.PickGate`).
 Per-stage latency (preprocess, inference, postprocess, total, ms: count, mean, p50, p99, max)
 is logged every ``stats_period`` and published as JSON on ``~/latency`` (std_msgs/String;
 diagnostic_msgs is not installable here).
@@ -37,12 +38,11 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
 from litedet_ros import conversions, topics
-from litedet_ros.bringup.spin import spin_node
+from litedet_ros.bringup.spin import follow_pick_status, spin_node
 from litedet_ros.detection.detector import Detector
 from litedet_ros.detection.node_config import DESCRIPTIONS, DetectorNodeConfig, LatencyStats
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import LitedetError
-from litedet_ros.pick_gate import PickGate
 
 LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
 IMAGE_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
@@ -98,7 +98,7 @@ class DetectorNode(Node):
         self._latency_pub = self.create_publisher(String, '~/latency', 10)
         self.create_subscription(Image, topics.COLOR_IMAGE, self._on_image, IMAGE_QOS)
         self.create_service(SetBool, '~/enable', self._on_enable)
-        self.pick_gate = PickGate(self)
+        self.pick_gate = follow_pick_status(self)
         self._stats_timer = self.create_timer(self.config.stats_period, self._report)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 

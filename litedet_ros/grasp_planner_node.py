@@ -52,7 +52,7 @@ from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 
 from litedet_ros import conversions, topics
-from litedet_ros.bringup.spin import spin_node
+from litedet_ros.bringup.spin import follow_pick_status, spin_node
 from litedet_ros.camera.types import CameraInfo as CameraModel
 from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.description import CAMERA_FRAME
@@ -64,7 +64,6 @@ from litedet_ros.grasping.node_config import DESCRIPTIONS, GraspNodeConfig
 from litedet_ros.grasping.planner import GraspPlanner, PlanResult
 from litedet_ros.grasping.sync import ApproximateTimeSync
 from litedet_ros.msg import DetectionArray
-from litedet_ros.pick_gate import PickGate
 
 LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
 LATENCY_WARMUP = 5  # frames sent before latency_frames measures
@@ -139,7 +138,7 @@ class GraspPlannerNode(Node):
         self.create_subscription(CameraInfo, topics.DEPTH_INFO,
                                  lambda msg: self._offer('camera_info', msg),
                                  qos_profile_sensor_data)
-        self.pick_gate = PickGate(self)
+        self.pick_gate = follow_pick_status(self)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     @staticmethod

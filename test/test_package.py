@@ -13,10 +13,10 @@ from litedet_ros import __version__, cli
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / 'litedet_ros'
 # Modules allowed to talk ROS: the conversions module and the thin nodes (and their runner),
-# the helper every node's main() spins with, the perception nodes' pick_status follower, and
-# backends for ROS-only libraries that are imported only when asked for.
+# the helper every node's main() spins with, and backends for ROS-only libraries that are
+# imported only when asked for.
 ROS_SIDE = re.compile(r'^(conversions|.*_node|bringup)\.py$')
-ROS_SIDE_PATHS = {'motion/moveit_backend.py', 'bringup/spin.py', 'pick_gate.py'}
+ROS_SIDE_PATHS = {'motion/moveit_backend.py', 'bringup/spin.py'}
 ROS_MODULES = {'rclpy', 'builtin_interfaces', 'geometry_msgs', 'rosgraph_msgs', 'sensor_msgs',
                'std_msgs', 'std_srvs', 'trajectory_msgs', 'visualization_msgs', 'tf2_ros',
                'launch', 'launch_ros', 'moveit', 'message_filters'}

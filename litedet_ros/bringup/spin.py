@@ -12,6 +12,15 @@ from rclpy.executors import (
     SingleThreadedExecutor,
 )
 from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+from litedet_ros import conversions, topics
+from litedet_ros.motion.status import PickGate
+from litedet_ros.msg import PickStatus
+
+#: Reliable, transient local, newest only: a late subscriber still gets the last message.
+LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def spin_node(node_class: Callable[[], Node], args: list[str] | None = None, *,
@@ -51,3 +60,13 @@ def declare_read_only(node: Node, table: Mapping[str, tuple[object, str]]) -> di
         node.declare_parameter(name, default,
                                ParameterDescriptor(description=description, read_only=True))
     return {name: node.get_parameter(name).value for name in table}
+
+
+def follow_pick_status(node: Node) -> PickGate:
+    """Return a :class:`~litedet_ros.motion.status.PickGate` fed by ``node``'s ``pick_status``."""
+    gate = PickGate()
+    node.create_subscription(
+        PickStatus, topics.PICK_STATUS,
+        lambda msg: gate.update(msg.state, conversions.stamp_to_ns(msg.header.stamp)),
+        LATCHED_QOS)
+    return gate

@@ -36,6 +36,35 @@ PICK_UNDER_WAY = frozenset({
     PickState.TRANSPORTING, PickState.PLACING, PickState.RETREATING, PickState.RECOVERING})
 
 
+class PickGate:
+    """Tell, from the controller's status, which images show a pick under way.
+
+    While a pick is under way (:data:`PICK_UNDER_WAY`) the arm is in or near the camera's view
+    and the scene changes; the controller only takes grasps of images taken after its attempt
+    ended. Perception nodes skip the other images instead of spending cores the simulator and
+    the motion planner need. Before any status nothing is skipped.
+
+    Attributes:
+        under_way: the last status says a pick is under way.
+        ended_ns: stamp of the status that ended the last pick (0 before one ended).
+    """
+
+    def __init__(self) -> None:
+        self.under_way = False
+        self.ended_ns = 0
+
+    def update(self, state: int, stamp_ns: int) -> None:
+        """Take a status: its state code (an unknown code is not a pick) and its stamp."""
+        under_way = state in PICK_UNDER_WAY
+        if self.under_way and not under_way:
+            self.ended_ns = stamp_ns
+        self.under_way = under_way
+
+    def blocks(self, stamp_ns: int) -> bool:
+        """Whether an image stamped ``stamp_ns`` shows a pick under way or the scene before it."""
+        return self.under_way or stamp_ns < self.ended_ns
+
+
 class PickOutcome(enum.IntEnum):
     """Result of one pick attempt (values match ``PickStatus.msg``)."""
 
