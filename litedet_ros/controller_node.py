@@ -205,7 +205,7 @@ class ControllerNode(Node):
         try:
             self.inbox.offer(conversions.msg_to_grasps(msg),
                              conversions.stamp_to_ns(msg.header.stamp), msg.header.frame_id,
-                             msg.num_detections)
+                             msg.num_detections, conversions.msg_to_push(msg))
         except LitedetError as error:
             self._drop('grasps', error)
 

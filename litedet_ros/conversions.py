@@ -23,7 +23,7 @@ from trajectory_msgs.msg import JointTrajectoryPoint
 from litedet_ros.camera.types import CameraInfo
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidImageError, InvalidMessageError
-from litedet_ros.grasping.types import Grasp
+from litedet_ros.grasping.types import Grasp, Push
 from litedet_ros.motion.status import PickOutcome, PickResult, PickState, PickStatus
 from litedet_ros.msg import Detection as DetectionMsg
 from litedet_ros.msg import DetectionArray as DetectionArrayMsg
@@ -32,6 +32,7 @@ from litedet_ros.msg import GraspArray as GraspArrayMsg
 from litedet_ros.msg import ObjectState as ObjectStateMsg
 from litedet_ros.msg import ObjectStateArray as ObjectStateArrayMsg
 from litedet_ros.msg import PickStatus as PickStatusMsg
+from litedet_ros.msg import Push as PushMsg
 from litedet_ros.trajectory import JointTrajectory
 
 if TYPE_CHECKING:  # the simulator (MuJoCo) is not loaded just to convert its ground truth
@@ -251,7 +252,7 @@ def msg_to_grasp(msg: GraspMsg) -> Grasp:
 
 
 def grasps_to_msg(grasps: list[Grasp], detections: DetectionArrayMsg | None,
-                  stamp_ns: int, frame_id: str) -> GraspArrayMsg:
+                  stamp_ns: int, frame_id: str, push: Push | None = None) -> GraspArrayMsg:
     """Return a ranked ``litedet_ros/GraspArray`` (best score first).
 
     Args:
@@ -259,20 +260,38 @@ def grasps_to_msg(grasps: list[Grasp], detections: DetectionArrayMsg | None,
         detections: the detection array the grasps came from, to copy each source detection
             and to count them (``num_detections``; 0 without it).
         stamp_ns: stamp of the source image, nanoseconds.
-        frame_id: planning frame of the grasp poses.
+        frame_id: planning frame of the grasp poses (and of the push).
+        push: the push offered instead of grasps, if any.
     """
     source = list(detections.detections) if detections is not None else []
     ranked = sorted(grasps, key=lambda g: g.score, reverse=True)
+    pushes = [] if push is None else [PushMsg(
+        start=matrix_to_pose(push.start), end=matrix_to_pose(push.end),
+        detection_index=int(push.detection_index))]
     return GraspArrayMsg(
         header=make_header(stamp_ns, frame_id), num_detections=len(source),
         grasps=[grasp_to_msg(g, source[g.detection_index]
                              if 0 <= g.detection_index < len(source) else None)
-                for g in ranked])
+                for g in ranked],
+        push=pushes)
 
 
 def msg_to_grasps(msg: GraspArrayMsg) -> list[Grasp]:
     """Return the core grasps of a ``litedet_ros/GraspArray``, in message order."""
     return [msg_to_grasp(g) for g in msg.grasps]
+
+
+def msg_to_push(msg: GraspArrayMsg) -> Push | None:
+    """Return the push of a ``litedet_ros/GraspArray``, or None if it offers none.
+
+    Raises:
+        InvalidMessageError: a malformed start or end pose.
+    """
+    if not msg.push:
+        return None
+    push = msg.push[0]
+    return Push(pose_to_matrix(push.start), pose_to_matrix(push.end), push.detection_index,
+                msg.header.frame_id, stamp_to_ns(msg.header.stamp))
 
 
 def pick_status_to_msg(status: PickStatus) -> PickStatusMsg:

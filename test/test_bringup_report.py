@@ -10,6 +10,7 @@ import pytest
 
 from litedet_ros.bringup.recording import McapRecorder, RecordingError, message_definition
 from litedet_ros.bringup.report import NO_GRASP, PickRecord, format_table, plot_report, summarize
+from litedet_ros.motion.status import PUSHED
 
 
 @pytest.fixture
@@ -99,8 +100,13 @@ def test_summary_figures(tmp_path):
 def test_rounds_without_a_feasible_grasp_are_not_attempts():
     no_grasp = PickRecord(4, NO_GRASP, 'no feasible grasp for 1 detected objects', 0.2, 17.0,
                           {'in_bin': 1, 'placed': 2})
-    report = summarize(3, [*picks(), no_grasp], {'in_bin': 1, 'placed': 2}, 18.0, {}, 'x')
-    assert (report['attempts'], report['successes'], report['no_grasp_rounds']) == (3, 2, 1)
+    pushed = PickRecord(5, NO_GRASP, f'no feasible grasp for 1 detected objects{PUSHED} '
+                        'detection 0 6 cm', 3.1, 21.0, {'in_bin': 1, 'placed': 2})
+    report = summarize(3, [*picks(), no_grasp, pushed], {'in_bin': 1, 'placed': 2}, 18.0, {},
+                       'x')
+    assert (report['attempts'], report['successes'], report['no_grasp_rounds']) == (3, 2, 2)
+    assert report['pushes'] == 1
+    assert re.search(r'looks without a grasp +\| 2 \(1 with a push\)\n', format_table(report))
     assert report['success_rate'] == pytest.approx(2 / 3)
     assert report['mean_cycle_s'] == pytest.approx(3.0)
 

@@ -7,7 +7,7 @@ from scipy.spatial.transform import Rotation
 from litedet_ros import conversions
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidImageError, InvalidMessageError
-from litedet_ros.grasping.types import Grasp
+from litedet_ros.grasping.types import Grasp, Push
 from litedet_ros.motion.status import PickOutcome, PickResult, PickState, PickStatus
 
 RNG = np.random.default_rng(7)
@@ -155,6 +155,25 @@ def test_grasp_array_counts_the_detections_it_was_planned_from():
     assert empty_bin.num_detections == 0
     assert conversions.grasps_to_msg([make_grasp(0.5, -1)], None, 1, 'base_link'
                                      ).num_detections == 0  # source unknown
+
+
+def test_a_push_offered_instead_of_grasps_round_trips():
+    detection_msg = conversions.detections_to_msg(make_detections())
+    start = make_grasp(0.5, 0).pose
+    end = start.copy()
+    end[:3, 3] += (0.05, 0.0, 0.0)
+    msg = conversions.grasps_to_msg([], detection_msg, 42_000_000_001, 'base_link',
+                                    Push(start, end, 1))
+    assert msg.grasps == [] and len(msg.push) == 1 and msg.push[0].detection_index == 1
+    push = conversions.msg_to_push(msg)
+    np.testing.assert_allclose(push.start, start, atol=1e-12)
+    np.testing.assert_allclose(push.end, end, atol=1e-12)
+    assert push.frame_id == 'base_link' and push.stamp_ns == 42_000_000_001
+    assert push.length == pytest.approx(0.05)
+    assert conversions.msg_to_push(conversions.grasps_to_msg([], detection_msg, 1, 'b')) is None
+    msg.push[0].end.orientation.w = float('nan')
+    with pytest.raises(InvalidMessageError):
+        conversions.msg_to_push(msg)
 
 
 def test_grasp_with_inconsistent_approach_or_bad_width_is_refused():

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from litedet_ros.errors import StaleInputError
-from litedet_ros.grasping.types import Grasp
+from litedet_ros.grasping.types import Grasp, Push
 from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.model import RobotModel
-from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickOutcome, PickState
+from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PUSHED, PickOutcome, PickState
 from litedet_ros.motion.task import (
     GraspCandidates,
     PickPlaceTask,
@@ -386,6 +386,50 @@ def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):
     results = task.run(lambda: GraspCandidates((), 2))  # never a grasp: the stop rule ends it
     assert [r.reason for r in results] == [f'{NO_FEASIBLE_GRASP} for 2 detected objects'] * 3
     assert task.status.state == PickState.STOPPED and robot.executions == executions
+
+
+PUSH = Push(tool_down_pose((0.45, -0.05, 0.04)), tool_down_pose((0.51, -0.05, 0.04)), 3)
+
+
+def test_without_grasps_the_offered_push_is_made_and_counts_as_a_look_without_grasp(backend):
+    robot = FakeRobot(object_width=0.0)
+    task, states = make_task(backend, robot, clear_height=0.22)
+    tcp = []
+    robot.on_wait = lambda r: tcp.append(backend.tcp_pose(r.q)[:3, 3])
+    result = task.pick_once([], 4, PUSH)
+    assert result.outcome == PickOutcome.FAILED
+    assert result.reason == f'{NO_FEASIBLE_GRASP} for 4 detected objects{PUSHED} detection 3 6 cm'
+    assert PickState.PUSHING in states and task.status.state == PickState.IDLE
+    assert robot.target == 0.0  # the hand pushed closed
+    robot.on_wait, robot.object_width = None, 0.05
+    tcp = np.array(tcp)
+    # down to the start, along the push, up again, then out of the camera's view
+    start, end = PUSH.start[:3, 3], PUSH.end[:3, 3]
+    assert np.linalg.norm(tcp - start, axis=1).min() < 2e-3
+    assert np.linalg.norm(tcp - end, axis=1).min() < 2e-3
+    low = tcp[tcp[:, 2] < start[2] + 0.01]  # the hand low in the bin: on the straight push
+    assert np.abs(low[:, 1] - start[1]).max() < 2e-3
+    assert low[:, 0].min() > start[0] - 2e-3 and low[:, 0].max() < end[0] + 2e-3
+    clear = task.config.place_pose[:3, 3] + (0, 0, task.config.place_height)
+    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], clear, atol=2e-3)
+    # with grasps, the push is ignored; a push in another frame is not made
+    assert task.pick_once([GRASP], 4, PUSH).outcome == PickOutcome.SUCCESS
+    elsewhere = Push(PUSH.start, PUSH.end, 3, frame_id='camera')
+    executions = robot.executions
+    result = task.pick_once([], 4, elsewhere)
+    assert result.reason.endswith("nothing: planning failed: push in frame 'camera', "
+                                  "expected 'base_link'")
+    assert robot.executions == executions
+
+
+def test_a_push_that_stalls_ends_in_a_recovery(backend):
+    robot = FakeRobot(object_width=0.0)
+    task, states = make_task(backend, robot)
+    robot.on_wait = lambda r: setattr(r, 'stall', r.executions == 1 and r.t > 1.0)
+    result = task.pick_once([], 2, PUSH)
+    assert result.outcome == PickOutcome.FAILED and result.reason.startswith(NO_FEASIBLE_GRASP)
+    assert 'stopped: execution watchdog' in result.reason
+    assert PickState.RECOVERING in states and robot.halted
 
 
 def test_emergency_stop_from_another_thread(backend):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from litedet_ros.motion.status import PUSHED
+
 #: Where an object can end (litedet_ros/ObjectState LOCATION_* order).
 LOCATIONS = ('in_bin', 'in_hand', 'placed', 'dropped')
 #: Outcome of a controller result in which nothing moved for lack of a feasible grasp.
@@ -79,6 +81,7 @@ def summarize(objects: int, picks: Sequence[PickRecord], final_objects: Mapping[
         'objects': objects,
         'attempts': attempts,
         'no_grasp_rounds': len(picks) - attempts,
+        'pushes': sum(PUSHED in p.reason for p in picks if p.outcome == NO_GRASP),
         'successes': successes,
         'partial_successes': sum(p.outcome == 'PARTIAL_SUCCESS' for p in picks),
         'failures': sum(p.outcome == 'FAILED' for p in picks),
@@ -107,6 +110,7 @@ def format_table(report: Mapping) -> str:
         ('objects in the bin', f'{report["objects"]}'),
         ('attempts', f'{report["attempts"]}'),
         ('successes', f'{report["successes"]}'),
+        ('looks without a grasp', f'{report["no_grasp_rounds"]} ({report["pushes"]} with a push)'),
         ('success', f'{100 * report["success_rate"]:.1f} %'),
         ('cleared', f'{100 * report["cleared_rate"]:.1f} %'),
         ('mean cycle time', _figure(report['mean_cycle_s'], '.2f', ' s (sim)')),

@@ -243,6 +243,14 @@ class PlannerConfig:
             beat the worst of them are not checked (counted as ``outranked``); 0 plans every
             object.
         max_grasps: grasps returned per image at most.
+        push_distance: with a known bin, an image whose detected parts all lack a grasp gets
+            a push instead (:func:`~.push.plan_push`): one part is pushed this far, m; 0
+            disables.
+        min_push_distance: shortest push worth making (a wall nearer than this ahead of the
+            part rules the direction out), m.
+        push_gap: the pushing fingers start this far behind the part's outline, m.
+        push_depth: the pushing finger tips run this far below the part's top, m.
+        push_floor_clearance: ... and at least this far above the bin floor, m.
     """
 
     gripper: GripperGeometry = field(default_factory=GripperGeometry)
@@ -274,6 +282,11 @@ class PlannerConfig:
     candidates_per_object: int = 3
     objects_per_image: int = 2
     max_grasps: int = 100
+    push_distance: float = 0.06
+    min_push_distance: float = 0.02
+    push_gap: float = 0.01
+    push_depth: float = 0.025
+    push_floor_clearance: float = 0.01
 
     def __post_init__(self) -> None:
         up = np.asarray(self.up, dtype=np.float64)
@@ -290,6 +303,9 @@ class PlannerConfig:
             _require(getattr(self, name) >= 0, f'{name} must be >= 0')
         _require(self.bin_clearance <= self.floor_clearance,
                  'bin_clearance must be <= floor_clearance')
+        for name in ('push_distance', 'min_push_distance', 'push_gap', 'push_depth',
+                     'push_floor_clearance'):
+            _require(getattr(self, name) >= 0, f'{name} must be >= 0')
         for name in ('depth_noise', 'clearance_scale'):
             _require(getattr(self, name) > 0, f'{name} must be > 0')
         _require(0 < self.max_surface_slope_deg < 90, 'max_surface_slope_deg must be in (0, 90)')

@@ -70,6 +70,7 @@ class GraspNodeConfig:
     wall_tilt_deg: float = _PLANNER.wall_tilt_deg
     candidates_per_object: int = _PLANNER.candidates_per_object
     objects_per_image: int = _PLANNER.objects_per_image
+    push_distance: float = _PLANNER.push_distance
     max_candidates: int = _PLANNER.max_grasps
     marker_grasps: int = 10
 
@@ -160,6 +161,7 @@ class GraspNodeConfig:
                              wall_tilt_deg=self.wall_tilt_deg,
                              candidates_per_object=self.candidates_per_object,
                              objects_per_image=self.objects_per_image,
+                             push_distance=self.push_distance,
                              max_grasps=self.max_candidates)
 
 
@@ -220,6 +222,9 @@ DESCRIPTIONS: dict[str, str] = {
     'objects_per_image': 'Objects planned exactly, best grasps first; parts that cannot beat '
                          'them are skipped (outranked), which saves planning them; 0 plans '
                          'every part.',
+    'push_distance': 'With a bin, an image whose detected parts all lack a grasp offers a '
+                     'push of one part this far instead (the controller makes it); 0 '
+                     'disables, m.',
     'max_candidates': 'Grasps published per image at most.',
     'marker_grasps': 'Best grasps drawn as gripper markers.',
 }

@@ -20,9 +20,10 @@ from litedet_ros.grasping.collision import (
 )
 from litedet_ros.grasping.config import PlannerConfig
 from litedet_ros.grasping.estimation import ObjectEstimate, estimate_object, percentile
+from litedet_ros.grasping.push import plan_push
 from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.segmentation import GraspDropError, object_points
-from litedet_ros.grasping.types import Grasp
+from litedet_ros.grasping.types import Grasp, Push
 
 #: Candidates checked together, in the order of their score bound; the batch doubles after a
 #: batch that all collides (a buried object's candidates mostly all collide).
@@ -38,11 +39,14 @@ class PlanResult:
         objects: one estimate per detection, None where the detection was dropped.
         drops: detections that yielded no grasp, counted by reason (``outranked``: not
             planned, as ``objects_per_image`` others have better grasps).
+        push: when parts were detected but none has a grasp, a push that may free one (see
+            :func:`~.push.plan_push`), or None.
     """
 
     grasps: tuple[Grasp, ...]
     objects: tuple[ObjectEstimate | None, ...]
     drops: Counter
+    push: Push | None = None
 
 
 def check_transform(transform: np.ndarray) -> np.ndarray:
@@ -121,6 +125,7 @@ class GraspPlanner:
                 f'image but depth is {depth.shape[1]}x{depth.shape[0]}')
         transform = check_transform(planning_from_camera)
         drops: Counter = Counter()
+        reasons: dict[int, str] = {}  # drop reason per detection index
         objects: list[ObjectEstimate | None] = [None] * len(detections)
         if len(detections) == 0:
             return PlanResult((), (), drops)
@@ -158,6 +163,7 @@ class GraspPlanner:
                 found = self._grasps_of(objects[index], scene, top, neighbours, limit)
             except GraspDropError as error:
                 drops[error.reason] += 1
+                reasons[index] = error.reason
                 continue
             if not found:
                 drops['outranked'] += 1
@@ -172,7 +178,10 @@ class GraspPlanner:
             Grasp(pose=candidate.pose, width=candidate.width, score=score,
                   detection_index=index, frame_id=frame_id, stamp_ns=detections.stamp_ns)
             for score, candidate, index in scored[:self.config.max_grasps])
-        return PlanResult(grasps, tuple(objects), drops)
+        push = None if grasps else plan_push(
+            [o for o in objects if o is not None], reasons, scene, self.config, frame_id,
+            detections.stamp_ns)
+        return PlanResult(grasps, tuple(objects), drops, push)
 
     def _height_range(self, scene: np.ndarray) -> tuple[float, float]:
         """Floor height and the top of the pile along the up axis, metres."""

@@ -1,4 +1,4 @@
-"""Core grasp type shared by the grasp planner, the motion task and the nodes."""
+"""Core grasp and push types shared by the grasp planner, the motion task and the nodes."""
 
 from __future__ import annotations
 
@@ -57,3 +57,42 @@ class Grasp:
     def approach(self) -> np.ndarray:
         """Unit approach direction (tool +z) in ``frame_id``, ``float64[3]``."""
         return self.pose[:3, 2]
+
+
+@dataclass(frozen=True)
+class Push:
+    """A straight push of the closed hand through the bin, to free parts no grasp can take.
+
+    Tool axes as for :class:`Grasp`: the hand descends to ``start`` along +z (straight down),
+    then moves in a straight line to ``end``, its +x along the push.
+
+    Attributes:
+        start: ``float64[4, 4]`` frame_id <- tcp where the push starts, metres.
+        end: ``float64[4, 4]`` frame_id <- tcp where it ends (same orientation), metres.
+        detection_index: index of the detection pushed, -1 if none.
+        frame_id: frame the poses are expressed in.
+        stamp_ns: time of the source image, nanoseconds (ROS clock).
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    detection_index: int = -1
+    frame_id: str = 'base_link'
+    stamp_ns: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ('start', 'end'):
+            pose = np.asarray(getattr(self, name), dtype=np.float64)
+            if pose.shape != (4, 4) or not np.isfinite(pose).all():
+                raise InvalidMessageError(f'push {name} must be a finite 4x4 matrix, got '
+                                          f'{pose.shape}')
+            rotation = pose[:3, :3]
+            if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) or \
+                    np.linalg.det(rotation) <= 0:
+                raise InvalidMessageError(f'push {name} rotation is not a proper rotation')
+            object.__setattr__(self, name, pose)
+
+    @property
+    def length(self) -> float:
+        """Length of the straight push, metres."""
+        return float(np.linalg.norm(self.end[:3, 3] - self.start[:3, 3]))

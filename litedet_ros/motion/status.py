@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 import enum
 
-#: Reason prefix of a FAILED result in which nothing moved: objects were seen, none had a
-#: feasible grasp. It counts toward the stop rule but is not a pick attempt in the figures.
+#: Reason prefix of a FAILED result in which nothing was picked: objects were seen, none had a
+#: feasible grasp (and at most a push rearranged them). It counts toward the stop rule but is
+#: not a pick attempt in the figures.
 NO_FEASIBLE_GRASP = 'no feasible grasp'
+#: In the reason of such a result, what follows when the task pushed a part instead.
+PUSHED = '; pushed'
 
 
 class PickState(enum.IntEnum):
@@ -26,6 +29,7 @@ class PickState(enum.IntEnum):
     RECOVERING = 10
     STOPPED = 11
     EMERGENCY_STOP = 12
+    PUSHING = 13
 
 
 #: States in which a pick is under way: the arm is about to enter, is in, or is leaving the
@@ -33,7 +37,8 @@ class PickState(enum.IntEnum):
 #: can use.
 PICK_UNDER_WAY = frozenset({
     PickState.PLANNING, PickState.APPROACHING, PickState.GRASPING, PickState.LIFTING,
-    PickState.TRANSPORTING, PickState.PLACING, PickState.RETREATING, PickState.RECOVERING})
+    PickState.TRANSPORTING, PickState.PLACING, PickState.RETREATING, PickState.RECOVERING,
+    PickState.PUSHING})
 
 
 class PickGate:

@@ -38,11 +38,12 @@ from typing import Protocol
 import numpy as np
 
 from litedet_ros.errors import LitedetError
-from litedet_ros.grasping.types import Grasp
+from litedet_ros.grasping.types import Grasp, Push
 from litedet_ros.motion.backend import Leg, MotionBackend
 from litedet_ros.motion.model import MotionError, Obstacle
 from litedet_ros.motion.status import (
     NO_FEASIBLE_GRASP,
+    PUSHED,
     PickOutcome,
     PickResult,
     PickState,
@@ -51,7 +52,6 @@ from litedet_ros.motion.status import (
 from litedet_ros.trajectory import JointTrajectory
 
 
-#: Start of the reason of an attempt that found no feasible grasp (it ends before any motion).
 class RobotInterface(Protocol):
     """The robot as the task sees it (simulated or real). Units: rad, m, s.
 
@@ -93,10 +93,12 @@ class GraspCandidates:
         num_detections: objects detected in the source image (0 also when unknown). No grasps
             and no detections means the bin looks empty; no grasps for detected objects means
             none of them has a feasible grasp.
+        push: with no grasps for detected objects, a push that may free one, or None.
     """
 
     grasps: tuple[Grasp, ...] = ()
     num_detections: int = 0
+    push: Push | None = None
 
     @property
     def bin_empty(self) -> bool:
@@ -273,8 +275,9 @@ class PickPlaceTask:
     def run(self, detect: Callable[[], GraspCandidates]) -> list[PickResult]:
         """Pick until the bin is empty, ``max_consecutive_failures`` or an emergency stop.
 
-        Detected objects without any grasp make a FAILED attempt without motion ("no feasible
-        grasp for N detected objects") and the bin is looked at again.
+        Detected objects without any grasp make a FAILED attempt ("no feasible grasp for N
+        detected objects"), in which the offered push, if any, is made, and the bin is looked
+        at again.
 
         Args:
             detect: looks at the bin again (after each attempt) and returns what it saw;
@@ -287,25 +290,34 @@ class PickPlaceTask:
             if seen.bin_empty:
                 self._update(state=PickState.IDLE)
                 break
-            results.append(self.pick_once(seen.grasps, seen.num_detections))
+            results.append(self.pick_once(seen.grasps, seen.num_detections, seen.push))
             if self.status.consecutive_failures >= self.config.max_consecutive_failures:
                 self._update(state=PickState.STOPPED)
                 break
         return results
 
-    def pick_once(self, grasps: Sequence[Grasp], num_detections: int = 0) -> PickResult:
+    def pick_once(self, grasps: Sequence[Grasp], num_detections: int = 0,
+                  push: Push | None = None) -> PickResult:
         """One attempt with the best feasible grasp among ``grasps``; never raises.
+
+        Without grasps, ``push`` is made instead, if given; the result is FAILED either way,
+        its reason "no feasible grasp for N detected objects", followed by :data:`PUSHED` and
+        the push's outcome when there was one.
 
         Args:
             grasps: candidates in the planning frame, any order.
             num_detections: objects detected in the source image, for the reason of an
-                attempt without grasps ("no feasible grasp for N detected objects").
+                attempt without grasps.
+            push: a push for when there are no grasps.
         """
         started = self.robot.now()
         self._update(attempts=self.status.attempts + 1)
         try:
             if self._estop.is_set():
                 raise _EmergencyStopError
+            if not grasps and push is not None:
+                raise _AbortError(f'{NO_FEASIBLE_GRASP} for {num_detections} detected objects'
+                                  f'{PUSHED} {self._push(push)}', moved=False)
             plan = self._choose(grasps, num_detections)
             self._approach(plan)
             width = self._grasp(plan)
@@ -378,6 +390,39 @@ class PickPlaceTask:
         lifted_at = carry.times[np.argmin(np.linalg.norm(tcp - lifted[:3, 3], axis=1))]
         return _Plan(grasp, to_pre_grasp, approach, carry, float(lifted_at), place)
 
+    def _push(self, push: Push) -> str:
+        """Push a part, then leave the camera's view; return how it went.
+
+        The closed hand goes above the push's start (as high as a pre-grasp), straight down,
+        along the push and straight up again, then to above the place zone like a recovery.
+        Unless the emergency stop was pressed, nothing it meets ends more than the push.
+        """
+        self._update(state=PickState.PUSHING)
+        backend, config = self.backend, self.config
+        rise = max(config.pre_grasp_distance, config.clear_height - push.start[2, 3])
+        try:
+            if push.frame_id != backend.planning_frame:
+                raise MotionError(f'push in frame {push.frame_id!r}, expected '
+                                  f'{backend.planning_frame!r}')
+            backend.set_gripper_opening(0.0)
+            legs = (Leg(_translated(push.start, (0, 0, rise))), Leg(push.start, straight=True),
+                    Leg(push.end, straight=True),
+                    Leg(_translated(push.end, (0, 0, rise)), straight=True))
+            motion = backend.plan_sequence(self.robot.joint_positions(), legs)
+        except LitedetError as error:
+            return f'nothing: planning failed: {error}'
+        try:
+            self._command_gripper(0.0)  # closed by the time the hand reaches the bin
+            self._execute(motion)
+        except _AbortError as abort:
+            self._recover()
+            return f'detection {push.detection_index}, stopped: {abort.reason}'
+        try:
+            self._leave_view()
+        except (_AbortError, LitedetError):
+            pass  # the arm stays above the bin; the next attempt plans from there
+        return f'detection {push.detection_index} {100 * push.length:.0f} cm'
+
     def _approach(self, plan: _Plan) -> None:
         self._update(state=PickState.APPROACHING)
         # the fingers reach the grasp width on the way to the pre-grasp (planned with it) and
@@ -449,10 +494,14 @@ class PickPlaceTask:
             up = _translated(self.backend.tcp_pose(current),
                              (0, 0, self.config.pre_grasp_distance))
             self._execute(self.backend.plan_cartesian(current, up))
-            clear = _translated(self.config.place_pose, (0, 0, self.config.place_height))
-            self._execute(self.backend.plan_to_pose(self.robot.joint_positions(), clear))
+            self._leave_view()
         except (_AbortError, _EmergencyStopError, LitedetError):
             pass  # the arm stays where it is; the next attempt plans from there
+
+    def _leave_view(self) -> None:
+        """Go to above the place zone, out of the camera's view of the bin."""
+        clear = _translated(self.config.place_pose, (0, 0, self.config.place_height))
+        self._execute(self.backend.plan_to_pose(self.robot.joint_positions(), clear))
 
     # -- helpers -------------------------------------------------------------------------------
     def _execute(self, trajectory: JointTrajectory,

@@ -1,0 +1,132 @@
+"""Pushes that rearrange a bin in which no part has a trusted grasp.
+
+Parts pressed against each other or against a wall leave no room for the fingers, and the scene
+does not change between looks; a short straight push of the closed hand moves one of them
+into free space so that the next look may find a grasp.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import math
+
+import numpy as np
+
+from litedet_ros.grasping.collision import swept_collisions, wall_clearances
+from litedet_ros.grasping.config import PlannerConfig
+from litedet_ros.grasping.estimation import ObjectEstimate
+from litedet_ros.grasping.scene import SceneCloud
+from litedet_ros.grasping.types import Push
+
+#: Push directions tried per object, evenly spaced about the bin's up axis.
+PUSH_DIRECTIONS = 8
+#: Drop reasons of parts that a push can free: their fingers met a neighbour or a wall.
+WEDGED = frozenset({'all_colliding'})
+#: Scene points (at the scene cloud's sampling) ahead of a pushed part that still count as a
+#: free way: depth noise and the part's own unseen edges.
+FREE_WAY_POINTS = 3
+
+
+def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: SceneCloud,
+              config: PlannerConfig, frame_id: str = 'base_link', stamp_ns: int = 0
+              ) -> Push | None:
+    """The most promising feasible push of one part.
+
+    Each part can be pushed in ``PUSH_DIRECTIONS`` directions, ``push_distance`` (less if a
+    wall comes first, never under ``min_push_distance``). Pushes are ranked: first those whose
+    way ahead of the part is free of scene points (at most ``FREE_WAY_POINTS``), then those of
+    parts whose grasps all collided (``WEDGED``), then by how far they take the part from the
+    walls (up to the palm's half length, the reach at which a wall stops blocking the hand),
+    then by the points in the way, the height of the part and the closeness of the direction
+    to the bin's centre. The finger tips run ``push_depth`` below the part's top and at least
+    ``push_floor_clearance`` above the floor, starting ``push_gap`` behind its outline (or, if
+    there is no room, at its centre, a hole in a ring or a mug); the first push whose hand has
+    a free column down to its start and stays ``bin_clearance`` from the walls at both ends is
+    taken.
+
+    Args:
+        objects: estimates of the detected parts (none of which has a grasp).
+        reasons: drop reason per detection index (see :class:`~.planner.PlanResult`).
+        scene: the depth scene.
+        config: planner configuration; no push without a bin or with ``push_distance`` 0.
+        frame_id: name of the planning frame, copied into the push.
+        stamp_ns: stamp of the source image, ns.
+
+    Returns:
+        The push, or None when no part can be pushed.
+    """
+    bin_geometry = config.bin
+    if bin_geometry is None or config.push_distance <= 0 or not objects:
+        return None
+    gripper = config.gripper
+    rotation, origin = bin_geometry.pose[:3, :3], bin_geometry.pose[:3, 3]
+    angles = np.arange(PUSH_DIRECTIONS) * 2 * math.pi / PUSH_DIRECTIONS
+    directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    half_inner = np.array([bin_geometry.size_x / 2, bin_geometry.size_y / 2])
+    palm_reach = gripper.palm_length / 2 + gripper.finger_thickness
+
+    def off_walls(centre: np.ndarray) -> float:
+        return min(float((half_inner - np.abs(centre)).min()), palm_reach)
+
+    scene_local = bin_geometry.to_bin(scene.points)
+    options = []
+    for estimate in objects:
+        local = bin_geometry.to_bin(estimate.points)
+        centre = local[:, :2].mean(axis=0)
+        top = float(local[:, 2].max())
+        tip = max(config.push_floor_clearance, top - config.push_depth)
+        if top - tip < 0.005:
+            continue
+        offsets = local[:, :2] - centre
+        hit = scene_local[scene_local[:, 2] > tip, :2] - centre  # what the fingers meet
+        toward = -centre / max(float(np.linalg.norm(centre)), 1e-9)
+        wedged = reasons.get(estimate.detection_index) in WEDGED
+        for direction in directions:
+            side = np.array([direction[1], -direction[0]])
+            along = offsets @ direction
+            front, back = float(along.max()), float(-along.min())
+            # room ahead of the part before a wall: the least any of its points has
+            with np.errstate(divide='ignore', invalid='ignore'):
+                room = np.min(np.where(direction != 0, (half_inner * np.sign(direction)
+                                                        - local[:, :2]) / direction, np.inf))
+            travel = min(config.push_distance, float(room) - config.push_gap)
+            if travel < config.min_push_distance:
+                continue
+            ahead = hit @ direction
+            in_way = int(((ahead > front + config.push_gap) & (ahead < front + travel)
+                          & (np.abs(hit @ side) < np.abs(offsets @ side).max())).sum())
+            gain = off_walls(centre + travel * direction) - off_walls(centre)
+            options.append(((in_way > FREE_WAY_POINTS, not wedged, -round(gain, 2), in_way,
+                             -top, -float(direction @ toward)),
+                            estimate.detection_index, centre, direction, tip, travel, back))
+    # the hand descends to the start from above the walls: sweep its column that far
+    column = replace(gripper, approach_distance=bin_geometry.wall_height)
+    finger_half = gripper.finger_width / 2
+    for _, index, centre, direction, tip, travel, back in sorted(options, key=lambda o: o[0]):
+        yaw = math.atan2(direction[1], direction[0])
+        # from behind the part; else from its centre, if that is a hole the hand fits in (a
+        # ring or an open mug beside a wall: its inner rim is pushed)
+        for start_xy, end_xy in (
+                (centre - (back + config.push_gap + finger_half) * direction,
+                 centre + (travel - back - finger_half) * direction),
+                (centre, centre + travel * direction)):
+            poses = np.stack([_tool_down(rotation, origin, xy, tip + gripper.tcp_to_tip, yaw)
+                              for xy in (start_xy, end_xy)])
+            if swept_collisions(scene.points, poses[:1], np.zeros(1), column)[0]:
+                continue
+            bin_from_tool = np.linalg.inv(bin_geometry.pose) @ poses
+            if wall_clearances(bin_geometry, bin_from_tool, column, np.zeros(2)).min() \
+                    < config.bin_clearance:
+                continue
+            return Push(poses[0], poses[1], index, frame_id, stamp_ns)
+    return None
+
+
+def _tool_down(rotation: np.ndarray, origin: np.ndarray, xy: np.ndarray, height: float,
+               yaw: float) -> np.ndarray:
+    """Planning <- tool transform: tool +z down the bin's up axis, +x at ``yaw`` in the bin."""
+    c, s = math.cos(yaw), math.sin(yaw)
+    pose = np.eye(4)
+    pose[:3, :3] = rotation @ np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
+    pose[:3, 3] = origin + rotation @ np.array([xy[0], xy[1], height])
+    return pose

@@ -1,0 +1,96 @@
+"""Pushes: offered when no detected part has a grasp, and they free the part they move."""
+
+import numpy as np
+import pytest
+
+from litedet_ros.camera.types import PinholeCamera
+from litedet_ros.detection.types import Detections
+from litedet_ros.errors import InvalidMessageError
+from litedet_ros.grasping.collision import gripper_boxes
+from litedet_ros.grasping.config import BinGeometry, PlannerConfig
+from litedet_ros.grasping.planner import GraspPlanner
+from litedet_ros.grasping.synthetic import (
+    Cuboid,
+    bin_solids,
+    look_down_pose,
+    render_depth,
+    rotation_z,
+    visible_box,
+)
+from litedet_ros.grasping.types import Push
+
+CAMERA = PinholeCamera(615.0, 615.0, 320.0, 240.0, 640, 480)
+BIN = BinGeometry()
+POSE = look_down_pose(0.7)
+#: Two 10 x 4 cm bars side by side: too long to close across, no room for a finger between them.
+PAIR = ((0.0, 0.0), (0.0, 0.04))
+BAR = np.array([0.10, 0.04, 0.05])
+
+
+def bars(centres):
+    return [Cuboid(np.array([x, y, BAR[2] / 2]), BAR / 2, rotation_z(0.0)) for x, y in centres]
+
+
+def plan(centres, **overrides):
+    solids = bin_solids(BIN) + bars(centres)
+    depth, ids = render_depth(CAMERA, POSE, solids)
+    first = len(solids) - len(centres)
+    boxes = np.stack([visible_box(ids, i) for i in range(first, len(solids))])
+    detections = Detections(boxes, np.ones(len(boxes)), np.zeros(len(boxes)),
+                            ('part',) * len(boxes), (640, 480), stamp_ns=11)
+    config = PlannerConfig(bin=BIN, **overrides)
+    return GraspPlanner(config).plan(depth, CAMERA, detections, POSE), config
+
+
+def test_parts_without_any_grasp_get_a_push_that_frees_one():
+    result, config = plan(PAIR)
+    assert result.grasps == () and result.drops == {'all_colliding': 2}
+    push = result.push
+    assert push is not None and push.stamp_ns == 11 and push.frame_id == 'base_link'
+    assert push.detection_index in (0, 1)
+    direction = (push.end[:3, 3] - push.start[:3, 3]) / push.length
+    np.testing.assert_allclose(push.start[:3, 2], [0, 0, -1], atol=1e-9)  # hand straight down
+    np.testing.assert_allclose(push.start[:3, :3], push.end[:3, :3])
+    np.testing.assert_allclose(push.start[:3, 0], direction, atol=1e-9)  # +x along the push
+    assert abs(direction[2]) < 1e-9
+    # the tips run below the bars' top, above the floor
+    tips = push.start[2, 3] - config.gripper.tcp_to_tip
+    assert config.push_floor_clearance <= tips < BAR[2]
+    # the hand starts clear of the bar it pushes and moves it by at least min_push_distance
+    bar = bars(PAIR)[push.detection_index]
+    along = (np.array([[sx, sy] for sx in (-1, 1) for sy in (-1, 1)]) * BAR[:2] / 2
+             + bar.centre[:2]) @ direction[:2]
+    centres, half = gripper_boxes(config.gripper, 0.0)
+    finger_front = push.start[:2, 3] @ direction[:2] + half[0, 0]
+    assert finger_front < along.min()
+    moved = push.end[:2, 3] @ direction[:2] + half[0, 0] - along.min()
+    assert config.min_push_distance <= moved <= config.push_distance + 0.003  # seen edges
+    # pushed that far, the bar has a grasp
+    shifted = [np.array(c) + (moved * direction[:2] if k == push.detection_index else 0)
+               for k, c in enumerate(PAIR)]
+    after, _ = plan(shifted)
+    assert any(g.detection_index == push.detection_index for g in after.grasps)
+
+
+def test_no_push_when_a_part_has_a_grasp_or_pushes_are_off():
+    free, _ = plan([(0.0, 0.0)])
+    assert free.grasps and free.push is None
+    off, _ = plan(PAIR, push_distance=0.0)
+    assert off.grasps == () and off.push is None
+
+
+def test_no_push_without_room_before_the_wall():
+    """Bars against the +y wall, pressed end to end into the corner: nowhere to go."""
+    half_x, half_y = BIN.size_x / 2, BIN.size_y / 2
+    corner = [(half_x - 0.05 - 0.001, half_y - 0.02 - 0.001),
+              (half_x - 0.05 - 0.001, half_y - 0.06 - 0.001)]
+    result, _ = plan(corner)
+    assert result.grasps == () and result.push is None
+
+
+def test_a_push_must_be_rigid_transforms():
+    pose = np.eye(4)
+    with pytest.raises(InvalidMessageError, match='start'):
+        Push(np.diag([1.0, 1.0, 2.0, 1.0]), pose)
+    with pytest.raises(InvalidMessageError, match='end'):
+        Push(pose, np.full((4, 4), np.nan))
