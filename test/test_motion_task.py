@@ -483,3 +483,50 @@ def test_sim_grasp_of_nothing_is_an_empty_hand(backend, cell):
     result = task.pick_once([Grasp(tool_down_pose((0.58, 0.06, 0.04)), 0.05, 0.9)])
     assert result.outcome == PickOutcome.FAILED and 'empty hand' in result.reason
     assert cell.object_states()[0].location == Location.IN_BIN
+
+
+def look(cell, planner):
+    """Plan on a fresh image of the cell with ground-truth boxes of the visible objects."""
+    from litedet_ros.detection.types import Detections
+    from litedet_ros.grasping.camera import decode_depth
+
+    frame = cell.capture()
+    visible = np.flatnonzero(frame.visible_pixels > 0)
+    camera = cell.config.intrinsics
+    detections = Detections(frame.boxes[visible], np.ones(len(visible)), np.zeros(len(visible)),
+                            ('box',) * len(visible), (camera.width, camera.height),
+                            stamp_ns=int(cell.time * 1e9))
+    return planner.plan(decode_depth(frame.depth, '32FC1'), camera, detections,
+                        cell.camera_pose())
+
+
+def test_sim_push_frees_one_of_two_boxes_pressed_together(backend, cell):
+    """A push frees one of two boxes pressed together, and the next look grasps it.
+
+    The boxes (10 x 6 cm) lie side by side: no room for a finger between them, and none fits
+    across their length.
+    """
+    from litedet_ros.grasping.node_config import GraspNodeConfig
+    from litedet_ros.grasping.planner import GraspPlanner
+    from litedet_ros.motion.sim_robot import SimRobot
+    from litedet_ros.sim.objects import ObjectInstance
+    from litedet_ros.sim.workcell import Location
+
+    boxes = [ObjectInstance(id=k, class_id=0, scale=1.25, rgba=(0.7, 0.5, 0.3, 1), mass=0.1,
+                            friction=0.8) for k in (1, 2)]
+    cell.reset_with(boxes, [(np.array([0.5, y, 0.04]), np.array([1.0, 0, 0, 0]))
+                            for y in (-0.0315, 0.0315)])
+    planner = GraspPlanner(GraspNodeConfig().planner_config())
+    before = look(cell, planner)
+    assert before.grasps == () and before.drops == {'all_colliding': 2}
+    assert before.push is not None
+    task = PickPlaceTask(backend, SimRobot(cell))
+    result = task.pick_once([], 2, before.push)
+    assert result.reason.startswith(f'{NO_FEASIBLE_GRASP} for 2 detected objects{PUSHED} '
+                                    f'detection {before.push.detection_index} ')
+    gap = np.diff([state.pose[1, 3] for state in cell.object_states()])[0] - 0.0625
+    after = look(cell, planner)
+    assert after.grasps, (gap, after.drops)
+    assert task.pick_once(list(after.grasps), 2).outcome == PickOutcome.SUCCESS
+    assert sorted(s.location for s in cell.object_states()) == [Location.IN_BIN,
+                                                                Location.PLACED]

@@ -316,8 +316,9 @@ class PickPlaceTask:
             if self._estop.is_set():
                 raise _EmergencyStopError
             if not grasps and push is not None:
+                pushed = self._push(push)  # ends out of the camera's view: no recovery
                 raise _AbortError(f'{NO_FEASIBLE_GRASP} for {num_detections} detected objects'
-                                  f'{PUSHED} {self._push(push)}', moved=False)
+                                  f'{PUSHED} {pushed}', moved=False)
             plan = self._choose(grasps, num_detections)
             self._approach(plan)
             width = self._grasp(plan)
