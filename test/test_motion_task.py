@@ -422,6 +422,14 @@ def test_without_grasps_the_offered_push_is_made_and_counts_as_a_look_without_gr
     assert robot.executions == executions
 
 
+def test_run_pushes_unless_the_look_without_grasps_ends_it(backend):
+    robot = FakeRobot(object_width=0.0)
+    task, states = make_task(backend, robot, max_consecutive_failures=2)
+    results = task.run(lambda: GraspCandidates((), 3, PUSH))
+    assert [PUSHED in r.reason for r in results] == [True, False]
+    assert states.count(PickState.PUSHING) == 1 and task.status.state == PickState.STOPPED
+
+
 def test_a_push_that_stalls_ends_in_a_recovery(backend):
     robot = FakeRobot(object_width=0.0)
     task, states = make_task(backend, robot)

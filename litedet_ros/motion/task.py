@@ -276,8 +276,8 @@ class PickPlaceTask:
         """Pick until the bin is empty, ``max_consecutive_failures`` or an emergency stop.
 
         Detected objects without any grasp make a FAILED attempt ("no feasible grasp for N
-        detected objects"), in which the offered push, if any, is made, and the bin is looked
-        at again.
+        detected objects"), in which the offered push, if any, is made unless that failure
+        ends the run, and the bin is looked at again.
 
         Args:
             detect: looks at the bin again (after each attempt) and returns what it saw;
@@ -290,7 +290,11 @@ class PickPlaceTask:
             if seen.bin_empty:
                 self._update(state=PickState.IDLE)
                 break
-            results.append(self.pick_once(seen.grasps, seen.num_detections, seen.push))
+            # a push is pointless when the look's failure ends the run
+            last_chance = self.status.consecutive_failures + 1 >= \
+                self.config.max_consecutive_failures
+            results.append(self.pick_once(seen.grasps, seen.num_detections,
+                                          None if last_chance else seen.push))
             if self.status.consecutive_failures >= self.config.max_consecutive_failures:
                 self._update(state=PickState.STOPPED)
                 break
