@@ -1,14 +1,17 @@
 """Pushes: offered when no detected part has a grasp, and they free the part they move."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidMessageError
-from litedet_ros.grasping.collision import gripper_boxes
+from litedet_ros.grasping.collision import gripper_boxes, wall_clearance
 from litedet_ros.grasping.config import BinGeometry, PlannerConfig
 from litedet_ros.grasping.planner import GraspPlanner
+from litedet_ros.grasping.push import PUSH_WALL_CLEARANCE
 from litedet_ros.grasping.synthetic import (
     Cuboid,
     bin_solids,
@@ -56,6 +59,9 @@ def test_parts_without_any_grasp_get_a_push_that_frees_one():
     # the tips run below the bars' top, above the floor
     tips = push.start[2, 3] - config.gripper.tcp_to_tip
     assert config.push_floor_clearance <= tips < BAR[2]
+    column = replace(config.gripper, approach_distance=BIN.wall_height)
+    for pose in (push.start, push.end):  # off the walls by more than a deflected hand's error
+        assert wall_clearance(BIN, pose, column, 0.0) >= PUSH_WALL_CLEARANCE
     # the hand starts clear of the bar it pushes and moves it by at least min_push_distance
     bar = bars(PAIR)[push.detection_index]
     along = (np.array([[sx, sy] for sx in (-1, 1) for sy in (-1, 1)]) * BAR[:2] / 2

@@ -25,6 +25,10 @@ WEDGED = frozenset({'all_colliding'})
 #: Scene points (at the scene cloud's sampling) ahead of a pushed part that still count as a
 #: free way: depth noise and the part's own unseen edges.
 FREE_WAY_POINTS = 3
+#: Least distance (m) between the pushing hand and the walls at the start and end: the parts it
+#: pushes deflect it (in the simulated cell the hand's coupling touched the rim of a wall it was
+#: planned to clear by 5-7 mm, in 3 pushes out of 3 along that wall).
+PUSH_WALL_CLEARANCE = 0.02
 
 
 def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: SceneCloud,
@@ -41,8 +45,8 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
     to the bin's centre. The finger tips run ``push_depth`` below the part's top and at least
     ``push_floor_clearance`` above the floor, starting ``push_gap`` behind its outline (or, if
     there is no room, at its centre, a hole in a ring or a mug); the first push whose hand has
-    a free column down to its start and stays ``bin_clearance`` from the walls at both ends is
-    taken.
+    a free column down to its start and stays ``PUSH_WALL_CLEARANCE`` from the walls at both
+    ends is taken.
 
     Args:
         objects: estimates of the detected parts (none of which has a grasp).
@@ -116,7 +120,7 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
                 continue
             bin_from_tool = np.linalg.inv(bin_geometry.pose) @ poses
             if wall_clearances(bin_geometry, bin_from_tool, column, np.zeros(2)).min() \
-                    < config.bin_clearance:
+                    < PUSH_WALL_CLEARANCE:
                 continue
             return Push(poses[0], poses[1], index, frame_id, stamp_ns)
     return None
