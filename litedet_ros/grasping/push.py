@@ -50,7 +50,7 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
 
     Args:
         objects: estimates of the detected parts (none of which has a grasp).
-        reasons: drop reason per detection index (see :class:`~.planner.PlanResult`).
+        reasons: why each detection got no grasp (its GraspDropError reason), by index.
         scene: the depth scene.
         config: planner configuration; no push without a bin or with ``push_distance`` 0.
         frame_id: name of the planning frame, copied into the push.
