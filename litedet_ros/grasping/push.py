@@ -16,7 +16,7 @@ from litedet_ros.grasping.collision import swept_collisions, wall_clearances
 from litedet_ros.grasping.config import PlannerConfig
 from litedet_ros.grasping.estimation import ObjectEstimate
 from litedet_ros.grasping.scene import SceneCloud
-from litedet_ros.grasping.types import Push
+from litedet_ros.grasping.types import Push, tool_down_pose
 
 #: Push directions tried per object, evenly spaced about the bin's up axis.
 PUSH_DIRECTIONS = 8
@@ -63,7 +63,6 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
     if bin_geometry is None or config.push_distance <= 0 or not objects:
         return None
     gripper = config.gripper
-    rotation, origin = bin_geometry.pose[:3, :3], bin_geometry.pose[:3, 3]
     angles = np.arange(PUSH_DIRECTIONS) * 2 * math.pi / PUSH_DIRECTIONS
     directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
     half_inner = np.array([bin_geometry.size_x / 2, bin_geometry.size_y / 2])
@@ -114,23 +113,14 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
                 (centre - (back + config.push_gap + finger_half) * direction,
                  centre + (travel - back - finger_half) * direction),
                 (centre, centre + travel * direction)):
-            poses = np.stack([_tool_down(rotation, origin, xy, tip + gripper.tcp_to_tip, yaw)
-                              for xy in (start_xy, end_xy)])
+            bin_from_tool = np.stack([tool_down_pose((*xy, tip + gripper.tcp_to_tip), yaw)
+                                      for xy in (start_xy, end_xy)])
+            poses = bin_geometry.pose @ bin_from_tool
             if swept_collisions(scene.points, poses[:1], np.zeros(1), column)[0]:
                 continue
-            bin_from_tool = np.linalg.inv(bin_geometry.pose) @ poses
             if wall_clearances(bin_geometry, bin_from_tool, column, np.zeros(2)).min() \
                     < PUSH_WALL_CLEARANCE:
                 continue
             return Push(poses[0], poses[1], index, frame_id, stamp_ns)
     return None
 
-
-def _tool_down(rotation: np.ndarray, origin: np.ndarray, xy: np.ndarray, height: float,
-               yaw: float) -> np.ndarray:
-    """Planning <- tool transform: tool +z down the bin's up axis, +x at ``yaw`` in the bin."""
-    c, s = math.cos(yaw), math.sin(yaw)
-    pose = np.eye(4)
-    pose[:3, :3] = rotation @ np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
-    pose[:3, 3] = origin + rotation @ np.array([xy[0], xy[1], height])
-    return pose

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from litedet_ros.errors import InvalidMessageError
+
+
+def rigid_pose(pose: np.ndarray, what: str) -> np.ndarray:
+    """Return ``pose`` as ``float64[4, 4]`` if it is finite with a proper rotation block.
+
+    Raises:
+        InvalidMessageError: naming ``what``: wrong shape, NaN/inf, or not a rotation.
+    """
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.shape != (4, 4) or not np.isfinite(pose).all():
+        raise InvalidMessageError(f'{what} must be a finite 4x4 matrix, got {pose.shape}')
+    rotation = pose[:3, :3]
+    if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) or \
+            np.linalg.det(rotation) <= 0:
+        raise InvalidMessageError(f'{what} rotation is not a proper rotation matrix')
+    return pose
+
+
+def tool_down_pose(position: Sequence[float], yaw: float = 0.0) -> np.ndarray:
+    """TCP pose pointing straight down (tool +z = world -z), ``float64[4, 4]``."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    pose = np.eye(4)
+    pose[:3, :3] = np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
+    pose[:3, 3] = position
+    return pose
 
 
 @dataclass(frozen=True)
@@ -35,13 +61,7 @@ class Grasp:
     stamp_ns: int = 0
 
     def __post_init__(self) -> None:
-        pose = np.asarray(self.pose, dtype=np.float64)
-        if pose.shape != (4, 4) or not np.isfinite(pose).all():
-            raise InvalidMessageError(f'grasp pose must be a finite 4x4 matrix, got {pose.shape}')
-        rotation = pose[:3, :3]
-        if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) or \
-                np.linalg.det(rotation) <= 0:
-            raise InvalidMessageError('grasp pose rotation is not a proper rotation matrix')
+        pose = rigid_pose(self.pose, 'grasp pose')
         if not np.isfinite(self.width) or self.width <= 0:
             raise InvalidMessageError(f'grasp width must be positive, got {self.width}')
         if not np.isfinite(self.score):
@@ -82,15 +102,7 @@ class Push:
 
     def __post_init__(self) -> None:
         for name in ('start', 'end'):
-            pose = np.asarray(getattr(self, name), dtype=np.float64)
-            if pose.shape != (4, 4) or not np.isfinite(pose).all():
-                raise InvalidMessageError(f'push {name} must be a finite 4x4 matrix, got '
-                                          f'{pose.shape}')
-            rotation = pose[:3, :3]
-            if not np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) or \
-                    np.linalg.det(rotation) <= 0:
-                raise InvalidMessageError(f'push {name} rotation is not a proper rotation')
-            object.__setattr__(self, name, pose)
+            object.__setattr__(self, name, rigid_pose(getattr(self, name), f'push {name}'))
 
     @property
     def length(self) -> float:

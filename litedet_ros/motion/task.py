@@ -38,7 +38,7 @@ from typing import Protocol
 import numpy as np
 
 from litedet_ros.errors import LitedetError
-from litedet_ros.grasping.types import Grasp, Push
+from litedet_ros.grasping.types import Grasp, Push, tool_down_pose
 from litedet_ros.motion.backend import Leg, MotionBackend
 from litedet_ros.motion.model import MotionError, Obstacle
 from litedet_ros.motion.status import (
@@ -104,15 +104,6 @@ class GraspCandidates:
     def bin_empty(self) -> bool:
         """Whether nothing was seen: no grasps and no detections."""
         return not self.grasps and self.num_detections == 0
-
-
-def tool_down_pose(position: Sequence[float], yaw: float = 0.0) -> np.ndarray:
-    """TCP pose pointing straight down (tool +z = world -z), ``float64[4, 4]``."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    pose = np.eye(4)
-    pose[:3, :3] = np.array([[c, s, 0.0], [s, -c, 0.0], [0.0, 0.0, -1.0]])
-    pose[:3, 3] = position
-    return pose
 
 
 @dataclass(frozen=True)
