@@ -243,6 +243,36 @@ def test_empty_hand_after_close_recovers(backend):
                                config.place_pose[:3, 3] + (0, 0, config.place_height), atol=2e-3)
 
 
+def test_grasps_near_a_failed_one_are_tried_last(backend):
+    """A grasp that failed after the arm moved is not the first choice of the next attempts."""
+    nearby = Grasp(tool_down_pose((0.51, 0.0, 0.05)), width=0.05, score=0.95)  # 1 cm off GRASP
+    other = Grasp(tool_down_pose((0.45, -0.05, 0.05)), width=0.05, score=0.5)
+    robot = FakeRobot(object_width=0.0)
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, _ = make_task(backend, robot, failed_grasp_memory=1)
+
+    def grasped():  # the TCP where the approach of the last attempt ended
+        return backend.tcp_pose(sent[1].positions[-1])[:3, 3]
+
+    assert 'empty hand' in task.pick_once([GRASP]).reason
+    sent.clear()
+    assert 'empty hand' in task.pick_once([nearby, other]).reason
+    assert grasped() == pytest.approx([0.45, -0.05, 0.05], abs=1e-3)
+    sent.clear()  # memory 1: only the failure at `other` is remembered now
+    assert 'empty hand' in task.pick_once([nearby, other]).reason
+    assert grasped() == pytest.approx([0.51, 0.0, 0.05], abs=1e-3)
+    sent.clear()  # a motion-free failure is no grasp's fault: `nearby` stays the last failure
+    assert NO_FEASIBLE_GRASP in task.pick_once([UNREACHABLE]).reason
+    assert 'empty hand' in task.pick_once([nearby, other]).reason
+    assert grasped() == pytest.approx([0.45, -0.05, 0.05], abs=1e-3)
+    task.reset()
+    sent.clear()  # reset forgets
+    assert 'empty hand' in task.pick_once([nearby, other]).reason
+    assert grasped() == pytest.approx([0.51, 0.0, 0.05], abs=1e-3)
+
+
 def test_slip_after_lift_halts_the_carry_over_the_bin(backend):
     robot = FakeRobot(lose_at=(3, 0.0))  # slips as the carry starts
     halted_at = []

@@ -16,13 +16,14 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
 
 Planning failures move on to the next grasp candidate without moving the arm; a failure after the
 arm moved ends the attempt (RECOVERING: open, back off upwards, move out of the camera's view to
-above the place zone) and :meth:`run` re-detects. :meth:`run` stops when the bin looks empty (no
-grasps and no detections) or after ``max_consecutive_failures``. Objects seen but without a
-feasible grasp (the grasp planner refuses risky ones) make an attempt that FAILED without motion,
-reason starting with :data:`NO_FEASIBLE_GRASP`: it counts toward the stop rule, and :meth:`run`
-re-detects. Every motion has a watchdog (planned duration x 1.1 + 0.5 s, as MoveIt's trajectory
-execution manager); :meth:`emergency_stop` halts the robot at once, from any thread, and the task
-ends within one control period.
+above the place zone) and :meth:`run` re-detects; grasps near the last few that failed so are then
+tried after all others (a part jammed in the pile would fail the same way again). :meth:`run` stops
+when the bin looks empty (no grasps and no detections) or after ``max_consecutive_failures``.
+Objects seen but without a feasible grasp (the grasp planner refuses risky ones) make an attempt
+that FAILED without motion, reason starting with :data:`NO_FEASIBLE_GRASP`: it counts toward the
+stop rule, and :meth:`run` re-detects. Every motion has a watchdog (planned duration x 1.1 + 0.5 s,
+as MoveIt's trajectory execution manager); :meth:`emergency_stop` halts the robot at once, from any
+thread, and the task ends within one control period.
 
 The task talks to the robot through :class:`RobotInterface`, implemented by the simulation core
 and by the ROS controller node alike.
@@ -30,6 +31,7 @@ and by the ROS controller node alike.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 import threading
@@ -143,6 +145,10 @@ class TaskConfig:
             and a wider box refused lifts beside a wall that the part itself, inside the bin,
             could make.
         max_consecutive_failures: :meth:`PickPlaceTask.run` stops after this many.
+        failed_grasp_memory: positions of the last this many grasps that failed after the arm
+            moved are remembered (0 forgets them at once).
+        failed_grasp_radius: grasps within this distance of a remembered failure are tried
+            after all others, m.
         max_grasp_age: grasps older than this are refused, s (0 disables the check).
         control_period: polling period of execution and stop, s.
         gripper_timeout: longest wait for the fingers to settle, s.
@@ -169,6 +175,8 @@ class TaskConfig:
     slip_tolerance: float = 0.006
     attached_size: tuple[float, float] = (0.022, 0.04)
     max_consecutive_failures: int = 3
+    failed_grasp_memory: int = 3
+    failed_grasp_radius: float = 0.02
     max_grasp_age: float = 0.0
     control_period: float = 0.01
     gripper_timeout: float = 2.0
@@ -229,6 +237,8 @@ class PickPlaceTask:
         self._lock = threading.Lock()
         self._status = PickStatus(PickState.IDLE, enabled=True)
         self._placed = 0  # objects released in the place zone: picks the next place offset
+        # positions of the grasps that last failed after the arm moved, oldest first
+        self._failed_at: deque[np.ndarray] = deque(maxlen=self.config.failed_grasp_memory)
         self._estop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
@@ -257,7 +267,8 @@ class PickPlaceTask:
         self._update(state=PickState.EMERGENCY_STOP, enabled=False)
 
     def reset(self) -> None:
-        """Clear the emergency stop and the failure streak."""
+        """Clear the emergency stop, the failure streak and the failed grasps."""
+        self._failed_at.clear()
         self._estop.clear()
         self._resume.set()
         self._update(state=PickState.IDLE, enabled=True, consecutive_failures=0)
@@ -307,6 +318,7 @@ class PickPlaceTask:
         """
         started = self.robot.now()
         self._update(attempts=self.status.attempts + 1)
+        plan = None
         try:
             if self._estop.is_set():
                 raise _EmergencyStopError
@@ -324,6 +336,8 @@ class PickPlaceTask:
             result = PickResult(PickOutcome.FAILED, 'emergency stop')
         except _AbortError as abort:
             result = PickResult(abort.outcome, abort.reason)
+            if abort.moved and plan is not None and abort.outcome == PickOutcome.FAILED:
+                self._failed_at.append(plan.grasp.pose[:3, 3])
             if abort.moved and not self._estop.is_set():
                 self._recover()
         except LitedetError as error:  # e.g. joint states went stale mid-attempt
@@ -337,7 +351,7 @@ class PickPlaceTask:
     def _choose(self, grasps: Sequence[Grasp], num_detections: int) -> _Plan:
         self._update(state=PickState.PLANNING)
         reasons = []
-        for grasp in sorted(grasps, key=lambda g: -g.score):
+        for grasp in sorted(grasps, key=lambda g: (self._near_failure(g), -g.score)):
             try:
                 return self._plan_grasp(grasp)
             except LitedetError as error:
@@ -349,6 +363,12 @@ class PickPlaceTask:
             raise _AbortError(f'{NO_FEASIBLE_GRASP} for {num_detections} detected objects',
                               moved=False)
         raise _AbortError('no grasp candidates', moved=False)
+
+    def _near_failure(self, grasp: Grasp) -> bool:
+        """Whether ``grasp`` lies within ``failed_grasp_radius`` of a remembered failure."""
+        position = grasp.pose[:3, 3]
+        return any(np.linalg.norm(position - failed) <= self.config.failed_grasp_radius
+                   for failed in self._failed_at)
 
     def _plan_grasp(self, grasp: Grasp) -> _Plan:
         config, backend = self.config, self.backend
