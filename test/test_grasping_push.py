@@ -78,6 +78,29 @@ def test_parts_without_any_grasp_get_a_push_that_frees_one():
     assert any(g.detection_index == push.detection_index for g in after.grasps)
 
 
+def test_beside_a_wall_the_hand_pushes_with_its_palm_along_the_push():
+    """Bars pressed together against the -y wall: the outer one slides along the inner one.
+
+    With its palm (13 cm) across the push, the hand would meet the wall; turned a quarter, the
+    palm (5 cm wide) passes 2 cm off it.
+    """
+    inner, outer = (0.0, -BIN.size_y / 2 + 0.021), (0.0, -BIN.size_y / 2 + 0.061)
+    result, config = plan([inner, outer])
+    assert result.grasps == () and result.push is not None
+    push = result.push
+    direction = (push.end[:3, 3] - push.start[:3, 3]) / push.length
+    assert push.detection_index == 1 and abs(direction[0]) == pytest.approx(1.0)
+    np.testing.assert_allclose(np.abs(push.start[:3, 1]), np.abs(direction), atol=1e-9)
+    column = replace(config.gripper, approach_distance=BIN.wall_height)
+    for pose in (push.start, push.end):
+        assert wall_clearance(BIN, pose, column, 0.0) >= PUSH_WALL_CLEARANCE
+    # the fingers start behind the bar's end and push it at least min_push_distance
+    end = BAR[0] / 2 * np.sign(-direction[0])
+    fingers = config.gripper.finger_thickness
+    assert (push.start[0, 3] - end) * direction[0] <= -fingers - config.push_gap + 1e-3
+    assert push.length >= config.min_push_distance
+
+
 def test_no_push_when_a_part_has_a_grasp_or_pushes_are_off():
     free, _ = plan([(0.0, 0.0)])
     assert free.grasps and free.push is None

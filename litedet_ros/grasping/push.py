@@ -44,9 +44,10 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
     then by the points in the way, the height of the part and the closeness of the direction
     to the bin's centre. The finger tips run ``push_depth`` below the part's top and at least
     ``push_floor_clearance`` above the floor, starting ``push_gap`` behind its outline (or, if
-    there is no room, at its centre, a hole in a ring or a mug); the first push whose hand has
-    a free column down to its start and stays ``PUSH_WALL_CLEARANCE`` from the walls at both
-    ends is taken.
+    there is no room, at its centre, a hole in a ring or a mug). The hand pushes with its palm
+    across the push (the widest blade), or else along it (narrow enough to push beside a wall).
+    The first push whose hand has a free column down to its start and stays
+    ``PUSH_WALL_CLEARANCE`` from the walls at both ends is taken.
 
     Args:
         objects: estimates of the detected parts (none of which has a grasp).
@@ -104,23 +105,27 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
                             estimate.detection_index, centre, direction, tip, travel, back))
     # the hand descends to the start from above the walls: sweep its column that far
     column = replace(gripper, approach_distance=bin_geometry.wall_height)
-    finger_half = gripper.finger_width / 2
+    # (hand yaw from the push direction, half the closed fingers' extent along the push): tool
+    # x along the push (the palm's length across it), then tool y along it
+    hands = ((0.0, gripper.finger_width / 2), (math.pi / 2, gripper.finger_thickness))
     for _, index, centre, direction, tip, travel, back in sorted(options, key=lambda o: o[0]):
-        yaw = math.atan2(direction[1], direction[0])
-        # from behind the part; else from its centre, if that is a hole the hand fits in (a
-        # ring or an open mug beside a wall: its inner rim is pushed)
-        for start_xy, end_xy in (
-                (centre - (back + config.push_gap + finger_half) * direction,
-                 centre + (travel - back - finger_half) * direction),
-                (centre, centre + travel * direction)):
-            bin_from_tool = np.stack([tool_down_pose((*xy, tip + gripper.tcp_to_tip), yaw)
-                                      for xy in (start_xy, end_xy)])
-            poses = bin_geometry.pose @ bin_from_tool
-            if swept_collisions(scene.points, poses[:1], np.zeros(1), column)[0]:
-                continue
-            if wall_clearances(bin_geometry, bin_from_tool, column, np.zeros(2)).min() \
-                    < PUSH_WALL_CLEARANCE:
-                continue
-            return Push(poses[0], poses[1], index, frame_id, stamp_ns)
+        heading = math.atan2(direction[1], direction[0])
+        for turn, finger_half in hands:
+            # from behind the part; else from its centre, if that is a hole the hand fits in
+            # (a ring or an open mug beside a wall: its inner rim is pushed)
+            for start_xy, end_xy in (
+                    (centre - (back + config.push_gap + finger_half) * direction,
+                     centre + (travel - back - finger_half) * direction),
+                    (centre, centre + travel * direction)):
+                bin_from_tool = np.stack([
+                    tool_down_pose((*xy, tip + gripper.tcp_to_tip), heading + turn)
+                    for xy in (start_xy, end_xy)])
+                poses = bin_geometry.pose @ bin_from_tool
+                if swept_collisions(scene.points, poses[:1], np.zeros(1), column)[0]:
+                    continue
+                if wall_clearances(bin_geometry, bin_from_tool, column, np.zeros(2)).min() \
+                        < PUSH_WALL_CLEARANCE:
+                    continue
+                return Push(poses[0], poses[1], index, frame_id, stamp_ns)
     return None
 
