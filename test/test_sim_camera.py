@@ -2,13 +2,21 @@
 
 from dataclasses import replace
 
+import mujoco
 import numpy as np
 import pytest
+from scipy.spatial import ConvexHull
 
 from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.errors import InvalidCameraInfoError
 from litedet_ros.sim.camera import D435_COLOR, DepthModel, apply_depth_model, visible_boxes
-from litedet_ros.sim.objects import OBJECT_CLASSES, ObjectInstance
+from litedet_ros.sim.objects import (
+    CLASS_NAMES,
+    OBJECT_CLASSES,
+    ObjectInstance,
+    convex_pieces,
+    pybullet_data_dir,
+)
 from litedet_ros.sim.workcell import SceneError, Workcell, WorkcellConfig
 
 BOX = OBJECT_CLASSES[0]
@@ -89,6 +97,30 @@ def test_segmentation_box_matches_projection(box_cell):
     projected = np.r_[uv.min(axis=0) + 0.5, uv.max(axis=0) + 0.5]
     assert np.abs(frame.boxes[0] - projected).max() < 1.5, (frame.boxes[0], projected)
     assert frame.visible_pixels[0] == (frame.labels == 1).sum()
+
+
+def _volume(vertices, faces):
+    """Volume enclosed by a closed triangle mesh (divergence theorem)."""
+    a, b, c = vertices[faces].transpose(1, 0, 2)
+    return abs(np.einsum('ij,ij->', a, np.cross(b, c))) / 6
+
+
+def test_a_decomposed_mesh_collides_as_it_renders():
+    """The duck's file is 5 convex pieces; each is a geom, so its hull is the piece itself."""
+    duck = OBJECT_CLASSES[CLASS_NAMES.index('duck')]
+    pieces = convex_pieces(pybullet_data_dir() / duck.mesh)
+    assert len(pieces) == 5
+    for vertices, faces in pieces:
+        assert ConvexHull(vertices).volume == pytest.approx(_volume(vertices, faces), rel=0.01)
+    mug = OBJECT_CLASSES[CLASS_NAMES.index('mug')]
+    assert len(convex_pieces(pybullet_data_dir() / mug.mesh)) == 1
+    cell = Workcell(WorkcellConfig(), num_objects=0)
+    instance = ObjectInstance(0, CLASS_NAMES.index('duck'), 1.0, (1, 1, 0, 1), 0.05, 0.8)
+    cell.reset_with([instance], [(np.array([0.5, 0.0, 0.05]), np.array([1.0, 0, 0, 0]))])
+    body = mujoco.mj_name2id(cell.model, mujoco.mjtObj.mjOBJ_BODY, instance.body_name)
+    geoms = np.flatnonzero(cell.model.geom_bodyid == body)
+    assert len(geoms) == 5 and (cell.model.geom_type[geoms] == mujoco.mjtGeom.mjGEOM_MESH).all()
+    cell.close()
 
 
 def test_same_seed_same_scene():

@@ -58,8 +58,8 @@ def test_dataset_deterministic(dataset, tmp_path):
     assert first['annotations'] == second['annotations']
 
 
-# Scene seed 1374 (as dataset scenes draw it: 25 objects, 2 distractors) diverges while settling.
-DIVERGING_SEED = 1374
+# Scene seed 656 (as dataset scenes draw it: 6 objects, 3 distractors) diverges while settling.
+DIVERGING_SEED = 656
 
 
 def test_a_diverging_scene_is_refused_and_skipped(tmp_path):

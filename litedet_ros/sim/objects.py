@@ -107,6 +107,32 @@ def pybullet_data_dir() -> Path:
     return Path(pybullet_data.getDataPath())
 
 
+@functools.cache
+def convex_pieces(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The objects (``o`` groups) of an OBJ file as ``(vertices float[V, 3], faces int[F, 3])``.
+
+    MuJoCo collides a mesh as its convex hull; a file that is a convex decomposition (the duck
+    of pybullet_data: 5 pieces) collides as the shape it renders only if each piece is a geom
+    of its own. Returns one piece for a file with a single object.
+    """
+    vertices, groups = [], [[]]
+    with open(path) as obj:
+        for line in obj:
+            if line.startswith('v '):
+                vertices.append(line.split()[1:4])
+            elif line.startswith('o ') and groups[-1]:
+                groups.append([])
+            elif line.startswith('f '):  # 1-based, corners 'v', 'v/vt' or 'v/vt/vn'
+                corners = [int(c.split('/')[0]) - 1 for c in line.split()[1:]]
+                groups[-1].extend((corners[0], a, b) for a, b in zip(corners[1:], corners[2:]))
+    vertices = np.asarray(vertices, np.float64)
+    pieces = []
+    for faces in groups:
+        used, local = np.unique(np.asarray(faces), return_inverse=True)
+        pieces.append((vertices[used], local.reshape(-1, 3)))
+    return tuple(pieces)
+
+
 def distractor_mesh_path(index: int) -> Path:
     """The OBJ file of distractor mesh ``index`` in ``pybullet_data/random_urdfs``."""
     return pybullet_data_dir() / 'random_urdfs' / f'{index:03d}' / f'{index:03d}.obj'
@@ -203,10 +229,14 @@ def add_object(spec: mujoco.MjSpec, instance: ObjectInstance, position: np.ndarr
                           fromto=[*(centre - half * tangent), *(centre + half * tangent)],
                           size=[tube, 0, 0], **common)
     else:
-        mesh = spec.add_mesh(name=f'{instance.body_name}_mesh', scale=[size[0]] * 3,
-                             maxhullvert=MAX_HULL_VERTICES,
-                             file=str(pybullet_data_dir() / cls.mesh))
-        body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh.name, **common)
+        path = pybullet_data_dir() / cls.mesh
+        pieces = convex_pieces(path)
+        for k, (vertices, faces) in enumerate(pieces):
+            source = {'file': str(path)} if len(pieces) == 1 else \
+                {'uservert': vertices.ravel().tolist(), 'userface': faces.ravel().tolist()}
+            mesh = spec.add_mesh(name=f'{instance.body_name}_mesh{k}', scale=[size[0]] * 3,
+                                 maxhullvert=MAX_HULL_VERTICES, **source)
+            body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh.name, **common)
     _set_mass(body, instance.mass)
     return body
 
