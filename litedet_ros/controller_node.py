@@ -117,6 +117,8 @@ DESCRIPTORS = {
                                       'y] centred on place_position, used in turn.'),
     'place_spacing': _float('Distance between neighbouring release spots, m.', 0.0, 0.5),
     'place_height': _float('Transport goal height above place_position, m.', 0.0, 0.5),
+    'retreat_distance': _float('Straight rise after the release, m (0: none, the part is '
+                               'dropped).', 0.0, 0.5),
     'min_grip_width': _float('Finger width below which the hand is empty, m.', 0.0, 0.1),
     'gripper_timeout': _float('Longest wait for the fingers to settle, s.', 0.1, 30.0),
     'goal_tolerance': _float('Largest joint error at the end of a motion, rad.', 0.001, 0.5),

@@ -105,7 +105,7 @@ def make_task(backend, robot, **config):
 
 def test_success_goes_through_every_state(backend):
     robot = FakeRobot()
-    task, states = make_task(backend, robot)
+    task, states = make_task(backend, robot, retreat_distance=0.1)
     result = task.pick_once([GRASP])
     assert result.outcome == PickOutcome.SUCCESS and result.cycle_time > 0
     order = [PickState.PLANNING, PickState.APPROACHING, PickState.GRASPING, PickState.LIFTING,
@@ -114,7 +114,19 @@ def test_success_goes_through_every_state(backend):
     assert [s for s in dict.fromkeys(states) if s in order] == order
     assert robot.executions == 4 and robot.width == pytest.approx(0.08)
     assert task.status.successes == 1 and task.status.consecutive_failures == 0
-    assert np.allclose(backend.tcp_pose(robot.q)[:2, 3], (0.05, 0.5), atol=1e-3)
+    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.22), atol=1e-3)
+
+
+def test_without_a_retreat_the_attempt_ends_at_the_release(backend):
+    """The default drops the part from the place pose: no straight rise after it."""
+    robot = FakeRobot()
+    task, states = make_task(backend, robot)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    assert PickState.RETREATING not in states and states[-1] == PickState.IDLE
+    assert robot.executions == 3  # pre-grasp, approach, carry
+    assert robot.width > 0.05  # let go of the part...
+    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.12), atol=1e-3)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS  # ...and on from there
 
 
 def test_fingers_move_while_the_arm_does(backend):
@@ -128,7 +140,7 @@ def test_fingers_move_while_the_arm_does(backend):
     execute = robot.execute
     robot.execute = lambda trajectory: (started.setdefault(robot.executions + 1, robot.width),
                                         execute(trajectory))
-    task, _ = make_task(backend, robot, release_clearance=0.01)
+    task, _ = make_task(backend, robot, release_clearance=0.01, retreat_distance=0.1)
     assert task.pick_once([grasp]).outcome == PickOutcome.SUCCESS
     assert started[1] == pytest.approx(0.08)  # sent with the fingers still at the last opening
     assert min(widths[1]) == pytest.approx(0.07, abs=1e-3) and max(widths[1]) > 0.075
@@ -408,7 +420,7 @@ def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):
     assert [r.outcome for r in results] == [PickOutcome.FAILED, PickOutcome.FAILED,
                                             PickOutcome.SUCCESS]
     assert results[0].reason == f'{NO_FEASIBLE_GRASP} for 5 detected objects'
-    assert robot.executions == 4  # only the pick moved the arm (4 motions)
+    assert robot.executions == 3  # only the pick moved the arm (3 motions)
     assert not looks and task.status.state == PickState.IDLE  # then the bin was empty
     assert task.status.consecutive_failures == 0 and task.status.attempts == 3
     task.reset()

@@ -62,6 +62,8 @@ class ControllerConfig:
             ``place_position``, used in turn; (1, 1) releases every part at the same spot.
         place_spacing: distance between neighbouring release spots, m.
         place_height: height of the transport goal above the place position, m.
+        retreat_distance: straight rise after the release, m; 0: none, the part is dropped
+            (see :class:`~litedet_ros.motion.task.TaskConfig`).
         min_grip_width: finger width below which the hand counts as empty, m.
         gripper_timeout: longest wait for the fingers to settle, s.
         goal_tolerance: largest joint error accepted at the end of a motion, rad.
@@ -83,6 +85,7 @@ class ControllerConfig:
     place_grid: tuple[int, int] = (3, 2)
     place_spacing: float = 0.08
     place_height: float = 0.10
+    retreat_distance: float = 0.0
     min_grip_width: float = 0.004
     gripper_timeout: float = 2.0
     goal_tolerance: float = 0.03
@@ -105,7 +108,7 @@ class ControllerConfig:
             if not getattr(self, name) > 0.0:
                 raise ControllerConfigError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'clear_height',
-                     'place_height', 'min_grip_width'):
+                     'place_height', 'retreat_distance', 'min_grip_width'):
             if not getattr(self, name) >= 0.0:
                 raise ControllerConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
         if len(self.place_grid) != 2 or min(self.place_grid) < 1:
@@ -139,7 +142,8 @@ class ControllerConfig:
             place_offsets=self.place_offsets(),
             pre_grasp_distance=self.pre_grasp_distance, lift_height=self.lift_height,
             clear_height=self.clear_height,
-            place_height=self.place_height, min_grip_width=self.min_grip_width,
+            place_height=self.place_height, retreat_distance=self.retreat_distance,
+            min_grip_width=self.min_grip_width,
             max_consecutive_failures=self.max_consecutive_failures,
             max_grasp_age=self.max_grasp_age, control_period=self.control_period,
             gripper_timeout=self.gripper_timeout, goal_tolerance=self.goal_tolerance)

@@ -86,7 +86,8 @@ class PickResult:
     Attributes:
         outcome: SUCCESS (placed), PARTIAL_SUCCESS (picked, not placed as asked), FAILED.
         reason: human-readable cause, empty on plain success.
-        cycle_time: seconds from the start of planning to the end of the retreat.
+        cycle_time: seconds from the start of planning to the end of the attempt (after the
+            release, or the retreat if there is one).
     """
 
     outcome: PickOutcome

@@ -11,7 +11,7 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
     LIFTING       start the carry; once the object is lifted out, verify again on the move
                   (slip -> halt, FAILED)
     TRANSPORTING  the rest of the carry, verify (drop -> PARTIAL_SUCCESS)
-    PLACING       open
+    PLACING       open -> SUCCESS, or with a ``retreat_distance``:
     RETREATING    straight line up -> SUCCESS
 
 Planning failures move on to the next grasp candidate without moving the arm; a failure after the
@@ -52,6 +52,9 @@ from litedet_ros.motion.status import (
     PickStatus,
 )
 from litedet_ros.trajectory import JointTrajectory
+
+#: Fingers this close to their commanded opening have reached it, m.
+AT_OPENING = 1e-3
 
 
 class RobotInterface(Protocol):
@@ -124,6 +127,11 @@ class TaskConfig:
             to and from the bin run above it (a straight joint-space move, planned in
             milliseconds) instead of threading under the rim; 0 disables, m.
         place_height: height above ``place_pose`` of the transport goal, m.
+        retreat_distance: straight rise after the release, m. 0 (the default) ends the
+            attempt at the release: the part is dropped from ``place_pose`` (in the simulated
+            cell the TCP is 12 cm above the table, the tray's rim 4 cm high), so the hand has
+            nothing to clear, and the next move to the bin starts from there (planned around
+            the cell like any other). A place pose on a surface needs a retreat.
         blend_radius: the carry turns its corners (top of the lift, transport goal) without
             stopping, leaving the straight lines within this distance of the corner. The
             lift rises this much further, so that it is straight up to the height that
@@ -135,7 +143,8 @@ class TaskConfig:
             planner's margin is in it, and its collision checks assumed it.)
         release_width: opening commanded to release the object, m.
         release_clearance: the retreat after a release starts once the fingers are this much
-            wider than they held the part (they open on to ``release_width`` meanwhile), m.
+            wider than they held the part (they open on to ``release_width`` meanwhile); without
+            a retreat they open fully before the attempt ends, m.
         min_grip_width: finger width below which the hand is considered empty, m.
         slip_tolerance: finger closing after the grasp that counts as a slip, m; at the top of
             the lift only if the fingers are still closing (faster than ``still_speed`` over
@@ -167,6 +176,7 @@ class TaskConfig:
     lift_height: float = 0.15
     clear_height: float = 0.0
     place_height: float = 0.10
+    retreat_distance: float = 0.0
     blend_radius: float = 0.03
     open_margin: float = 0.02
     release_width: float = 0.08
@@ -479,13 +489,17 @@ class PickPlaceTask:
 
     def _place(self, place: np.ndarray) -> None:
         self._update(state=PickState.PLACING)
-        # the retreat starts once the fingers are off the part; they open fully on the way
-        held = self.robot.finger_width()
-        self._gripper(self.config.release_width,
-                      until=lambda width: width >= held + self.config.release_clearance)
+        held, retreat = self.robot.finger_width(), self.config.retreat_distance > 0
+        # a retreat starts once the fingers are off the part (they open fully on the way);
+        # without one the next move may go sideways, so they open fully as the part falls
+        off = held + self.config.release_clearance if retreat else \
+            self.config.release_width - AT_OPENING
+        self._gripper(self.config.release_width, until=lambda width: width >= off)
         self._placed += 1
+        if not retreat:
+            return
         self._update(state=PickState.RETREATING)
-        above = _translated(place, (0, 0, self.config.place_height))
+        above = _translated(place, (0, 0, self.config.retreat_distance))
         self._checkpoint()
         try:
             retreat = self.backend.plan_cartesian(self.robot.joint_positions(), above)
@@ -578,7 +592,7 @@ class PickPlaceTask:
         robot, config = self.robot, self.config
         deadline = robot.now() + config.gripper_timeout
         previous = robot.finger_width()
-        if abs(previous - opening) < 1e-3:  # already there (pre-shaped on the way)
+        if abs(previous - opening) < AT_OPENING:  # already there (pre-shaped on the way)
             return previous
         still_since = robot.now()
         while robot.now() < deadline:
@@ -591,7 +605,7 @@ class PickPlaceTask:
             if abs(width - previous) > config.still_speed * config.control_period:
                 still_since = robot.now()
             elif robot.now() - still_since >= 0.1 and (
-                    abs(width - opening) < 1e-3
+                    abs(width - opening) < AT_OPENING
                     or robot.now() - still_since >= config.grip_settle_time):
                 break
             previous = width

@@ -484,6 +484,13 @@ class Workcell:
         if not np.isfinite(width):
             raise LitedetError(f'gripper width must be finite, got {width}')
         self._gripper_target = float(np.clip(width, 0.0, self.max_width))
+        # the fingers move on from where they are: a set point left behind them (closed on a
+        # part, which holds them apart) would first ramp up to them, and a release would wait
+        # a third of a second before the fingers start to open
+        finger = float(self.data.qpos[self._finger_qpos[0]])
+        if (self._gripper_target / 2 - self._gripper_setpoint) * \
+                (finger - self._gripper_setpoint) > 0:
+            self._gripper_setpoint = finger
 
     def step(self, count: int = 1) -> None:
         """Advance physics by ``count`` steps, updating the arm and gripper set points.
