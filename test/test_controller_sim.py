@@ -79,7 +79,9 @@ class Probe(Node):
         super().__init__('controller_sim_probe', context=context)
         self.joint_states, self.objects, self.statuses = [], [], []
         self.trajectories, self.gripper_commands = [], []
-        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+        # deep enough to keep every state of a pick: the place now lasts ~0.2 s, and with a
+        # depth of 1 it could be overwritten by the result before the probe's executor ran
+        latched = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.create_subscription(JointState, topics.JOINT_STATES, self.joint_states.append, 10)
         self.create_subscription(ObjectStateArray, topics.SIM_OBJECTS, self.objects.append, 10)
@@ -290,7 +292,9 @@ def test_stop_halts_the_moving_arm(cell):
     stopped = time.monotonic()
     assert wait_for(lambda: np.abs(probe.arm()[1]).max() < 0.01, 1.0)
     print(f'halted {time.monotonic() - stopped:.3f} s wall after the stop call')
-    assert np.abs(probe.arm()[0] - goal).max() > 0.05  # halted on the way
+    # halted on the way: a finished move ends within 2 mrad of its goal; how far short the arm
+    # stops depends on how late in the move the stop lands, which the wall clock decides
+    assert np.abs(probe.arm()[0] - goal).max() > 0.01
     assert wait_for(lambda: probe.statuses[-1].state == PickState.EMERGENCY_STOP and
                     probe.statuses[-1].last_result.reason == 'emergency stop', 2.0)
     held, _ = probe.arm()
