@@ -113,7 +113,8 @@ def convex_pieces(path: Path) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
 
     MuJoCo collides a mesh as its convex hull; a file that is a convex decomposition (the duck
     of pybullet_data: 5 pieces) collides as the shape it renders only if each piece is a geom
-    of its own. Returns one piece for a file with a single object.
+    of its own. Returns one piece for a file with a single object. (MuJoCo merges a file's
+    objects into one mesh, and trimesh 5.2's loader reads this file as one object too.)
     """
     vertices, groups = [], [[]]
     with open(path) as obj:
