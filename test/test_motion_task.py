@@ -364,6 +364,48 @@ def test_watchdog_halts_a_stalled_arm(backend):
     assert robot.halted >= 1 and robot.executions == 2  # the recovery back-off stalls too
 
 
+def held_back_after_the_descent(seconds, offset=0.05):
+    """A ``FakeRobot.on_wait``: the descent ends short of its goal, as if on a part.
+
+    After execution 2 every joint stays ``offset`` rad off its goal for ``seconds``.
+    """
+    def on_wait(robot):
+        if robot.executions != 2 or robot._sampler is not None:
+            return
+        if not hasattr(robot, 'descent_end'):
+            robot.descent_end, robot.goal = robot.t, robot.q.copy()
+        robot.q = robot.goal + (offset if robot.t - robot.descent_end < seconds else 0.0)
+    return on_wait
+
+
+def test_an_arm_held_back_at_the_end_of_a_move_may_settle_until_the_watchdog(backend):
+    robot = FakeRobot()
+    robot.on_wait = held_back_after_the_descent(0.2)
+    task, states = make_task(backend, robot)
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.SUCCESS, result.reason
+    assert PickState.RECOVERING not in states
+
+
+def test_an_arm_that_stays_off_its_goal_fails_the_attempt_at_the_watchdog(backend):
+    robot = FakeRobot()
+    task, states = make_task(backend, robot)
+    held_back, recovered_at = held_back_after_the_descent(10.0), []
+
+    def on_wait(r):
+        held_back(r)
+        if task.status.state == PickState.RECOVERING and not recovered_at:
+            recovered_at.append(r.t)
+    robot.on_wait = on_wait
+    result = task.pick_once([GRASP])
+    assert result.outcome == PickOutcome.FAILED
+    assert result.reason == 'motion ended 0.050 rad from its goal'
+    assert PickState.GRASPING not in states and states[-2] == PickState.RECOVERING
+    # given the watchdog's slack past the planned end (and a 10 % margin) to settle, no more
+    waited = recovered_at[0] - robot.descent_end
+    assert task.config.watchdog_slack <= waited <= task.config.watchdog_slack + 0.2
+
+
 def test_emergency_stop_halts_within_one_period(backend):
     robot = FakeRobot()
     task, _ = make_task(backend, robot)

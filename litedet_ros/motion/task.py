@@ -22,8 +22,9 @@ when the bin looks empty (no grasps and no detections) or after ``max_consecutiv
 Objects seen but without a feasible grasp (the grasp planner refuses risky ones) make an attempt
 that FAILED without motion, reason starting with :data:`NO_FEASIBLE_GRASP`: it counts toward the
 stop rule, and :meth:`run` re-detects. Every motion has a watchdog (planned duration x 1.1 + 0.5 s,
-as MoveIt's trajectory execution manager); :meth:`emergency_stop` halts the robot at once, from any
-thread, and the task ends within one control period.
+as MoveIt's trajectory execution manager), and until then to end within ``goal_tolerance`` of its
+goal; :meth:`emergency_stop` halts the robot at once, from any thread, and the task ends within one
+control period.
 
 The task talks to the robot through :class:`RobotInterface`, implemented by the simulation core
 and by the ROS controller node alike.
@@ -165,7 +166,8 @@ class TaskConfig:
             an object (0.3 s cost 0.25 s a pick for the same picks), s.
         still_speed: fingers moving slower than this are still (they move at up to
             0.15 m/s; a part creeping in the closed grip does not hold the task up), m/s.
-        goal_tolerance: largest joint error accepted at the end of a motion, rad.
+        goal_tolerance: largest joint error accepted at the end of a motion (the arm has
+            until the watchdog's limit to get there), rad.
         watchdog_factor: execution watchdog = duration * factor + watchdog_slack.
         watchdog_slack: see ``watchdog_factor``, s.
     """
@@ -568,7 +570,14 @@ class PickPlaceTask:
             raise _EmergencyStopError
         if check is not None:  # the motion ended before the check was due
             check[1]()
+        # the arm may end behind the trajectory (fingers landing on a part hold it back for a
+        # moment): like a controller's goal time, it has until the watchdog's limit to settle
         error = np.abs(robot.joint_positions() - trajectory.positions[-1]).max()
+        while error > config.goal_tolerance and robot.now() <= started + limit:
+            robot.wait(config.control_period)
+            if self._estop.is_set():
+                raise _EmergencyStopError
+            error = np.abs(robot.joint_positions() - trajectory.positions[-1]).max()
         if error > config.goal_tolerance:
             raise _AbortError(f'motion ended {error:.3f} rad from its goal')
 
