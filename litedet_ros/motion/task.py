@@ -572,12 +572,15 @@ class PickPlaceTask:
             check[1]()
         # the arm may end behind the trajectory (fingers landing on a part hold it back for a
         # moment): like a controller's goal time, it has until the watchdog's limit to settle
-        error = np.abs(robot.joint_positions() - trajectory.positions[-1]).max()
+        def goal_error() -> float:
+            return float(np.abs(robot.joint_positions() - trajectory.positions[-1]).max())
+
+        error = goal_error()
         while error > config.goal_tolerance and robot.now() <= started + limit:
             robot.wait(config.control_period)
             if self._estop.is_set():
                 raise _EmergencyStopError
-            error = np.abs(robot.joint_positions() - trajectory.positions[-1]).max()
+            error = goal_error()
         if error > config.goal_tolerance:
             raise _AbortError(f'motion ended {error:.3f} rad from its goal')
 
