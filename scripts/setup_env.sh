@@ -67,12 +67,27 @@ install_python_packages() {
     say "creating $VENV"
     "$(find_python)" -m venv "$VENV"
   fi
+  check_disk_space
   say "installing the pinned Python packages (requirements/lock.txt)"
   "$VENV/bin/python" -m pip install --quiet --no-input --disable-pip-version-check \
-    -r "$ROOT/requirements/lock.txt" \
-    || die "pip could not install requirements/lock.txt: is PyPI reachable? Rerun when it is."
+    -r "$ROOT/requirements/lock.txt" || die "pip could not install requirements/lock.txt" \
+    "($(df -Pm "$ROOT" | awk 'NR == 2 {print $4}') MB free on the disk): is PyPI reachable, is" \
+    "the disk full? Rerun when it is fixed."
   fix_ros_cmake_paths
   stamp_set deps "$hash"
+}
+
+# The venv takes about 7.1 GB: torch's CUDA build and its nvidia-* libraries, the only torch build
+# PyPI has for x86_64 Linux, are 5.5 GB of it.
+VENV_MB=7300
+
+check_disk_space() {
+  local have_mb=0 free_mb
+  [[ -d "$VENV" ]] && have_mb=$(du -sm "$VENV" | cut -f1)
+  free_mb=$(df -Pm "$ROOT" | awk 'NR == 2 {print $4}')
+  ((free_mb + have_mb >= VENV_MB)) || die "not enough disk space for $VENV: ${free_mb} MB free" \
+    "on its filesystem, the environment takes about ${VENV_MB} MB (${have_mb} MB of it are" \
+    "there). Free some space and rerun."
 }
 
 fix_ros_cmake_paths() {
