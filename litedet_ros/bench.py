@@ -5,6 +5,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'detector': ('litedet_ros.detection.bench',
                  'detector variants: mAP, size, model and node end-to-end latency'),
     'e2e': ('litedet_ros.bringup.bench', 'the whole loop through the real nodes over many bins'),
+    'picks': ('litedet_ros.bringup.pick_bench',
+              'the e2e protocol in one process, no ROS: settings side by side, failure causes'),
     'grasp': ('litedet_ros.grasping.bench',
               'grasp accuracy vs ground truth, free-gripper success, planner latency'),
     'perception': ('litedet_ros.bringup.perception_bench',

@@ -105,12 +105,7 @@ class DetectorNode(Node):
     def _load_model(self) -> None:
         config = self.config
         try:
-            self.detector = Detector.from_files(
-                config.model_path(), config.backend, config.labels_file or None,
-                config=config.postprocess_config(), clahe=config.clahe,
-                num_threads=config.num_threads,
-                engine_file_path=config.engine_file_path or None,
-                force_engine_update=config.force_engine_update)
+            self.detector = config.load_detector()
         except (LitedetError, ImportError) as error:
             self.detector = None
             self.get_logger().error(

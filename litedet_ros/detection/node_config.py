@@ -11,6 +11,7 @@ import sys
 import numpy as np
 
 from litedet_ros.detection.backends import BACKENDS, PRECISIONS
+from litedet_ros.detection.detector import Detector
 from litedet_ros.detection.postprocess import PostprocessConfig
 
 SHIPPED_MODELS = {
@@ -108,6 +109,19 @@ class DetectorNodeConfig:
         return PostprocessConfig(score_threshold=self.confidence_threshold,
                                  nms_threshold=self.nms_threshold,
                                  max_detections=self.max_detections)
+
+    def load_detector(self) -> Detector:
+        """The detector these parameters describe (model, backend, thresholds, threads).
+
+        Raises:
+            LitedetError: the model, labels or anchors cannot be loaded.
+            ImportError: the backend's runtime is not installed.
+        """
+        return Detector.from_files(
+            self.model_path(), self.backend, self.labels_file or None,
+            config=self.postprocess_config(), clahe=self.clahe, num_threads=self.num_threads,
+            engine_file_path=self.engine_file_path or None,
+            force_engine_update=self.force_engine_update)
 
     def reloads_model(self, other: DetectorNodeConfig) -> bool:
         """Whether switching to ``other`` needs the model loaded again."""

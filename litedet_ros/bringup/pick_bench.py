@@ -1,0 +1,343 @@
+"""``litedet-ros bench picks``: the e2e protocol in one process, without ROS.
+
+The simulated cell, the detector (or, with ``--boxes truth``, the simulator's exact visible boxes),
+the grasp planner and the pick-and-place task are called in turn in one process, configured from
+the same parameter files as the graph (``config/<node>.yaml``, then ``--params``). Same protocol
+as ``bench e2e``: bins of 5-25 objects from held-out seeds, a round ends when the bin is empty (no
+detections), after 2 consecutive failed attempts, or on the controller's own stop rule. 50 rounds
+take about 7 minutes on one core here, against 34 minutes through the graph: it is the tool for
+comparing settings side by side, and it explains the figures (failure reasons, phase durations,
+the parts each round leaves behind).
+
+It does not measure what only the graph has: the sim clock stands still while perception and
+planning run (through the graph they take sim time, a few tenths of a second per attempt), images
+do not cross processes, and the look at the bin is taken when the task asks for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import dataclass, fields, replace
+import json
+import os
+from pathlib import Path
+import re
+import sys
+import time
+
+import numpy as np
+
+# onnxruntime and torch (the detector's) load before pinocchio, coal and MuJoCo: the other
+# order crashes (../shared/ENVIRONMENT.md)
+from litedet_ros.detection.detector import Detector  # isort: skip
+from litedet_ros.bringup.bench import HELD_OUT_SEED, MAX_CONSECUTIVE_FAILURES
+from litedet_ros.bringup.cli import add_graph_arguments, launch_arguments
+from litedet_ros.bringup.graph import (
+    BringupError,
+    build_graph,
+    options_from_arguments,
+    resolve_parameters,
+)
+from litedet_ros.bringup.report import LOCATIONS, NO_GRASP, PickRecord, format_table, summarize
+from litedet_ros.bringup.runner import default_config_dir
+from litedet_ros.detection.node_config import DetectorNodeConfig
+from litedet_ros.detection.types import Detections
+from litedet_ros.errors import LitedetError
+from litedet_ros.grasping.camera import decode_depth
+from litedet_ros.grasping.config import BinGeometry
+from litedet_ros.grasping.node_config import GraspNodeConfig
+from litedet_ros.grasping.planner import GraspPlanner
+from litedet_ros.motion.backend import MotionBackend, make_backend
+from litedet_ros.motion.controller import ControllerConfig
+from litedet_ros.motion.sim_robot import SimRobot
+from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickState, PickStatus
+from litedet_ros.motion.task import GraspCandidates, PickPlaceTask, TaskConfig
+from litedet_ros.sim.workcell import CameraFrame, Location, Workcell, WorkcellConfig
+
+#: Boxes the grasp planner is given.
+BOX_SOURCES = ('detector', 'truth')
+#: A detection covers a part when their boxes overlap by at least this IoU.
+COVERED_IOU = 0.5
+#: States timed for the phase durations of successful picks, in the order they occur.
+PHASES = (PickState.APPROACHING, PickState.GRASPING, PickState.LIFTING,
+          PickState.TRANSPORTING, PickState.PLACING)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark options (the graph's launch arguments pick parameter files)."""
+    parser.add_argument('--rounds', type=int, default=50, help='bins to clear (default 50)')
+    parser.add_argument('--seed', type=int, default=HELD_OUT_SEED,
+                        help=f'seed of the first bin (default {HELD_OUT_SEED}, held out)')
+    parser.add_argument('--boxes', choices=BOX_SOURCES, default='detector',
+                        help="the detector's boxes (default) or the simulator's exact ones")
+    parser.add_argument('--json', help='write the figures to this JSON file')
+    add_graph_arguments(parser)
+
+
+@dataclass
+class Pipeline:
+    """The cell and the components of the graph, in one process (the task is made per run)."""
+
+    cell: Workcell
+    detector: Detector | None
+    planner: GraspPlanner
+    backend: MotionBackend
+    task_config: TaskConfig
+    depth_encoding: str
+
+
+def node_configs(arguments: dict[str, str], config_dir: Path) -> dict[str, dict[str, object]]:
+    """Parameters of the sim graph's nodes, as ``bringup --sim`` would start them."""
+    options = replace(options_from_arguments(arguments), use_rviz=False)
+    return {node.name: resolve_parameters(node) for node in build_graph(options, config_dir)}
+
+
+def _config(cls: type, values: dict[str, object]):  # noqa: ANN202 - any config dataclass
+    names = {f.name for f in fields(cls)}
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()
+                  if k in names})
+
+
+def build_pipeline(parameters: dict[str, dict[str, object]], boxes: str) -> Pipeline:
+    """Wire the cell, detector, grasp planner and task from the nodes' parameters."""
+    sim = parameters['sim_node']
+    cell = Workcell(WorkcellConfig(start_tolerance=float(sim.get('start_tolerance', 0.05)),
+                                   depth_model=WorkcellConfig().depth_model
+                                   if sim.get('depth_noise', True) else None), num_objects=0)
+    detector = None
+    if boxes == 'detector':
+        detector = _config(DetectorNodeConfig, parameters['detector_node']).load_detector()
+    grasp = _config(GraspNodeConfig, parameters['grasp_planner_node'])
+    controller = _config(ControllerConfig, parameters['controller_node'])
+    return Pipeline(cell, detector, GraspPlanner(grasp.planner_config()),
+                    make_backend(controller.backend, controller.builtin_config()),
+                    controller.task_config(), str(sim.get('depth_encoding', '16UC1')))
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    low, high = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
+    inter = float(np.prod(np.clip(high - low, 0.0, None)))
+    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def truth_detections(frame: CameraFrame, size: tuple[int, int]) -> Detections:
+    """The visible objects' exact boxes as detections of their classes, score 1."""
+    visible = np.flatnonzero(frame.visible_pixels > 0)
+    labels = tuple(frame.objects[k].label for k in visible)
+    return Detections(frame.boxes[visible], np.ones(len(visible)),
+                      np.array([frame.objects[k].class_id for k in visible]), labels, size,
+                      stamp_ns=int(frame.time * 1e9))
+
+
+class Look:
+    """Looks at the bin for the task, timing detection and grasp planning (wall s)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        """Wrap a pipeline."""
+        self.pipeline = pipeline
+        self.latency: dict[str, list[float]] = {'detector': [], 'grasp_planner': []}
+        self.drops: Counter = Counter()
+
+    def detect(self, frame: CameraFrame, timed: bool = True) -> Detections:
+        """Detections of ``frame`` from the detector or the truth."""
+        camera = self.pipeline.cell.config.intrinsics
+        if self.pipeline.detector is None:
+            return truth_detections(frame, (camera.width, camera.height))
+        started = time.perf_counter()
+        detections, _ = self.pipeline.detector.detect(frame.rgb, stamp_ns=int(frame.time * 1e9))
+        if timed:
+            self.latency['detector'].append(time.perf_counter() - started)
+        return detections
+
+    def __call__(self) -> GraspCandidates:
+        pipeline = self.pipeline
+        cell = pipeline.cell
+        frame = cell.capture()
+        detections = self.detect(frame)
+        depth = frame.depth
+        if pipeline.depth_encoding == '16UC1':  # what the sim node publishes: whole mm
+            depth = (depth * 1000.0).round().astype(np.uint16)
+        started = time.perf_counter()
+        plan = pipeline.planner.plan(decode_depth(depth, pipeline.depth_encoding),
+                                     cell.config.intrinsics, detections, cell.camera_pose())
+        self.latency['grasp_planner'].append(time.perf_counter() - started)
+        self.drops.update(plan.drops)
+        return GraspCandidates(tuple(plan.grasps), len(detections.boxes), plan.push)
+
+
+def leftovers(frame: CameraFrame, detections: Detections, cell: Workcell,
+              bin_geometry: BinGeometry | None) -> list[dict]:
+    """The parts still in the bin and visible: class, wall distance (m), covered by a box."""
+    states = {state.id: state for state in cell.object_states()}
+    parts = []
+    for k in np.flatnonzero(frame.visible_pixels > 0):
+        state = states[frame.objects[k].id]
+        if state.location != Location.IN_BIN:
+            continue
+        wall = None
+        if bin_geometry is not None:
+            local = bin_geometry.pose[:3, :3].T @ (state.pose[:3, 3] - bin_geometry.pose[:3, 3])
+            wall = float(min(bin_geometry.size_x / 2 - abs(local[0]),
+                             bin_geometry.size_y / 2 - abs(local[1])))
+        covered = any(_iou(frame.boxes[k], box) >= COVERED_IOU for box in detections.boxes)
+        parts.append({'label': state.label, 'wall_distance_m': wall, 'detected': covered,
+                      'visible_pixels': int(frame.visible_pixels[k])})
+    return parts
+
+
+class Recorder:
+    """The task's status callback: a record per finished attempt, phase durations of successes."""
+
+    def __init__(self, cell: Workcell) -> None:
+        """Record against ``cell``'s clock and object states."""
+        self.cell = cell
+        self.picks: list[PickRecord] = []
+        self.round = 1
+        self.phases: dict[str, list[float]] = {state.name.lower(): [] for state in PHASES}
+        self._entered: list[tuple[PickState, float]] = []
+        self._finished = 0  # the task's attempt count at the last finished attempt
+
+    def __call__(self, status: PickStatus) -> None:
+        now = self.cell.time
+        if status.state == PickState.WAITING_FOR_GRASPS:
+            self._entered = []
+        if not self._entered or self._entered[-1][0] != status.state:
+            self._entered.append((status.state, now))
+        if status.state != PickState.IDLE or status.attempts <= self._finished:
+            return
+        self._finished = status.attempts
+        result = status.last_result
+        outcome = result.outcome.name
+        if result.reason.startswith(NO_FEASIBLE_GRASP):
+            outcome = NO_GRASP  # nothing moved: not an attempt
+        counts = Counter(state.location.name.lower() for state in self.cell.object_states())
+        self.picks.append(PickRecord(len(self.picks) + 1, outcome, result.reason,
+                                     result.cycle_time, now,
+                                     {name: counts.get(name, 0) for name in LOCATIONS},
+                                     round=self.round))
+        if outcome == 'SUCCESS':
+            for (state, start), (_, end) in zip(self._entered, self._entered[1:]):
+                if state in PHASES:
+                    self.phases[state.name.lower()].append(end - start)
+
+    def failed_in_a_row(self) -> int:
+        """Failed attempts at the end of this round's records (looks without a grasp skipped)."""
+        outcomes = [p.outcome for p in self.picks if p.round == self.round
+                    and p.outcome != NO_GRASP]
+        count = 0
+        for outcome in reversed(outcomes):
+            if outcome != 'FAILED':
+                break
+            count += 1
+        return count
+
+
+def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True) -> dict:
+    """Clear ``rounds`` bins from ``seed`` on; the e2e report plus the in-process figures."""
+    cell = pipeline.cell
+    look, recorder = Look(pipeline), Recorder(cell)
+    task = PickPlaceTask(pipeline.backend, SimRobot(cell), pipeline.task_config,
+                         on_status=recorder)
+    round_results, parts_left = [], []
+    objects = sim_time = 0
+    for round_index in range(1, rounds + 1):
+        round_seed = seed + round_index - 1
+        count = int(np.random.default_rng(round_seed).integers(5, 26))  # as demo_node draws
+        cell.reset(round_seed, count)
+        task.reset()
+        recorder.round = round_index
+        objects += count
+        started, collisions_before = cell.time, cell.robot_collisions
+        stop = ''
+
+        def detect() -> GraspCandidates:
+            nonlocal stop
+            if recorder.failed_in_a_row() >= MAX_CONSECUTIVE_FAILURES:
+                stop = f'stop rule: {MAX_CONSECUTIVE_FAILURES} consecutive failed attempts'
+                return GraspCandidates()  # looks empty: ends the task's run
+            return look()
+
+        task.run(detect)
+        located = Counter(state.location.name.lower() for state in cell.object_states())
+        if not stop:
+            stop = (f'controller stopped after {task.status.consecutive_failures} consecutive '
+                    'failures' if task.status.state == PickState.STOPPED else
+                    'bin empty' if not located['in_bin'] else
+                    f'nothing detected with {located["in_bin"]} objects left')
+        # the arm ends each attempt out of the camera's view
+        final = cell.capture()
+        parts_left += leftovers(final, look.detect(final, timed=False), cell,
+                                pipeline.planner.config.bin)
+        round_results.append({
+            'round': round_index, 'seed': round_seed, 'objects': count,
+            'attempts': sum(p.round == round_index and p.outcome != NO_GRASP
+                            for p in recorder.picks),
+            'final_objects': {name: located.get(name, 0) for name in LOCATIONS},
+            'collisions': cell.robot_collisions - collisions_before, 'stop_reason': stop})
+        sim_time += cell.time - started
+        if progress:
+            print(f'round {round_index}/{rounds} (seed {round_seed}): {located["placed"]} of '
+                  f'{count} placed; {stop}', flush=True)
+    located = Counter()
+    for result in round_results:
+        located.update(result['final_objects'])
+    report = summarize(objects, recorder.picks, located, sim_time, look.latency,
+                       f'{rounds} rounds done', sum(r['collisions'] for r in round_results))
+    failures = Counter(_reason_kind(p.reason) for p in recorder.picks
+                       if p.outcome not in ('SUCCESS', NO_GRASP))
+    report.update(rounds=round_results, failure_reasons=dict(failures.most_common()),
+                  no_grasp_drops=dict(look.drops.most_common()),
+                  phase_p50_s={name: float(np.median(v)) if v else None
+                               for name, v in recorder.phases.items()},
+                  parts_left=_leftover_summary(parts_left))
+    return report
+
+
+def _reason_kind(reason: str) -> str:
+    """A failure reason without its figures: 'motion ended 0.037 rad ...' -> '... N rad ...'."""
+    return re.sub(r'-?\d+(\.\d+)?', 'N', reason.split(' (')[0])
+
+
+def _leftover_summary(parts: list[dict]) -> dict:
+    near = [p for p in parts if p['wall_distance_m'] is not None]
+    return {
+        'visible': len(parts),
+        'detected': sum(p['detected'] for p in parts),
+        'within_5cm_of_a_wall': sum(p['wall_distance_m'] < 0.05 for p in near),
+        'within_7_5cm_of_a_wall': sum(p['wall_distance_m'] < 0.075 for p in near),
+        'by_label': dict(Counter(p['label'] for p in parts).most_common()),
+        'undetected_by_label': dict(Counter(p['label'] for p in parts
+                                            if not p['detected']).most_common()),
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the rounds, print the table, write the JSON; return the exit code."""
+    os.environ.setdefault('MUJOCO_GL', 'egl')
+    try:
+        if args.rounds < 1:
+            raise BringupError(f'--rounds must be >= 1, got {args.rounds}')
+        args.sim = True  # the graph whose parameters are used: the simulated cell's
+        parameters = node_configs(launch_arguments(args),
+                                  Path(args.config_dir or default_config_dir()))
+        pipeline = build_pipeline(parameters, args.boxes)
+    except (LitedetError, ValueError, TypeError) as error:
+        print(f'litedet-ros bench picks: {error}', file=sys.stderr)
+        return 2
+    wall = time.monotonic()
+    report = run_rounds(pipeline, args.seed, args.rounds)
+    report['protocol'] = {'rounds': args.rounds, 'first_seed': args.seed, 'objects': '5-25',
+                          'max_consecutive_failures': MAX_CONSECUTIVE_FAILURES,
+                          'boxes': args.boxes, 'in_process': True}
+    report['wall_s'] = time.monotonic() - wall
+    print(format_table(report))
+    print('failures:', report['failure_reasons'])
+    print('phases of successful picks, p50 s:',
+          {k: round(v, 2) for k, v in report['phase_p50_s'].items() if v is not None})
+    print('parts left visible in the bins:', report['parts_left'])
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(report, indent=2, allow_nan=False) + '\n')
+    return 0
