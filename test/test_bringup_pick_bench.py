@@ -77,6 +77,14 @@ def test_the_components_get_the_parameters_of_the_sim_graph(parameters):
     assert parameters['detector_node']['precision'] == 'int8'
 
 
+def test_the_cell_and_the_grasp_planner_must_agree_on_the_fingers(parameters):
+    with pytest.raises(pick_bench.BringupError, match='gripper_finger_length 0.055'):
+        pick_bench.build_pipeline(parameters, 'truth', {'finger_length': '0.08'})
+    with pytest.raises(pick_bench.BringupError, match='NAME one of'):
+        pick_bench.parse_workcell(['finger_lenght=0.08'])
+    assert pick_bench.parse_workcell(['finger_length=0.08']) == {'finger_length': '0.08'}
+
+
 def test_a_round_through_the_detector_accounts_for_every_object(parameters, tmp_path):
     pytest.importorskip('mujoco', reason='MuJoCo is not installed')
     pipeline = pick_bench.build_pipeline(parameters, 'detector')

@@ -97,6 +97,24 @@ def test_workcell_bin_matches_the_xacro_layout():
     assert bin_geometry.wall_height == pytest.approx(0.14)
 
 
+@pytest.mark.parametrize('finger_length', [None, 0.08])
+def test_the_planner_gripper_matches_the_fingers_of_the_cell(finger_length):
+    import xml.etree.ElementTree as ElementTree
+
+    args = {} if finger_length is None else {'finger_length': finger_length}
+    robot = ElementTree.fromstring(workcell_urdf(**args))
+    length = finger_length or GraspNodeConfig().gripper_finger_length  # the defaults agree
+    finger = robot.find("link[@name='left_finger']/collision/geometry/box")
+    assert float(finger.get('size').split()[2]) == pytest.approx(length)
+
+    def z(joint):
+        return float(robot.find(f"joint[@name='{joint}']/origin").get('xyz').split()[2])
+
+    # the fingers' roots and the tcp, out of the gripper base: the tcp is tcp_to_tip above the tips
+    assert z('gripper_base-tcp') == pytest.approx(
+        z('finger_joint') + length - GraspNodeConfig().gripper_tcp_to_tip)
+
+
 def test_narrow_axis_of_boxes_and_cans():
     yaw = rotation_z(0.3)
     axis = narrow_axis('box', (0.08, 0.05, 0.04), yaw, DOWN)

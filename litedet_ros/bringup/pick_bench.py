@@ -20,6 +20,7 @@ import argparse
 from collections import Counter
 from dataclasses import dataclass, fields, replace
 import json
+import math
 import os
 from pathlib import Path
 import re
@@ -41,6 +42,7 @@ from litedet_ros.bringup.graph import (
 )
 from litedet_ros.bringup.report import LOCATIONS, NO_GRASP, PickRecord, format_table, summarize
 from litedet_ros.bringup.runner import default_config_dir
+from litedet_ros.description import workcell_args
 from litedet_ros.detection.node_config import DetectorNodeConfig
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import LitedetError
@@ -72,7 +74,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--boxes', choices=BOX_SOURCES, default='detector',
                         help="the detector's boxes (default) or the simulator's exact ones")
     parser.add_argument('--json', help='write the figures to this JSON file')
+    parser.add_argument('--workcell', action='append', default=[], metavar='NAME=VALUE',
+                        help='xacro argument of the cell for the sim and the motion model, e.g. '
+                        'finger_length=0.08 (the grasp planner takes its geometry from its '
+                        'parameters: --params)')
     add_graph_arguments(parser)
+
+
+def parse_workcell(items: list[str]) -> dict[str, str]:
+    """``['finger_length=0.08']`` -> ``{'finger_length': '0.08'}``, names checked."""
+    known, values = workcell_args(), {}
+    for item in items:
+        name, sep, value = item.partition('=')
+        if not sep or name not in known:
+            raise BringupError(f'--workcell expects NAME=VALUE with NAME one of '
+                               f'{sorted(known)}, got {item!r}')
+        values[name] = value
+    return values
 
 
 @dataclass
@@ -99,19 +117,32 @@ def _config(cls: type, values: dict[str, object]):  # noqa: ANN202 - any config 
                   if k in names})
 
 
-def build_pipeline(parameters: dict[str, dict[str, object]], boxes: str) -> Pipeline:
-    """Wire the cell, detector, grasp planner and task from the nodes' parameters."""
+def build_pipeline(parameters: dict[str, dict[str, object]], boxes: str,
+                   workcell: dict[str, str] | None = None) -> Pipeline:
+    """Wire the cell, detector, grasp planner and task from the nodes' parameters.
+
+    ``workcell``: xacro arguments of the cell for the sim and the motion model.
+
+    Raises:
+        BringupError: the cell's fingers and the grasp planner's differ in length.
+    """
+    workcell = workcell or {}
+    grasp = _config(GraspNodeConfig, parameters['grasp_planner_node'])
+    fingers = float(workcell.get('finger_length', workcell_args()['finger_length']))
+    if not math.isclose(fingers, grasp.gripper_finger_length):
+        raise BringupError(f"the cell's fingers are {fingers} m long, the grasp planner's "
+                           f'gripper_finger_length {grasp.gripper_finger_length} m: set both')
     sim = parameters['sim_node']
     cell = Workcell(WorkcellConfig(start_tolerance=float(sim.get('start_tolerance', 0.05)),
                                    depth_model=WorkcellConfig().depth_model
-                                   if sim.get('depth_noise', True) else None), num_objects=0)
+                                   if sim.get('depth_noise', True) else None,
+                                   description=dict(workcell)), num_objects=0)
     detector = None
     if boxes == 'detector':
         detector = _config(DetectorNodeConfig, parameters['detector_node']).load_detector()
-    grasp = _config(GraspNodeConfig, parameters['grasp_planner_node'])
     controller = _config(ControllerConfig, parameters['controller_node'])
     return Pipeline(cell, detector, GraspPlanner(grasp.planner_config()),
-                    make_backend(controller.backend, controller.builtin_config()),
+                    make_backend(controller.backend, controller.builtin_config(), **workcell),
                     controller.task_config(), str(sim.get('depth_encoding', '16UC1')))
 
 
@@ -322,7 +353,7 @@ def run(args: argparse.Namespace) -> int:
         args.sim = True  # the graph whose parameters are used: the simulated cell's
         parameters = node_configs(launch_arguments(args),
                                   Path(args.config_dir or default_config_dir()))
-        pipeline = build_pipeline(parameters, args.boxes)
+        pipeline = build_pipeline(parameters, args.boxes, parse_workcell(args.workcell))
     except (LitedetError, ValueError, TypeError) as error:
         print(f'litedet-ros bench picks: {error}', file=sys.stderr)
         return 2
@@ -330,7 +361,8 @@ def run(args: argparse.Namespace) -> int:
     report = run_rounds(pipeline, args.seed, args.rounds)
     report['protocol'] = {'rounds': args.rounds, 'first_seed': args.seed, 'objects': '5-25',
                           'max_consecutive_failures': MAX_CONSECUTIVE_FAILURES,
-                          'boxes': args.boxes, 'in_process': True}
+                          'boxes': args.boxes, 'workcell': parse_workcell(args.workcell),
+                          'in_process': True}
     report['wall_s'] = time.monotonic() - wall
     print(format_table(report))
     print('failures:', report['failure_reasons'])
