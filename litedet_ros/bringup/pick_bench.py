@@ -254,12 +254,16 @@ class Recorder:
                     self.phases[state.name.lower()].append(end - start)
 
     def failed_in_a_row(self) -> int:
-        """Failed attempts at the end of this round's records (looks without a grasp skipped)."""
+        """Attempts without success at the end of this round's records.
+
+        Counted as demo_node counts them for its stop rule: looks without a grasp skipped,
+        partial successes included.
+        """
         outcomes = [p.outcome for p in self.picks if p.round == self.round
                     and p.outcome != NO_GRASP]
         count = 0
         for outcome in reversed(outcomes):
-            if outcome != 'FAILED':
+            if outcome == 'SUCCESS':
                 break
             count += 1
         return count
@@ -311,10 +315,10 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
         if progress:
             print(f'round {round_index}/{rounds} (seed {round_seed}): {located["placed"]} of '
                   f'{count} placed; {stop}', flush=True)
-    located = Counter()
+    totals = Counter()
     for result in round_results:
-        located.update(result['final_objects'])
-    report = summarize(objects, recorder.picks, located, sim_time, look.latency,
+        totals.update(result['final_objects'])
+    report = summarize(objects, recorder.picks, totals, sim_time, look.latency,
                        f'{rounds} rounds done', sum(r['collisions'] for r in round_results))
     failures = Counter(_reason_kind(p.reason) for p in recorder.picks
                        if p.outcome not in ('SUCCESS', NO_GRASP))
