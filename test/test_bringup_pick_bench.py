@@ -105,8 +105,10 @@ def test_a_round_through_the_detector_accounts_for_every_object(parameters, tmp_
     json.dumps(report, allow_nan=False)  # the --json file
 
 
-def test_the_command_refuses_no_rounds(capsys):
+def test_the_command_refuses_no_rounds_and_a_node_selection(capsys):
     parser = argparse.ArgumentParser()
     pick_bench.add_arguments(parser)
     assert pick_bench.run(parser.parse_args(['--rounds', '0'])) == 2
     assert '--rounds must be >= 1' in capsys.readouterr().err
+    assert pick_bench.run(parser.parse_args(['--nodes', 'detector_node'])) == 2
+    assert '--nodes does not apply' in capsys.readouterr().err

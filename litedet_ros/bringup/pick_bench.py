@@ -4,10 +4,10 @@ The simulated cell, the detector (or, with ``--boxes truth``, the simulator's ex
 the grasp planner and the pick-and-place task are called in turn in one process, configured from
 the same parameter files as the graph (``config/<node>.yaml``, then ``--params``). Same protocol
 as ``bench e2e``: bins of 5-25 objects from held-out seeds, a round ends when the bin is empty (no
-detections), after 2 consecutive failed attempts, or on the controller's own stop rule. 50 rounds
-take about 7 minutes on one core here, against 34 minutes through the graph: it is the tool for
-comparing settings side by side, and it explains the figures (failure reasons, phase durations,
-the parts each round leaves behind).
+detections), after 2 attempts in a row without success, or on the controller's own stop rule.
+50 rounds take 6-9 minutes on one core here, against 34-42 minutes through the graph: it is the
+tool for comparing settings side by side, and it explains the figures (failure reasons, phase
+durations, the parts each round leaves behind).
 
 It does not measure what only the graph has: the sim clock stands still while perception and
 planning run (through the graph they take sim time, a few tenths of a second per attempt), images
@@ -354,6 +354,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.rounds < 1:
             raise BringupError(f'--rounds must be >= 1, got {args.rounds}')
+        if args.nodes:
+            raise BringupError('--nodes does not apply: the bench runs no nodes')
         args.sim = True  # the graph whose parameters are used: the simulated cell's
         parameters = node_configs(launch_arguments(args),
                                   Path(args.config_dir or default_config_dir()))
