@@ -28,7 +28,6 @@ import time
 
 import cv2
 from geometry_msgs.msg import PoseArray
-import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from rclpy.serialization import deserialize_message
@@ -45,8 +44,10 @@ from litedet_ros.bringup.report import (
     LOCATIONS,
     NO_GRASP,
     PickRecord,
+    attempts_without_success,
     format_table,
     plot_report,
+    round_objects,
     summarize,
 )
 from litedet_ros.bringup.spin import declare_read_only, spin_node
@@ -235,10 +236,9 @@ class DemoNode(Node):
         print(f'pick {index:3d}: {outcome:<15} cycle {pick.cycle_time:5.2f} s | bin '
               f'{self.objects["in_bin"]:2d} placed {self.objects["placed"]:2d} dropped '
               f'{self.objects["dropped"]:2d}{reason}', flush=True)
-        recent = [p.outcome for p in self.picks[self._round_first_pick:]
-                  if p.outcome != NO_GRASP][-self.max_failures:]
-        if (self.phase != 'stopping' and len(recent) == self.max_failures
-                and 'SUCCESS' not in recent):
+        round_outcomes = [p.outcome for p in self.picks[self._round_first_pick:]]
+        if (self.phase != 'stopping'
+                and attempts_without_success(round_outcomes) >= self.max_failures):
             self._stop_run(f'stop rule: {self.max_failures} consecutive failed attempts')
 
     def _save_image(self, index: int, outcome: str, cycle_time: float) -> str:
@@ -266,7 +266,7 @@ class DemoNode(Node):
         seed = self.seed + len(self.round_results)
         if self.num_objects:
             return seed, self.num_objects
-        return seed, int(np.random.default_rng(seed).integers(5, 26))  # VGN-style 5..25
+        return seed, round_objects(seed)
 
     def _stop_run(self, reason: str) -> None:
         """Ask the controller to start no other attempt; the round ends once it is idle."""

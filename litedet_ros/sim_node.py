@@ -51,6 +51,7 @@ from litedet_ros.camera.types import CameraInfo
 from litedet_ros.description import ARM_JOINTS, CAMERA_FRAME, GRIPPER_JOINT
 from litedet_ros.errors import LitedetError
 from litedet_ros.msg import ObjectStateArray
+from litedet_ros.sim.camera import encode_depth
 from litedet_ros.sim.workcell import (
     MAX_OBJECTS,
     PhysicsDivergedError,
@@ -315,9 +316,7 @@ class SimNode(Node):
 
     def _publish_camera(self, cell: Workcell, stamp_ns: int) -> None:
         rgb = cell.render_rgb()
-        depth = cell.render_depth()
-        if self.config.depth_encoding == '16UC1':
-            depth = (depth * 1000.0).round().astype('uint16')
+        depth = encode_depth(cell.render_depth(), self.config.depth_encoding)
         info = conversions.camera_info_to_msg(self._camera_info, stamp_ns)
         self._color_pub.publish(conversions.numpy_to_image(rgb, 'rgb8', stamp_ns, CAMERA_FRAME))
         self._color_info_pub.publish(info)

@@ -40,11 +40,19 @@ from litedet_ros.bringup.graph import (
     options_from_arguments,
     resolve_parameters,
 )
-from litedet_ros.bringup.report import LOCATIONS, NO_GRASP, PickRecord, format_table, summarize
+from litedet_ros.bringup.report import (
+    LOCATIONS,
+    NO_GRASP,
+    PickRecord,
+    attempts_without_success,
+    format_table,
+    round_objects,
+    summarize,
+)
 from litedet_ros.bringup.runner import default_config_dir
 from litedet_ros.description import workcell_args
 from litedet_ros.detection.node_config import DetectorNodeConfig
-from litedet_ros.detection.types import Detections
+from litedet_ros.detection.types import Detections, box_iou
 from litedet_ros.errors import LitedetError
 from litedet_ros.grasping.camera import decode_depth
 from litedet_ros.grasping.config import BinGeometry
@@ -55,6 +63,7 @@ from litedet_ros.motion.controller import ControllerConfig
 from litedet_ros.motion.sim_robot import SimRobot
 from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickState, PickStatus
 from litedet_ros.motion.task import GraspCandidates, PickPlaceTask, TaskConfig
+from litedet_ros.sim.camera import encode_depth
 from litedet_ros.sim.workcell import CameraFrame, Location, Workcell, WorkcellConfig
 
 #: Boxes the grasp planner is given.
@@ -146,13 +155,6 @@ def build_pipeline(parameters: dict[str, dict[str, object]], boxes: str,
                     controller.task_config(), str(sim.get('depth_encoding', '16UC1')))
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    low, high = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = float(np.prod(np.clip(high - low, 0.0, None)))
-    union = float(np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2])) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def truth_detections(frame: CameraFrame, size: tuple[int, int]) -> Detections:
     """The visible objects' exact boxes as detections of their classes, score 1."""
     visible = np.flatnonzero(frame.visible_pixels > 0)
@@ -187,9 +189,7 @@ class Look:
         cell = pipeline.cell
         frame = cell.capture()
         detections = self.detect(frame)
-        depth = frame.depth
-        if pipeline.depth_encoding == '16UC1':  # what the sim node publishes: whole mm
-            depth = (depth * 1000.0).round().astype(np.uint16)
+        depth = encode_depth(frame.depth, pipeline.depth_encoding)  # as sim_node publishes it
         started = time.perf_counter()
         plan = pipeline.planner.plan(decode_depth(depth, pipeline.depth_encoding),
                                      cell.config.intrinsics, detections, cell.camera_pose())
@@ -209,10 +209,10 @@ def leftovers(frame: CameraFrame, detections: Detections, cell: Workcell,
             continue
         wall = None
         if bin_geometry is not None:
-            local = bin_geometry.pose[:3, :3].T @ (state.pose[:3, 3] - bin_geometry.pose[:3, 3])
+            local = bin_geometry.to_bin(state.pose[None, :3, 3])[0]
             wall = float(min(bin_geometry.size_x / 2 - abs(local[0]),
                              bin_geometry.size_y / 2 - abs(local[1])))
-        covered = any(_iou(frame.boxes[k], box) >= COVERED_IOU for box in detections.boxes)
+        covered = any(box_iou(frame.boxes[k], box) >= COVERED_IOU for box in detections.boxes)
         parts.append({'label': state.label, 'wall_distance_m': wall, 'detected': covered,
                       'visible_pixels': int(frame.visible_pixels[k])})
     return parts
@@ -259,14 +259,7 @@ class Recorder:
         Counted as demo_node counts them for its stop rule: looks without a grasp skipped,
         partial successes included.
         """
-        outcomes = [p.outcome for p in self.picks if p.round == self.round
-                    and p.outcome != NO_GRASP]
-        count = 0
-        for outcome in reversed(outcomes):
-            if outcome == 'SUCCESS':
-                break
-            count += 1
-        return count
+        return attempts_without_success([p.outcome for p in self.picks if p.round == self.round])
 
 
 def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True) -> dict:
@@ -279,7 +272,7 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
     objects = sim_time = 0
     for round_index in range(1, rounds + 1):
         round_seed = seed + round_index - 1
-        count = int(np.random.default_rng(round_seed).integers(5, 26))  # as demo_node draws
+        count = round_objects(round_seed)
         cell.reset(round_seed, count)
         task.reset()
         recorder.round = round_index

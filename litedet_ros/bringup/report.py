@@ -47,6 +47,21 @@ class PickRecord:
     round: int = 1
 
 
+def round_objects(seed: int) -> int:
+    """Objects in a benchmark bin drawn from its seed: 5-25, as VGN's protocol."""
+    return int(np.random.default_rng(seed).integers(5, 26))
+
+
+def attempts_without_success(outcomes: Sequence[str]) -> int:
+    """Attempts at the end of ``outcomes`` without a success (looks without a grasp skipped)."""
+    count = 0
+    for outcome in reversed([o for o in outcomes if o != NO_GRASP]):
+        if outcome == 'SUCCESS':
+            break
+        count += 1
+    return count
+
+
 def percentiles_ms(samples_s: Sequence[float]) -> dict[str, float | None]:
     """``{'n', 'p50_ms', 'p99_ms', 'mean_ms'}`` of latencies given in seconds (None if none)."""
     values = np.asarray(samples_s, dtype=np.float64) * 1000.0

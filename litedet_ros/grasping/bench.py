@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 from litedet_ros.camera.types import PinholeCamera
-from litedet_ros.detection.types import Detections
+from litedet_ros.detection.types import Detections, box_iou
 from litedet_ros.grasping.camera import decode_depth
 from litedet_ros.grasping.config import BinGeometry, GripperGeometry, PlannerConfig
 from litedet_ros.grasping.planner import GraspPlanner, PlanResult
@@ -285,14 +285,6 @@ def _best_per_detection(result: PlanResult) -> dict[int, Grasp]:
     return best
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def run_benchmark(scenes: int, objects: int, boxes: str = 'gt', detector_path: str = '',
                   physical: bool = True, latency_repeats: int = 30,
                   log=print) -> dict:
@@ -349,7 +341,7 @@ def run_benchmark(scenes: int, objects: int, boxes: str = 'gt', detector_path: s
             detections, _ = detector.detect(frame.rgb)
             target = {}
             for i, box in enumerate(detections.boxes):
-                ious = [_iou(box, frame.boxes[k]) for k in visible]
+                ious = [box_iou(box, frame.boxes[k]) for k in visible]
                 if ious and max(ious) >= 0.5:
                     target[i] = int(visible[int(np.argmax(ious))])
         t0 = time.perf_counter()

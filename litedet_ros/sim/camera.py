@@ -44,6 +44,13 @@ class DepthModel:
     depth_unit: float = 0.001
 
 
+def encode_depth(depth: np.ndarray, encoding: str) -> np.ndarray:
+    """Depth in metres as a D435 driver publishes it: ``16UC1`` whole millimetres, or ``32FC1``."""
+    if encoding == '16UC1':
+        return (depth * 1000.0).round().astype(np.uint16)
+    return depth
+
+
 def apply_depth_model(depth: np.ndarray, intrinsics: PinholeCamera, model: DepthModel,
                       rng: np.random.Generator) -> np.ndarray:
     """Turn ideal depth into D435-like depth.
