@@ -32,8 +32,10 @@ Services (all answer at once; results come on ``pick_status``):
   within ``grasp_wait_timeout``, or an array without grasps and detections) or
   ``max_consecutive_failures`` failed in a row; false lets the current attempt finish and
   starts no other. An array without grasps for detected objects is a FAILED attempt without
-  motion ("no feasible grasp for N detected objects"): it counts toward the failure limit and
-  the run waits for an array of a newer image.
+  motion ("no feasible grasp for N detected objects"), in which the array's push, if any, is
+  made: it counts toward the failure limit unless the push was made (up to
+  ``max_pushes_in_a_row`` since a grasp was last tried), and the run waits for an array of a
+  newer image.
 - ``~/stop`` (std_srvs/Trigger): emergency stop, the arm halts at once.
 
 The task runs on a worker thread; callbacks only hand data over, so status, stop and joint
@@ -106,6 +108,9 @@ DESCRIPTORS = {
     'max_consecutive_failures': ParameterDescriptor(
         description='A run stops after this many failed attempts in a row.',
         integer_range=[IntegerRange(from_value=1, to_value=1000)]),
+    'max_pushes_in_a_row': ParameterDescriptor(
+        description='Pushes made since a grasp was last tried that are not failures (0: no '
+        'pushes).', integer_range=[IntegerRange(from_value=0, to_value=1000)]),
     'pre_grasp_distance': _float('Back-off along the approach before the grasp, m.', 0.0, 0.5),
     'lift_height': _float('Straight lift after closing, m.', 0.0, 0.5),
     'clear_height': _float('TCP height clearing the bin rim: pre-grasps and lifts reach it, '

@@ -12,6 +12,7 @@ from litedet_ros.motion.status import PickOutcome, PickResult, PickState, PickSt
 
 class Clock:
     time = 0.0
+    robot_collisions = 0
 
     def object_states(self):
         return []
@@ -46,6 +47,17 @@ def test_the_recorder_keeps_one_record_per_finished_attempt_and_times_successes(
     assert [p.outcome for p in recorder.picks] == ['SUCCESS', NO_GRASP, 'FAILED']
     assert recorder.failed_in_a_row() == 1
     assert recorder.phases['approaching'] == [pytest.approx(1.7)]  # failures are not timed
+
+
+def test_the_recorder_names_the_state_in_which_each_collision_began():
+    clock = Clock()
+    recorder = pick_bench.Recorder(clock)
+    for state, collisions in ((PickState.WAITING_FOR_GRASPS, 0), (PickState.APPROACHING, 0),
+                              (PickState.GRASPING, 2), (PickState.LIFTING, 2),
+                              (PickState.PUSHING, 2), (PickState.IDLE, 3)):
+        clock.robot_collisions = collisions
+        recorder(status(state, 1))
+    assert recorder.collision_states == {'approaching': 2, 'pushing': 1}
 
 
 def test_failed_in_a_row_skips_looks_without_a_grasp_and_starts_again_each_round():

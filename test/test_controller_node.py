@@ -225,6 +225,8 @@ def test_malformed_input_is_counted_and_survived(nodes, spin_until):
     states.publish(JointState(name=['elbow_joint'], position=[0.0, 1.0]))
     states.publish(JointState(name=list(ARM_JOINTS), position=[0.0] * 6))
     assert spin_until(lambda: controller.dropped['joint_states'] == 2)
+    # the fake robot's states queued behind the bad ones are fresh again once handled
+    assert spin_until(lambda: _has_state(controller))
     assert controller.robot.joint_positions() == pytest.approx(START)
     # still serving: a good array is accepted
     publish_grasps(client, robot, REACHABLE, spin=spin_until)

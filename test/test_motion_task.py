@@ -506,12 +506,27 @@ def test_without_grasps_the_offered_push_is_made_and_counts_as_a_look_without_gr
     assert robot.executions == executions
 
 
-def test_run_pushes_unless_the_look_without_grasps_ends_it(backend):
+def test_made_pushes_do_not_count_as_failures_up_to_max_pushes_in_a_row(backend):
     robot = FakeRobot(object_width=0.0)
-    task, states = make_task(backend, robot, max_consecutive_failures=2)
+    task, states = make_task(backend, robot, max_consecutive_failures=2, max_pushes_in_a_row=3)
     results = task.run(lambda: GraspCandidates((), 3, PUSH))
-    assert [PUSHED in r.reason for r in results] == [True, False]
-    assert states.count(PickState.PUSHING) == 1 and task.status.state == PickState.STOPPED
+    assert [PUSHED in r.reason for r in results] == [True, True, True, False, False]
+    assert states.count(PickState.PUSHING) == 3 and task.status.state == PickState.STOPPED
+    # a grasp tried starts the push count again; a push that could not be planned is a failure
+    task.reset()
+    looks = [GraspCandidates((), 3, PUSH), GraspCandidates((UNREACHABLE,), 1),
+             GraspCandidates((), 3, PUSH), GraspCandidates((), 3, PUSH),
+             GraspCandidates((), 3, PUSH), GraspCandidates((), 3, PUSH)]
+    results = task.run(lambda: looks.pop(0))
+    assert [PUSHED in r.reason for r in results] == [True, False, True, True, True, False]
+    assert task.status.state == PickState.STOPPED
+    task.reset()
+    elsewhere = Push(PUSH.start, PUSH.end, 3, frame_id='camera')
+    results = task.run(lambda: GraspCandidates((), 3, elsewhere))
+    assert len(results) == 2 and all('nothing: planning failed' in r.reason for r in results)
+    task, states = make_task(backend, robot, max_pushes_in_a_row=0)
+    task.run(lambda: GraspCandidates((), 3, PUSH))
+    assert PickState.PUSHING not in states and task.status.state == PickState.STOPPED
 
 
 def test_a_push_that_stalls_ends_in_a_recovery(backend):

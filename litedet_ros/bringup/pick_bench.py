@@ -219,19 +219,30 @@ def leftovers(frame: CameraFrame, detections: Detections, cell: Workcell,
 
 
 class Recorder:
-    """The task's status callback: a record per finished attempt, phase durations of successes."""
+    """The task's status callback: records of attempts, phase durations, collision states.
+
+    A record per finished attempt, the phase durations of successes, and the task state in
+    which each robot collision began.
+    """
 
     def __init__(self, cell: Workcell) -> None:
-        """Record against ``cell``'s clock and object states."""
+        """Record against ``cell``'s clock, collision count and object states."""
         self.cell = cell
         self.picks: list[PickRecord] = []
         self.round = 1
         self.phases: dict[str, list[float]] = {state.name.lower(): [] for state in PHASES}
+        self.collision_states: Counter = Counter()
         self._entered: list[tuple[PickState, float]] = []
         self._finished = 0  # the task's attempt count at the last finished attempt
+        self._collisions = cell.robot_collisions
 
     def __call__(self, status: PickStatus) -> None:
         now = self.cell.time
+        # the collisions since the last status began in the state it reported
+        if self.cell.robot_collisions > self._collisions:
+            state = self._entered[-1][0].name.lower() if self._entered else 'before_the_task'
+            self.collision_states[state] += self.cell.robot_collisions - self._collisions
+        self._collisions = self.cell.robot_collisions
         if status.state == PickState.WAITING_FOR_GRASPS:
             self._entered = []
         if not self._entered or self._entered[-1][0] != status.state:
@@ -317,6 +328,7 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
                        if p.outcome not in ('SUCCESS', NO_GRASP))
     report.update(rounds=round_results, failure_reasons=dict(failures.most_common()),
                   no_grasp_drops=dict(look.drops.most_common()),
+                  collision_states=dict(recorder.collision_states.most_common()),
                   phase_p50_s={name: float(np.median(v)) if v else None
                                for name, v in recorder.phases.items()},
                   parts_left=_leftover_summary(parts_left))
@@ -365,6 +377,7 @@ def run(args: argparse.Namespace) -> int:
     report['wall_s'] = time.monotonic() - wall
     print(format_table(report))
     print('failures:', report['failure_reasons'])
+    print('robot collisions by task state:', report['collision_states'])
     print('phases of successful picks, p50 s:',
           {k: round(v, 2) for k, v in report['phase_p50_s'].items() if v is not None})
     print('parts left visible in the bins:', report['parts_left'])

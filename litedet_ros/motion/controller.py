@@ -50,7 +50,10 @@ class ControllerConfig:
         grasp_wait_timeout: longest wait for a fresh grasp array before an attempt, s; none
             arriving ends a run (``~/run``) as an empty bin.
         max_consecutive_failures: a run stops after this many failed attempts in a row
-            (attempts without a feasible grasp for the detected objects included).
+            (looks without a feasible grasp for the detected objects included, unless a
+            push was made in them).
+        max_pushes_in_a_row: pushes made since a grasp was last tried that do not count as
+            failures (see :class:`~litedet_ros.motion.task.TaskConfig`); 0 never pushes.
         pre_grasp_distance: back-off along the approach axis before the grasp, m.
         lift_height: straight lift after closing, m.
         clear_height: TCP height at which the open hand clears the bin rim: pre-grasps and
@@ -77,6 +80,7 @@ class ControllerConfig:
     joint_state_timeout: float = 0.5
     grasp_wait_timeout: float = 5.0
     max_consecutive_failures: int = 3
+    max_pushes_in_a_row: int = 6
     pre_grasp_distance: float = 0.10
     lift_height: float = 0.15
     clear_height: float = 0.22
@@ -122,6 +126,9 @@ class ControllerConfig:
         if self.max_consecutive_failures < 1:
             raise ControllerConfigError(f'max_consecutive_failures must be >= 1, got '
                                         f'{self.max_consecutive_failures}')
+        if self.max_pushes_in_a_row < 0:
+            raise ControllerConfigError(f'max_pushes_in_a_row must be >= 0, got '
+                                        f'{self.max_pushes_in_a_row}')
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -145,6 +152,7 @@ class ControllerConfig:
             place_height=self.place_height, retreat_distance=self.retreat_distance,
             min_grip_width=self.min_grip_width,
             max_consecutive_failures=self.max_consecutive_failures,
+            max_pushes_in_a_row=self.max_pushes_in_a_row,
             max_grasp_age=self.max_grasp_age, control_period=self.control_period,
             gripper_timeout=self.gripper_timeout, goal_tolerance=self.goal_tolerance)
 

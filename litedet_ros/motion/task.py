@@ -20,8 +20,10 @@ above the place zone) and :meth:`run` re-detects; grasps near the last few that 
 tried after all others (a part jammed in the pile would fail the same way again). :meth:`run` stops
 when the bin looks empty (no grasps and no detections) or after ``max_consecutive_failures``.
 Objects seen but without a feasible grasp (the grasp planner refuses risky ones) make an attempt
-that FAILED without motion, reason starting with :data:`NO_FEASIBLE_GRASP`: it counts toward the
-stop rule, and :meth:`run` re-detects. Every motion has a watchdog (planned duration x 1.1 + 0.5 s,
+that FAILED without motion, reason starting with :data:`NO_FEASIBLE_GRASP`, and :meth:`run`
+re-detects. Such a look counts toward the stop rule unless the grasp planner offered a push and it
+was made (the scene changed): up to ``max_pushes_in_a_row`` pushes since the last grasp was tried
+do not. Every motion has a watchdog (planned duration x 1.1 + 0.5 s,
 as MoveIt's trajectory execution manager), and until then to end within ``goal_tolerance`` of its
 goal; :meth:`emergency_stop` halts the robot at once, from any thread, and the task ends within one
 control period.
@@ -155,6 +157,9 @@ class TaskConfig:
             and a wider box refused lifts beside a wall that the part itself, inside the bin,
             could make.
         max_consecutive_failures: :meth:`PickPlaceTask.run` stops after this many.
+        max_pushes_in_a_row: looks without a grasp whose push was made do not count as
+            failures, up to this many since a grasp was last tried; then offered pushes are
+            not made until one is (0: never push).
         failed_grasp_memory: positions of the last this many grasps that failed after the arm
             moved are remembered (0 forgets them at once).
         failed_grasp_radius: grasps within this distance of a remembered failure are tried
@@ -187,6 +192,7 @@ class TaskConfig:
     slip_tolerance: float = 0.006
     attached_size: tuple[float, float] = (0.022, 0.04)
     max_consecutive_failures: int = 3
+    max_pushes_in_a_row: int = 6
     failed_grasp_memory: int = 3
     failed_grasp_radius: float = 0.02
     max_grasp_age: float = 0.0
@@ -203,9 +209,9 @@ class _AbortError(Exception):
     """Ends the current attempt with an outcome and a reason."""
 
     def __init__(self, reason: str, outcome: PickOutcome = PickOutcome.FAILED,
-                 moved: bool = True) -> None:
+                 moved: bool = True, counts: bool = True) -> None:
         super().__init__(reason)
-        self.reason, self.outcome, self.moved = reason, outcome, moved
+        self.reason, self.outcome, self.moved, self.counts = reason, outcome, moved, counts
 
 
 class _EmergencyStopError(Exception):
@@ -251,6 +257,7 @@ class PickPlaceTask:
         self._placed = 0  # objects released in the place zone: picks the next place offset
         # positions of the grasps that last failed after the arm moved, oldest first
         self._failed_at: deque[np.ndarray] = deque(maxlen=self.config.failed_grasp_memory)
+        self._pushes_in_a_row = 0  # pushes made since a grasp was last tried
         self._estop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
@@ -279,8 +286,9 @@ class PickPlaceTask:
         self._update(state=PickState.EMERGENCY_STOP, enabled=False)
 
     def reset(self) -> None:
-        """Clear the emergency stop, the failure streak and the failed grasps."""
+        """Clear the emergency stop, the failure and push streaks and the failed grasps."""
         self._failed_at.clear()
+        self._pushes_in_a_row = 0
         self._estop.clear()
         self._resume.set()
         self._update(state=PickState.IDLE, enabled=True, consecutive_failures=0)
@@ -290,8 +298,9 @@ class PickPlaceTask:
         """Pick until the bin is empty, ``max_consecutive_failures`` or an emergency stop.
 
         Detected objects without any grasp make a FAILED attempt ("no feasible grasp for N
-        detected objects"), in which the offered push, if any, is made unless that failure
-        ends the run, and the bin is looked at again.
+        detected objects"), in which the offered push, if any, is made while fewer than
+        ``max_pushes_in_a_row`` were made since a grasp was last tried, and the bin is looked
+        at again. A made push leaves the failure streak as it was.
 
         Args:
             detect: looks at the bin again (after each attempt) and returns what it saw;
@@ -304,11 +313,9 @@ class PickPlaceTask:
             if seen.bin_empty:
                 self._update(state=PickState.IDLE)
                 break
-            # a push is pointless when the look's failure ends the run
-            last_chance = self.status.consecutive_failures + 1 >= \
-                self.config.max_consecutive_failures
+            may_push = self._pushes_in_a_row < self.config.max_pushes_in_a_row
             results.append(self.pick_once(seen.grasps, seen.num_detections,
-                                          None if last_chance else seen.push))
+                                          seen.push if may_push else None))
             if self.status.consecutive_failures >= self.config.max_consecutive_failures:
                 self._update(state=PickState.STOPPED)
                 break
@@ -320,7 +327,8 @@ class PickPlaceTask:
 
         Without grasps, ``push`` is made instead, if given; the result is FAILED either way,
         its reason "no feasible grasp for N detected objects", followed by :data:`PUSHED` and
-        the push's outcome when there was one.
+        the push's outcome when there was one. A push that moved the arm does not add to the
+        failure streak.
 
         Args:
             grasps: candidates in the planning frame, any order.
@@ -330,14 +338,17 @@ class PickPlaceTask:
         """
         started = self.robot.now()
         self._update(attempts=self.status.attempts + 1)
-        plan = None
+        plan, counts = None, True  # counts: towards the failure streak
         try:
             if self._estop.is_set():
                 raise _EmergencyStopError
             if not grasps and push is not None:
-                pushed = self._push(push)  # ends out of the camera's view: no recovery
+                made, pushed = self._push(push)  # ends out of the camera's view: no recovery
+                self._pushes_in_a_row += made
                 raise _AbortError(f'{NO_FEASIBLE_GRASP} for {num_detections} detected objects'
-                                  f'{PUSHED} {pushed}', moved=False)
+                                  f'{PUSHED} {pushed}', moved=False, counts=not made)
+            if grasps:
+                self._pushes_in_a_row = 0
             plan = self._choose(grasps, num_detections)
             self._approach(plan)
             width = self._grasp(plan)
@@ -347,7 +358,7 @@ class PickPlaceTask:
         except _EmergencyStopError:
             result = PickResult(PickOutcome.FAILED, 'emergency stop')
         except _AbortError as abort:
-            result = PickResult(abort.outcome, abort.reason)
+            result, counts = PickResult(abort.outcome, abort.reason), abort.counts
             if abort.moved and plan is not None and abort.outcome == PickOutcome.FAILED:
                 self._failed_at.append(plan.grasp.pose[:3, 3])
             if abort.moved and not self._estop.is_set():
@@ -356,7 +367,7 @@ class PickPlaceTask:
             result = PickResult(PickOutcome.FAILED, str(error))
             self._recover()
         result = replace(result, cycle_time=self.robot.now() - started)
-        self._finish(result)
+        self._finish(result, counts)
         return result
 
     # -- steps -------------------------------------------------------------------------------
@@ -418,8 +429,8 @@ class PickPlaceTask:
         lifted_at = carry.times[np.argmin(np.linalg.norm(tcp - lifted[:3, 3], axis=1))]
         return _Plan(grasp, to_pre_grasp, approach, carry, float(lifted_at), place)
 
-    def _push(self, push: Push) -> str:
-        """Push a part, then leave the camera's view; return how it went.
+    def _push(self, push: Push) -> tuple[bool, str]:
+        """Push a part, then leave the camera's view; return whether the arm moved, and how.
 
         The closed hand goes above the push's start (as high as a pre-grasp), straight down,
         along the push and straight up again, then to above the place zone like a recovery.
@@ -438,18 +449,18 @@ class PickPlaceTask:
                     Leg(_translated(push.end, (0, 0, rise)), straight=True))
             motion = backend.plan_sequence(self.robot.joint_positions(), legs)
         except LitedetError as error:
-            return f'nothing: planning failed: {error}'
+            return False, f'nothing: planning failed: {error}'
         try:
             self._command_gripper(0.0)  # closed by the time the hand reaches the bin
             self._execute(motion)
         except _AbortError as abort:
             self._recover()
-            return f'detection {push.detection_index}, stopped: {abort.reason}'
+            return True, f'detection {push.detection_index}, stopped: {abort.reason}'
         try:
             self._leave_view()
         except (_AbortError, LitedetError):
             pass  # the arm stays above the bin; the next attempt plans from there
-        return f'detection {push.detection_index} {100 * push.length:.0f} cm'
+        return True, f'detection {push.detection_index} {100 * push.length:.0f} cm'
 
     def _approach(self, plan: _Plan) -> None:
         self._update(state=PickState.APPROACHING)
@@ -653,14 +664,16 @@ class PickPlaceTask:
                 raise _EmergencyStopError
             self._update(state=state)
 
-    def _finish(self, result: PickResult) -> None:
+    def _finish(self, result: PickResult, counts: bool = True) -> None:
+        """End an attempt; ``counts``: a failure adds to the failure streak."""
         status = self.status
         success = result.outcome == PickOutcome.SUCCESS
         failed = result.outcome == PickOutcome.FAILED
+        streak = 0 if success else status.consecutive_failures + (failed and counts)
         state = PickState.EMERGENCY_STOP if self._estop.is_set() else PickState.IDLE
         self._update(state=state, last_result=result,
                      successes=status.successes + success, failures=status.failures + failed,
-                     consecutive_failures=0 if success else status.consecutive_failures + failed)
+                     consecutive_failures=streak)
 
     def _update(self, **changes: object) -> None:
         with self._lock:
