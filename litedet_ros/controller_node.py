@@ -68,7 +68,6 @@ from visualization_msgs.msg import Marker
 from litedet_ros import conversions, topics
 from litedet_ros.bringup.spin import LATCHED_QOS, spin_node
 from litedet_ros.errors import LitedetError
-from litedet_ros.motion.backend import make_backend
 from litedet_ros.motion.controller import (
     ControllerConfig,
     GraspInbox,
@@ -128,6 +127,8 @@ DESCRIPTORS = {
     'gripper_timeout': _float('Longest wait for the fingers to settle, s.', 0.1, 30.0),
     'goal_tolerance': _float('Largest joint error at the end of a motion, rad.', 0.001, 0.5),
     'control_period': _float('Polling period of execution, pause and stop, s.', 0.001, 0.1),
+    'finger_length': _float("Gripper finger length of the cell's description the built-in "
+                            'backend plans with, m.', 0.03, 0.2, read_only=True),
 }
 
 
@@ -143,7 +144,7 @@ class ControllerNode(Node):
                                    DESCRIPTORS[name])
         self.config = self._config_from({p: self.get_parameter(p).value
                                          for p in ControllerConfig.field_names()})
-        backend = make_backend(self.config.backend, self.config.builtin_config())
+        backend = self.config.make_backend()
 
         group = ReentrantCallbackGroup()
         self._trajectory_pub = self.create_publisher(JointTrajectoryMsg, topics.JOINT_TRAJECTORY,

@@ -55,6 +55,11 @@ def workcell_args() -> dict[str, str]:
     return dict(re.findall(r'<xacro:arg name="(\w+)" default="([^"]*)"', text))
 
 
+def default_finger_length() -> float:
+    """The gripper's finger length of the workcell description by default (xacro), m."""
+    return float(workcell_args()['finger_length'])
+
+
 def workcell_urdf(**args: float | str) -> str:
     """Expand ``urdf/workcell.urdf.xacro`` into URDF XML.
 

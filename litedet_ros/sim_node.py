@@ -31,7 +31,7 @@ simulation thread; callbacks hand it requests and wait for the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import queue
 import threading
 import time
@@ -48,7 +48,12 @@ from trajectory_msgs.msg import JointTrajectory as JointTrajectoryMsg
 from litedet_ros import conversions, topics
 from litedet_ros.bringup.spin import spin_node
 from litedet_ros.camera.types import CameraInfo
-from litedet_ros.description import ARM_JOINTS, CAMERA_FRAME, GRIPPER_JOINT
+from litedet_ros.description import (
+    ARM_JOINTS,
+    CAMERA_FRAME,
+    GRIPPER_JOINT,
+    default_finger_length,
+)
 from litedet_ros.errors import LitedetError
 from litedet_ros.msg import ObjectStateArray
 from litedet_ros.sim.camera import encode_depth
@@ -92,6 +97,9 @@ PARAMETERS = {
                     'angles); false publishes ideal depth.', read_only=True)),
     'start_tolerance': (0.05, _float_range("Largest distance of a trajectory's first point "
                                            'from the current state, rad.', 0.0, 1.0)),
+    'finger_length': (default_finger_length(), _float_range(
+        "Length of the gripper's fingers in the cell (workcell xacro finger_length), m.",
+        0.03, 0.2)),
 }
 
 
@@ -108,6 +116,7 @@ class SimNodeConfig:
     depth_encoding: str = '16UC1'
     depth_noise: bool = True
     start_tolerance: float = 0.05
+    finger_length: float = field(default_factory=default_finger_length)
 
     def __post_init__(self) -> None:
         check_scene_request(self.seed, self.num_objects)
@@ -117,6 +126,8 @@ class SimNodeConfig:
         rates = (self.camera_rate, self.joint_state_rate, self.objects_rate)
         if min(rates) <= 0 or self.real_time_factor < 0 or self.start_tolerance < 0:
             raise LitedetError('rates must be > 0, real_time_factor and start_tolerance >= 0')
+        if not self.finger_length > 0:
+            raise LitedetError(f'finger_length must be > 0, got {self.finger_length}')
 
 
 class _Request:
@@ -221,7 +232,8 @@ class SimNode(Node):
         try:
             cell = Workcell(WorkcellConfig(start_tolerance=config.start_tolerance,
                                            depth_model=None if not config.depth_noise
-                                           else WorkcellConfig().depth_model),
+                                           else WorkcellConfig().depth_model,
+                                           description={'finger_length': config.finger_length}),
                             seed=config.seed, num_objects=config.num_objects)
         except LitedetError as error:
             self._startup_error = str(error)

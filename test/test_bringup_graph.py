@@ -34,7 +34,8 @@ def test_defaults_are_the_launch_argument_table():
     assert options.namespace == '/'
     assert set(LAUNCH_ARGUMENTS) == {'use_sim', 'use_sim_time', 'use_rviz', 'rviz_config',
                                      'params_file', 'namespace', 'backend', 'precision',
-                                     'camera'}
+                                     'camera', 'finger_length'}
+    assert options.finger_length is None
 
 
 @pytest.mark.parametrize(('arguments', 'expected'), [
@@ -70,6 +71,27 @@ def test_namespace_sim_time_and_detector_overrides():
     assert all(node.required for node in nodes)
 
 
+def test_finger_length_sets_every_model_of_the_gripper_alike(tmp_path):
+    nodes = build_graph(options_from_arguments(
+        {'use_sim': 'true', 'use_rviz': 'true', 'finger_length': '0.08'}), CONFIG)
+    values = {node.name: resolve_parameters(node) for node in nodes}
+    assert values['sim_node']['finger_length'] == 0.08
+    assert values['controller_node']['finger_length'] == 0.08
+    assert values['grasp_planner_node']['gripper_finger_length'] == 0.08
+    urdf = values['robot_state_publisher']['robot_description']
+    assert '0.022 0.012 0.08' in urdf  # the finger boxes
+    check_graph(tuple(node for node in nodes if node.name != 'rviz2'))
+    # without the argument, the shipped files agree; a params file setting one model is refused
+    shipped = build_graph(options_from_arguments({'use_sim': 'true'}), CONFIG)
+    assert {resolve_parameters(n).get('finger_length', resolve_parameters(n).get(
+        'gripper_finger_length')) for n in shipped if n.name != 'detector_node'} == {0.055}
+    extra = write(tmp_path / 'long.yaml', '/**/grasp_planner_node:\n  ros__parameters:\n'
+                  '    gripper_finger_length: 0.08\n')
+    one = build_graph(options_from_arguments({'use_sim': 'true', 'params_file': extra}), CONFIG)
+    with pytest.raises(BringupError, match='fingers of different lengths'):
+        check_graph(one)
+
+
 def test_use_sim_time_can_differ_from_use_sim():
     assert options_from_arguments({'use_sim': 'true', 'use_sim_time': 'false'}).use_sim_time \
         is False
@@ -91,6 +113,8 @@ def test_realsense_driver_node_lives_where_its_topics_are_expected():
     ({'use_sim': 'maybe'}, 'use_sim must be true or false'),
     ({'namespace': 'bad-name'}, 'invalid namespace'),
     ({'use_gpu': 'true'}, 'unknown launch arguments'),
+    ({'finger_length': '8cm'}, 'finger_length must be a number'),
+    ({'finger_length': '80'}, r'finger_length must be a length in m in \(0, 1\)'),
 ])
 def test_bad_arguments_are_refused(arguments, message):
     with pytest.raises(BringupError, match=message):

@@ -89,12 +89,22 @@ def test_the_components_get_the_parameters_of_the_sim_graph(parameters):
     assert parameters['detector_node']['precision'] == 'int8'
 
 
-def test_the_cell_and_the_grasp_planner_must_agree_on_the_fingers(parameters):
-    with pytest.raises(pick_bench.BringupError, match='gripper_finger_length 0.055'):
-        pick_bench.build_pipeline(parameters, 'truth', {'finger_length': '0.08'})
-    with pytest.raises(pick_bench.BringupError, match='NAME one of'):
-        pick_bench.parse_workcell(['finger_lenght=0.08'])
-    assert pick_bench.parse_workcell(['finger_length=0.08']) == {'finger_length': '0.08'}
+def test_the_cell_the_planner_and_the_controller_must_agree_on_the_fingers(parameters):
+    longer = {**parameters, 'grasp_planner_node': {**parameters['grasp_planner_node'],
+                                                   'gripper_finger_length': 0.08}}
+    with pytest.raises(pick_bench.BringupError, match='fingers of different lengths'):
+        pick_bench.build_pipeline(longer, 'truth')
+    pytest.importorskip('mujoco', reason='MuJoCo is not installed')
+    fingers = pick_bench.node_configs({'use_sim': 'true', 'finger_length': '0.08'},
+                                      pick_bench.default_config_dir())
+    pipeline = pick_bench.build_pipeline(fingers, 'truth')
+    assert pipeline.planner.config.gripper.finger_length == 0.08
+    # the cell and the motion model were built with the longer fingers: the tcp is further out
+    assert pipeline.cell.layout['finger_length'] == 0.08
+    home = pipeline.cell.arm_positions()
+    tcp_short = pick_bench.build_pipeline(parameters, 'truth').backend.tcp_pose(home)
+    assert pipeline.backend.tcp_pose(home)[:3, 3] == pytest.approx(
+        tcp_short[:3, 3] + 0.025 * tcp_short[:3, 2], abs=1e-6)
 
 
 def test_a_round_through_the_detector_accounts_for_every_object(parameters, tmp_path):

@@ -14,9 +14,10 @@ Graph (all topic names relative, so ``namespace`` moves the whole cell)::
 
 Parameters of a node, later entries winning, as in ``launch_ros``: ``config/<node>.yaml``, the
 ``params_file`` argument (if any), then the overrides made from the arguments (``use_sim_time``;
-``backend`` and ``precision`` for the detector). Every node except the visualisation ones
-(``robot_state_publisher``, ``rviz2``) is *required*: when it exits, the whole bringup shuts
-down (``on_exit=Shutdown()`` in the launch file, the same rule in the runner).
+``backend`` and ``precision`` for the detector; ``finger_length`` for the sim, the grasp planner
+and the controller, and in the URDF of robot_state_publisher). Every node except the
+visualisation ones (``robot_state_publisher``, ``rviz2``) is *required*: when it exits, the whole
+bringup shuts down (``on_exit=Shutdown()`` in the launch file, the same rule in the runner).
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     'camera': ('own', "Camera when use_sim is false: 'own' (litedet_ros camera_node), "
                       "'realsense2_camera' (the official driver) or 'none' (topics come from "
                       'elsewhere).'),
+    'finger_length': ('', "Length of the gripper's fingers, m: the grasp planner's "
+                          "gripper_finger_length, the built-in motion backend's and the "
+                          "simulated cell's model; empty: as their parameter files say."),
 }
 
 #: Parameters given to the official realsense2_camera driver: the same streams rs_launch.py
@@ -75,6 +79,11 @@ REALSENSE_PARAMETERS: dict[str, object] = {
 PATH_PARAMETERS: dict[str, tuple[str, ...]] = {
     'camera_node': ('playback_file',),
 }
+
+#: The parameter holding the gripper's finger length, per node that models the gripper.
+FINGER_PARAMETERS: dict[str, str] = {'sim_node': 'finger_length',
+                                     'grasp_planner_node': 'gripper_finger_length',
+                                     'controller_node': 'finger_length'}
 
 _NAMESPACE = re.compile(r'^(/[A-Za-z_][A-Za-z0-9_]*)*$')
 
@@ -99,6 +108,7 @@ class GraphOptions:
     backend: str = 'onnxruntime'
     precision: str = 'int8'
     camera: str = 'own'
+    finger_length: float | None = None
 
     def __post_init__(self) -> None:
         if not _NAMESPACE.match(self.namespace.rstrip('/')):
@@ -109,6 +119,9 @@ class GraphOptions:
                                      ('precision', self.precision, PRECISIONS)):
             if value not in allowed:
                 raise BringupError(f'unknown {name} {value!r}, expected one of {allowed}')
+        if self.finger_length is not None and not 0 < self.finger_length < 1:
+            raise BringupError(f'finger_length must be a length in m in (0, 1), got '
+                               f'{self.finger_length}')
 
 
 @dataclass(frozen=True)
@@ -186,6 +199,11 @@ def options_from_arguments(arguments: Mapping[str, str]) -> GraphOptions:
     use_sim = parse_bool('use_sim', values['use_sim'])
     sim_time = values['use_sim_time'].strip()
     namespace = values['namespace'].strip().strip('/')
+    fingers = values['finger_length'].strip()
+    try:
+        finger_length = float(fingers) if fingers else None
+    except ValueError:
+        raise BringupError(f'finger_length must be a number (m), got {fingers!r}') from None
     return GraphOptions(
         use_sim=use_sim,
         use_sim_time=use_sim if not sim_time else parse_bool('use_sim_time', sim_time),
@@ -195,7 +213,8 @@ def options_from_arguments(arguments: Mapping[str, str]) -> GraphOptions:
         namespace=f'/{namespace}',
         backend=values['backend'].strip(),
         precision=values['precision'].strip(),
-        camera=values['camera'].strip())
+        camera=values['camera'].strip(),
+        finger_length=finger_length)
 
 
 def middleware_environment(config_dir: str | Path,
@@ -223,6 +242,7 @@ def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec
     config_dir = Path(config_dir)
     extra = (options.params_file,) if options.params_file else ()
     sim_time = {'use_sim_time': options.use_sim_time}
+    fingers = {} if options.finger_length is None else {'finger_length': options.finger_length}
     env = middleware_environment(config_dir)
 
     def own(name: str, overrides: dict) -> NodeSpec:
@@ -234,7 +254,7 @@ def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec
     nodes = []
     if options.use_sim:
         # the sim is the clock: it stamps with its own time and publishes /clock
-        nodes.append(own('sim_node', {}))
+        nodes.append(own('sim_node', dict(fingers)))
     elif options.camera == 'own':
         nodes.append(own('camera_node', dict(sim_time)))
     elif options.camera == 'realsense2_camera':
@@ -246,13 +266,15 @@ def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec
                               additional_env=env))
     nodes.append(own('detector_node', {'backend': options.backend,
                                        'precision': options.precision, **sim_time}))
-    nodes.append(own('grasp_planner_node', dict(sim_time)))
-    nodes.append(own('controller_node', dict(sim_time)))
+    nodes.append(own('grasp_planner_node', {**sim_time, **{f'gripper_{name}': value
+                                                           for name, value in fingers.items()}}))
+    nodes.append(own('controller_node', {**sim_time, **fingers}))
     if options.use_rviz and options.use_sim:
         # the robot for RViz (on hardware the robot driver's bringup publishes it)
         nodes.append(NodeSpec('robot_state_publisher', 'robot_state_publisher',
                               'robot_state_publisher', options.namespace,
-                              parameters=({'robot_description': workcell_urdf(), **sim_time},),
+                              parameters=({'robot_description': workcell_urdf(**fingers),
+                                           **sim_time},),
                               additional_env=env, required=False))
     if options.use_rviz:
         rviz_config = options.rviz_config or str(config_dir / RVIZ_CONFIG)
@@ -355,16 +377,36 @@ def _check_detector(values: dict[str, object]) -> None:
 PREFLIGHT = {'detector_node': _check_detector}
 
 
+def check_finger_lengths(parameters: Mapping[str, Mapping[str, object]]) -> None:
+    """Refuse nodes that model the gripper with fingers of different lengths.
+
+    Args:
+        parameters: resolved parameters by node name (nodes of :data:`FINGER_PARAMETERS`
+            that are absent or do not set theirs are not compared).
+
+    Raises:
+        BringupError: naming each node's value.
+    """
+    lengths = {f'{node} {name}': float(parameters[node][name])
+               for node, name in FINGER_PARAMETERS.items()
+               if name in parameters.get(node, {})}
+    if len(set(lengths.values())) > 1:
+        raise BringupError(f'the nodes model fingers of different lengths ({lengths}); set '
+                           'them together with the finger_length launch argument')
+
+
 def check_graph(nodes: tuple[NodeSpec, ...]) -> None:
     """Refuse a graph that cannot start: nothing is started when this raises.
 
     Checks every parameters file (exists, YAML, ``ros__parameters`` form, and a node's own
     ``config/<node>.yaml`` has a section for it), that files named by path parameters exist,
-    the detector's parameters, model and labels (:data:`PREFLIGHT`), and the RViz config.
+    the detector's parameters, model and labels (:data:`PREFLIGHT`), the RViz config, and
+    that the nodes modelling the gripper agree on its finger length.
 
     Raises:
         BringupError: naming the node and the problem.
     """
+    resolved = {}
     for node in nodes:
         own_file = next((path for path in node.parameter_files
                          if Path(path).name == f'{node.name}.yaml'), None)
@@ -373,7 +415,7 @@ def check_graph(nodes: tuple[NodeSpec, ...]) -> None:
             raise BringupError(f'{own_file} has no section for {node.full_name} (a key '
                                f'{node.name}: only applies in the root namespace; '
                                f'/**/{node.name}: applies in any)')
-        values = resolve_parameters(node)
+        values = resolved[node.name] = resolve_parameters(node)
         for name in node.path_parameters:
             value = values.get(name, '')
             if value and not Path(str(value)).is_file():
@@ -385,3 +427,4 @@ def check_graph(nodes: tuple[NodeSpec, ...]) -> None:
             rviz_config = Path(node.arguments[node.arguments.index('-d') + 1])
             if not rviz_config.is_file():
                 raise BringupError(f'RViz config not found: {rviz_config}')
+    check_finger_lengths(resolved)

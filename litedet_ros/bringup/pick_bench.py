@@ -20,7 +20,6 @@ import argparse
 from collections import Counter
 from dataclasses import dataclass, fields, replace
 import json
-import math
 import os
 from pathlib import Path
 import re
@@ -37,6 +36,7 @@ from litedet_ros.bringup.cli import add_graph_arguments, launch_arguments
 from litedet_ros.bringup.graph import (
     BringupError,
     build_graph,
+    check_finger_lengths,
     options_from_arguments,
     resolve_parameters,
 )
@@ -50,7 +50,6 @@ from litedet_ros.bringup.report import (
     summarize,
 )
 from litedet_ros.bringup.runner import default_config_dir
-from litedet_ros.description import workcell_args
 from litedet_ros.detection.node_config import DetectorNodeConfig
 from litedet_ros.detection.types import Detections, box_iou
 from litedet_ros.errors import LitedetError
@@ -58,7 +57,7 @@ from litedet_ros.grasping.camera import decode_depth
 from litedet_ros.grasping.config import BinGeometry
 from litedet_ros.grasping.node_config import GraspNodeConfig
 from litedet_ros.grasping.planner import GraspPlanner
-from litedet_ros.motion.backend import MotionBackend, make_backend
+from litedet_ros.motion.backend import MotionBackend
 from litedet_ros.motion.controller import ControllerConfig
 from litedet_ros.motion.sim_robot import SimRobot
 from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickState, PickStatus
@@ -83,23 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--boxes', choices=BOX_SOURCES, default='detector',
                         help="the detector's boxes (default) or the simulator's exact ones")
     parser.add_argument('--json', help='write the figures to this JSON file')
-    parser.add_argument('--workcell', action='append', default=[], metavar='NAME=VALUE',
-                        help='xacro argument of the cell for the sim and the motion model, e.g. '
-                        'finger_length=0.08 (the grasp planner takes its geometry from its '
-                        'parameters: --params)')
     add_graph_arguments(parser)
-
-
-def parse_workcell(items: list[str]) -> dict[str, str]:
-    """``['finger_length=0.08']`` -> ``{'finger_length': '0.08'}``, names checked."""
-    known, values = workcell_args(), {}
-    for item in items:
-        name, sep, value = item.partition('=')
-        if not sep or name not in known:
-            raise BringupError(f'--workcell expects NAME=VALUE with NAME one of '
-                               f'{sorted(known)}, got {item!r}')
-        values[name] = value
-    return values
 
 
 @dataclass
@@ -126,33 +109,27 @@ def _config(cls: type, values: dict[str, object]):  # noqa: ANN202 - any config 
                   if k in names})
 
 
-def build_pipeline(parameters: dict[str, dict[str, object]], boxes: str,
-                   workcell: dict[str, str] | None = None) -> Pipeline:
+def build_pipeline(parameters: dict[str, dict[str, object]], boxes: str) -> Pipeline:
     """Wire the cell, detector, grasp planner and task from the nodes' parameters.
 
-    ``workcell``: xacro arguments of the cell for the sim and the motion model.
-
     Raises:
-        BringupError: the cell's fingers and the grasp planner's differ in length.
+        BringupError: the nodes model fingers of different lengths.
     """
-    workcell = workcell or {}
-    grasp = _config(GraspNodeConfig, parameters['grasp_planner_node'])
-    fingers = float(workcell.get('finger_length', workcell_args()['finger_length']))
-    if not math.isclose(fingers, grasp.gripper_finger_length):
-        raise BringupError(f"the cell's fingers are {fingers} m long, the grasp planner's "
-                           f'gripper_finger_length {grasp.gripper_finger_length} m: set both')
+    check_finger_lengths(parameters)
     sim = parameters['sim_node']
+    description = {'finger_length': sim['finger_length']} if 'finger_length' in sim else {}
     cell = Workcell(WorkcellConfig(start_tolerance=float(sim.get('start_tolerance', 0.05)),
                                    depth_model=WorkcellConfig().depth_model
                                    if sim.get('depth_noise', True) else None,
-                                   description=dict(workcell)), num_objects=0)
+                                   description=description), num_objects=0)
     detector = None
     if boxes == 'detector':
         detector = _config(DetectorNodeConfig, parameters['detector_node']).load_detector()
+    grasp = _config(GraspNodeConfig, parameters['grasp_planner_node'])
     controller = _config(ControllerConfig, parameters['controller_node'])
     return Pipeline(cell, detector, GraspPlanner(grasp.planner_config()),
-                    make_backend(controller.backend, controller.builtin_config(), **workcell),
-                    controller.task_config(), str(sim.get('depth_encoding', '16UC1')))
+                    controller.make_backend(), controller.task_config(),
+                    str(sim.get('depth_encoding', '16UC1')))
 
 
 def truth_detections(frame: CameraFrame, size: tuple[int, int]) -> Detections:
@@ -289,6 +266,7 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
         recorder.round = round_index
         objects += count
         started, collisions_before = cell.time, cell.robot_collisions
+        recoveries_before = cell.physics_recoveries
         stop = ''
 
         def detect() -> GraspCandidates:
@@ -314,7 +292,9 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
             'attempts': sum(p.round == round_index and p.outcome != NO_GRASP
                             for p in recorder.picks),
             'final_objects': {name: located.get(name, 0) for name in LOCATIONS},
-            'collisions': cell.robot_collisions - collisions_before, 'stop_reason': stop})
+            'collisions': cell.robot_collisions - collisions_before,
+            'physics_recoveries': cell.physics_recoveries - recoveries_before,
+            'stop_reason': stop})
         sim_time += cell.time - started
         if progress:
             print(f'round {round_index}/{rounds} (seed {round_seed}): {located["placed"]} of '
@@ -329,6 +309,7 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
     report.update(rounds=round_results, failure_reasons=dict(failures.most_common()),
                   no_grasp_drops=dict(look.drops.most_common()),
                   collision_states=dict(recorder.collision_states.most_common()),
+                  physics_recoveries=sum(r['physics_recoveries'] for r in round_results),
                   phase_p50_s={name: float(np.median(v)) if v else None
                                for name, v in recorder.phases.items()},
                   parts_left=_leftover_summary(parts_left))
@@ -364,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
         args.sim = True  # the graph whose parameters are used: the simulated cell's
         parameters = node_configs(launch_arguments(args),
                                   Path(args.config_dir or default_config_dir()))
-        pipeline = build_pipeline(parameters, args.boxes, parse_workcell(args.workcell))
+        pipeline = build_pipeline(parameters, args.boxes)
     except (LitedetError, ValueError, TypeError) as error:
         print(f'litedet-ros bench picks: {error}', file=sys.stderr)
         return 2
@@ -372,12 +353,14 @@ def run(args: argparse.Namespace) -> int:
     report = run_rounds(pipeline, args.seed, args.rounds)
     report['protocol'] = {'rounds': args.rounds, 'first_seed': args.seed, 'objects': '5-25',
                           'max_consecutive_failures': MAX_CONSECUTIVE_FAILURES,
-                          'boxes': args.boxes, 'workcell': parse_workcell(args.workcell),
+                          'boxes': args.boxes,
+                          'finger_length': pipeline.planner.config.gripper.finger_length,
                           'in_process': True}
     report['wall_s'] = time.monotonic() - wall
     print(format_table(report))
     print('failures:', report['failure_reasons'])
-    print('robot collisions by task state:', report['collision_states'])
+    print('robot collisions by task state:', report['collision_states'],
+          f'(physics blow-ups undone: {report["physics_recoveries"]})')
     print('phases of successful picks, p50 s:',
           {k: round(v, 2) for k, v in report['phase_p50_s'].items() if v is not None})
     print('parts left visible in the bins:', report['parts_left'])

@@ -10,17 +10,17 @@ latest grasp array that is in the planning frame and fresh enough to plan with, 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 import math
 import threading
 import time
 
 import numpy as np
 
-from litedet_ros.description import GRIPPER_JOINT
+from litedet_ros.description import GRIPPER_JOINT, default_finger_length
 from litedet_ros.errors import InvalidMessageError, LitedetError, StaleInputError
 from litedet_ros.grasping.types import Grasp, Push
-from litedet_ros.motion.backend import BACKENDS, BuiltinConfig, MotionBackend
+from litedet_ros.motion.backend import BACKENDS, BuiltinConfig, MotionBackend, make_backend
 from litedet_ros.motion.planner import PlannerConfig
 from litedet_ros.motion.task import GraspCandidates, TaskConfig, tool_down_pose
 from litedet_ros.trajectory import JointTrajectory
@@ -71,6 +71,8 @@ class ControllerConfig:
         gripper_timeout: longest wait for the fingers to settle, s.
         goal_tolerance: largest joint error accepted at the end of a motion, rad.
         control_period: polling period of execution, pause and stop, s.
+        finger_length: finger length of the workcell description (xacro ``finger_length``)
+            the built-in backend plans with, m.
     """
 
     backend: str = 'builtin'
@@ -94,6 +96,7 @@ class ControllerConfig:
     gripper_timeout: float = 2.0
     goal_tolerance: float = 0.03
     control_period: float = 0.01
+    finger_length: float = field(default_factory=default_finger_length)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -108,7 +111,7 @@ class ControllerConfig:
                 raise ControllerConfigError(f'{name} must be in (0, 1], got '
                                             f'{getattr(self, name)}')
         for name in ('joint_state_timeout', 'grasp_wait_timeout', 'gripper_timeout',
-                     'goal_tolerance', 'control_period'):
+                     'goal_tolerance', 'control_period', 'finger_length'):
             if not getattr(self, name) > 0.0:
                 raise ControllerConfigError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'clear_height',
@@ -155,6 +158,10 @@ class ControllerConfig:
             max_pushes_in_a_row=self.max_pushes_in_a_row,
             max_grasp_age=self.max_grasp_age, control_period=self.control_period,
             gripper_timeout=self.gripper_timeout, goal_tolerance=self.goal_tolerance)
+
+    def make_backend(self) -> MotionBackend:
+        """The motion backend; the built-in one models the cell with these fingers."""
+        return make_backend(self.backend, self.builtin_config(), finger_length=self.finger_length)
 
     def builtin_config(self) -> BuiltinConfig:
         """Settings of the built-in motion backend."""
