@@ -45,6 +45,8 @@ CAMERA_NAME = 'd435_color'
 HOME = (0.528, -1.86, 1.72, -1.431, -1.571, -1.043)  # tcp 0.40 m above the table, beside the bin
 SPAWN_LAYER_HEIGHT = 0.12  # vertical spacing of the drop grid, m
 FINGER_BODIES = ('left_finger', 'right_finger')
+#: The state :meth:`Workcell.step` restores after a physics blow-up: everything that integrates.
+STATE = mujoco.mjtState.mjSTATE_INTEGRATION
 COLLISION_GAP = 0.1  # robot-cell contacts closer in time than this are one collision, s
 
 
@@ -189,6 +191,8 @@ class Workcell:
         #: camera) after COLLISION_GAP s without one, since the cell was created: collisions as
         #: a planner's re-check counts them (parts are not counted: touching them is the job).
         self.robot_collisions = 0
+        #: Times the physics diverged and was restored to the state before (see :meth:`step`).
+        self.physics_recoveries = 0
         self._last_cell_contact = -np.inf  # sim time
         self._renderer: mujoco.Renderer | None = None
         self._time_offset = 0.0
@@ -495,13 +499,40 @@ class Workcell:
     def step(self, count: int = 1) -> None:
         """Advance physics by ``count`` steps, updating the arm and gripper set points.
 
+        When MuJoCo flags bad accelerations (and resets its state: the arm stretched out on the
+        table, the parts where they were spawned), the state before these steps is restored with
+        every velocity zeroed and the steps are run again (counted in
+        :attr:`physics_recoveries`); only a second blow-up raises.
+
         Raises:
-            PhysicsDivergedError: MuJoCo found bad accelerations and reset the state (the
-                cell's :attr:`time` still advances by ``count`` steps; reload the scene).
+            PhysicsDivergedError: the physics diverged again after the restore (MuJoCo's reset
+                state is kept; the cell's :attr:`time` still advances by ``count`` steps;
+                reload the scene).
         """
+        end = self.time + count * self.model.opt.timestep
+        saved = np.empty(mujoco.mj_stateSize(self.model, STATE))
+        mujoco.mj_getState(self.model, self.data, saved, STATE)
+        setpoints = (self._trajectory, self._gripper_setpoint)
+        if self._run_steps(count):
+            return
+        mujoco.mj_setState(self.model, self.data, saved, STATE)
+        self.data.qvel[:] = 0.0
+        self._trajectory, self._gripper_setpoint = setpoints
+        self.physics_recoveries += 1
+        if self._run_steps(count):
+            return
+        # MuJoCo's reset rewound data.time to 0: keep the cell's clock (the ROS /clock) going
+        self._time_offset = end - self.data.time
+        raise PhysicsDivergedError(
+            f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad accelerations '
+            f'and reset the state')
+
+    def _run_steps(self, count: int) -> bool:
+        """Run ``count`` physics steps; False, stopping at once, if the physics diverged."""
         dt = self.model.opt.timestep
         ramp = self.config.gripper_speed / 2 * dt
-        end = self.time + count * dt
+        warnings = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC]
+        warnings.number = 0  # MuJoCo counts on until its next reset
         for _ in range(count):
             if self._trajectory is not None:
                 t = self.data.time - self._trajectory_start
@@ -514,13 +545,10 @@ class Workcell:
             self._gripper_setpoint += float(np.clip(half - self._gripper_setpoint, -ramp, ramp))
             self.data.ctrl[self._gripper_act] = self._gripper_setpoint
             mujoco.mj_step(self.model, self.data)
+            if warnings.number:
+                return False  # the reset state's contacts are no collisions
             self._count_collisions()
-        if self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC].number:
-            # MuJoCo's reset rewound data.time to 0: keep the cell's clock (the ROS /clock) going
-            self._time_offset = end - self.data.time
-            raise PhysicsDivergedError(
-                f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad accelerations '
-                f'and reset the state')
+        return True
 
     def step_until_idle(self, timeout: float = 30.0, settle: float = 0.2) -> None:
         """Step until the trajectory and the gripper ramp are done, then ``settle`` s more."""
