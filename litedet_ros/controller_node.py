@@ -30,12 +30,12 @@ Services (all answer at once; results come on ``pick_status``):
 - ``~/pick_once`` (std_srvs/Trigger): start one attempt with the latest fresh grasps.
 - ``~/run`` (std_srvs/SetBool): true starts attempts until the bin is empty (no fresh grasps
   within ``grasp_wait_timeout``, or an array without grasps and detections) or
-  ``max_consecutive_failures`` failed in a row; false lets the current attempt finish and
-  starts no other. An array without grasps for detected objects is a FAILED attempt without
-  motion ("no feasible grasp for N detected objects"), in which the array's push, if any, is
-  made: it counts toward the failure limit unless the push was made (up to
-  ``max_pushes_in_a_row`` since a grasp was last tried), and the run waits for an array of a
-  newer image.
+  ``max_consecutive_failures`` failed in a row (counted from the start of the run); false lets
+  the current attempt finish and starts no other. An array without grasps for detected objects
+  is a FAILED attempt without motion ("no feasible grasp for N detected objects"), in which the
+  array's push, if any, is made: it counts toward the failure limit unless the push was made
+  (up to ``max_pushes_in_a_row`` since a grasp was last tried), and the run waits for an array
+  of a newer image.
 - ``~/stop`` (std_srvs/Trigger): emergency stop, the arm halts at once.
 
 The task runs on a worker thread; callbacks only hand data over, so status, stop and joint

@@ -450,6 +450,10 @@ def test_run_stops_after_consecutive_failures_or_when_empty(backend):
     results = task.run(lambda: remaining.pop() if remaining else GraspCandidates())
     assert [r.outcome for r in results] == [PickOutcome.SUCCESS] * 2
     assert task.status.state == PickState.IDLE and task.status.successes == 2
+    # a run after a stopped one gets its whole failure streak (the controller node's ~/run)
+    task.run(lambda: GraspCandidates((UNREACHABLE,), 1))
+    results = task.run(lambda: GraspCandidates((UNREACHABLE,), 1))
+    assert len(results) == 2 and task.status.state == PickState.STOPPED
 
 
 def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):

@@ -300,13 +300,16 @@ class PickPlaceTask:
         Detected objects without any grasp make a FAILED attempt ("no feasible grasp for N
         detected objects"), in which the offered push, if any, is made while fewer than
         ``max_pushes_in_a_row`` were made since a grasp was last tried, and the bin is looked
-        at again. A made push leaves the failure streak as it was.
+        at again. A made push leaves the failure streak as it was. Each run starts with no
+        failure or push streak (a run after one that stopped is not cut short by its streak).
 
         Args:
             detect: looks at the bin again (after each attempt) and returns what it saw;
                 :attr:`GraspCandidates.bin_empty` ends the run (IDLE).
         """
         results = []
+        self._pushes_in_a_row = 0
+        self._update(consecutive_failures=0)
         while not self._estop.is_set():
             self._update(state=PickState.WAITING_FOR_GRASPS)
             seen = detect()
