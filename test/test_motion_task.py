@@ -441,7 +441,7 @@ def test_pause_holds_before_the_next_motion(backend):
 
 def test_run_stops_after_consecutive_failures_or_when_empty(backend):
     robot = FakeRobot()
-    task, _ = make_task(backend, robot, max_consecutive_failures=2)
+    task, states = make_task(backend, robot, max_consecutive_failures=2)
     results = task.run(lambda: GraspCandidates((UNREACHABLE,), 1))
     assert [r.outcome for r in results] == [PickOutcome.FAILED] * 2
     assert task.status.state == PickState.STOPPED
@@ -450,10 +450,13 @@ def test_run_stops_after_consecutive_failures_or_when_empty(backend):
     results = task.run(lambda: remaining.pop() if remaining else GraspCandidates())
     assert [r.outcome for r in results] == [PickOutcome.SUCCESS] * 2
     assert task.status.state == PickState.IDLE and task.status.successes == 2
-    # a run after a stopped one gets its whole failure streak (the controller node's ~/run)
+    # a run after a stopped one gets its whole failure streak (the controller node's ~/run),
+    # and reports no STOPPED before it stops (demo_node ends a round on that state)
     task.run(lambda: GraspCandidates((UNREACHABLE,), 1))
+    states.clear()
     results = task.run(lambda: GraspCandidates((UNREACHABLE,), 1))
     assert len(results) == 2 and task.status.state == PickState.STOPPED
+    assert states.index(PickState.STOPPED) == len(states) - 1
 
 
 def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):

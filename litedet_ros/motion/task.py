@@ -309,7 +309,8 @@ class PickPlaceTask:
         """
         results = []
         self._pushes_in_a_row = 0
-        self._update(consecutive_failures=0)
+        # one status: the previous run's STOPPED is not published with the fresh streak
+        self._update(state=PickState.WAITING_FOR_GRASPS, consecutive_failures=0)
         while not self._estop.is_set():
             self._update(state=PickState.WAITING_FOR_GRASPS)
             seen = detect()
