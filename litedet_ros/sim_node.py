@@ -31,7 +31,6 @@ simulation thread; callbacks hand it requests and wait for the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import queue
 import threading
 import time
@@ -57,11 +56,11 @@ from litedet_ros.description import (
 from litedet_ros.errors import LitedetError
 from litedet_ros.msg import ObjectStateArray
 from litedet_ros.sim.camera import encode_depth
+from litedet_ros.sim.node_config import SimNodeConfig
 from litedet_ros.sim.workcell import (
     MAX_OBJECTS,
     PhysicsDivergedError,
     Workcell,
-    WorkcellConfig,
     check_scene_request,
 )
 from litedet_ros.srv import ResetBin
@@ -101,33 +100,6 @@ PARAMETERS = {
         "Length of the gripper's fingers in the cell (workcell xacro finger_length), m.",
         0.03, 0.2)),
 }
-
-
-@dataclass(frozen=True)
-class SimNodeConfig:
-    """Validated node parameters (see ``PARAMETERS`` for meanings)."""
-
-    seed: int = 0
-    num_objects: int = 10
-    real_time_factor: float = 1.0
-    camera_rate: float = 15.0
-    joint_state_rate: float = 100.0
-    objects_rate: float = 10.0
-    depth_encoding: str = '16UC1'
-    depth_noise: bool = True
-    start_tolerance: float = 0.05
-    finger_length: float = field(default_factory=default_finger_length)
-
-    def __post_init__(self) -> None:
-        check_scene_request(self.seed, self.num_objects)
-        if self.depth_encoding not in ('16UC1', '32FC1'):
-            raise LitedetError(f'depth_encoding must be 16UC1 or 32FC1, got '
-                               f'{self.depth_encoding!r}')
-        rates = (self.camera_rate, self.joint_state_rate, self.objects_rate)
-        if min(rates) <= 0 or self.real_time_factor < 0 or self.start_tolerance < 0:
-            raise LitedetError('rates must be > 0, real_time_factor and start_tolerance >= 0')
-        if not self.finger_length > 0:
-            raise LitedetError(f'finger_length must be > 0, got {self.finger_length}')
 
 
 class _Request:
@@ -230,11 +202,8 @@ class SimNode(Node):
     def _run(self) -> None:
         config = self.config
         try:
-            cell = Workcell(WorkcellConfig(start_tolerance=config.start_tolerance,
-                                           depth_model=None if not config.depth_noise
-                                           else WorkcellConfig().depth_model,
-                                           description={'finger_length': config.finger_length}),
-                            seed=config.seed, num_objects=config.num_objects)
+            cell = Workcell(config.workcell_config(), seed=config.seed,
+                            num_objects=config.num_objects)
         except LitedetError as error:
             self._startup_error = str(error)
             self._ready.set()

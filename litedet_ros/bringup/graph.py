@@ -242,7 +242,10 @@ def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec
     config_dir = Path(config_dir)
     extra = (options.params_file,) if options.params_file else ()
     sim_time = {'use_sim_time': options.use_sim_time}
-    fingers = {} if options.finger_length is None else {'finger_length': options.finger_length}
+
+    def fingers(node: str) -> dict:
+        return {} if options.finger_length is None else \
+            {FINGER_PARAMETERS[node]: options.finger_length}
     env = middleware_environment(config_dir)
 
     def own(name: str, overrides: dict) -> NodeSpec:
@@ -254,7 +257,7 @@ def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec
     nodes = []
     if options.use_sim:
         # the sim is the clock: it stamps with its own time and publishes /clock
-        nodes.append(own('sim_node', dict(fingers)))
+        nodes.append(own('sim_node', fingers('sim_node')))
     elif options.camera == 'own':
         nodes.append(own('camera_node', dict(sim_time)))
     elif options.camera == 'realsense2_camera':
@@ -266,15 +269,15 @@ def build_graph(options: GraphOptions, config_dir: str | Path) -> tuple[NodeSpec
                               additional_env=env))
     nodes.append(own('detector_node', {'backend': options.backend,
                                        'precision': options.precision, **sim_time}))
-    nodes.append(own('grasp_planner_node', {**sim_time, **{f'gripper_{name}': value
-                                                           for name, value in fingers.items()}}))
-    nodes.append(own('controller_node', {**sim_time, **fingers}))
+    nodes.append(own('grasp_planner_node', {**sim_time, **fingers('grasp_planner_node')}))
+    nodes.append(own('controller_node', {**sim_time, **fingers('controller_node')}))
     if options.use_rviz and options.use_sim:
-        # the robot for RViz (on hardware the robot driver's bringup publishes it)
+        # the robot for RViz (on hardware the robot driver's bringup publishes it): the sim's
+        # cell, whose finger_length parameter is the xacro argument
+        urdf = workcell_urdf(**fingers('sim_node'))
         nodes.append(NodeSpec('robot_state_publisher', 'robot_state_publisher',
                               'robot_state_publisher', options.namespace,
-                              parameters=({'robot_description': workcell_urdf(**fingers),
-                                           **sim_time},),
+                              parameters=({'robot_description': urdf, **sim_time},),
                               additional_env=env, required=False))
     if options.use_rviz:
         rviz_config = options.rviz_config or str(config_dir / RVIZ_CONFIG)

@@ -63,7 +63,8 @@ from litedet_ros.motion.sim_robot import SimRobot
 from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PickState, PickStatus
 from litedet_ros.motion.task import GraspCandidates, PickPlaceTask, TaskConfig
 from litedet_ros.sim.camera import encode_depth
-from litedet_ros.sim.workcell import CameraFrame, Location, Workcell, WorkcellConfig
+from litedet_ros.sim.node_config import SimNodeConfig
+from litedet_ros.sim.workcell import CameraFrame, Location, Workcell
 
 #: Boxes the grasp planner is given.
 BOX_SOURCES = ('detector', 'truth')
@@ -116,20 +117,15 @@ def build_pipeline(parameters: dict[str, dict[str, object]], boxes: str) -> Pipe
         BringupError: the nodes model fingers of different lengths.
     """
     check_finger_lengths(parameters)
-    sim = parameters['sim_node']
-    description = {'finger_length': sim['finger_length']} if 'finger_length' in sim else {}
-    cell = Workcell(WorkcellConfig(start_tolerance=float(sim.get('start_tolerance', 0.05)),
-                                   depth_model=WorkcellConfig().depth_model
-                                   if sim.get('depth_noise', True) else None,
-                                   description=description), num_objects=0)
+    sim = _config(SimNodeConfig, parameters['sim_node'])
+    cell = Workcell(sim.workcell_config(), num_objects=0)
     detector = None
     if boxes == 'detector':
         detector = _config(DetectorNodeConfig, parameters['detector_node']).load_detector()
     grasp = _config(GraspNodeConfig, parameters['grasp_planner_node'])
     controller = _config(ControllerConfig, parameters['controller_node'])
     return Pipeline(cell, detector, GraspPlanner(grasp.planner_config()),
-                    controller.make_backend(), controller.task_config(),
-                    str(sim.get('depth_encoding', '16UC1')))
+                    controller.make_backend(), controller.task_config(), sim.depth_encoding)
 
 
 def truth_detections(frame: CameraFrame, size: tuple[int, int]) -> Detections:
