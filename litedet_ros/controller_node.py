@@ -73,7 +73,6 @@ from litedet_ros.motion.controller import (
     GraspInbox,
     RemoteRobot,
     RobotUnavailableError,
-    tcp_path,
 )
 from litedet_ros.motion.status import PickState, PickStatus
 from litedet_ros.motion.task import GraspCandidates, PickPlaceTask
@@ -250,7 +249,7 @@ class ControllerNode(Node):
             action=Marker.ADD, pose=Pose(), scale=Vector3(x=0.005),
             color=ColorRGBA(r=0.1, g=0.6, b=1.0, a=1.0),
             points=[Point(x=x, y=y, z=z)
-                    for x, y, z in tcp_path(self.backend, trajectory).tolist()]))
+                    for x, y, z in self.backend.tcp_path(trajectory).tolist()]))
 
     def _send_gripper(self, opening: float) -> None:
         self._check_listened(self._gripper_pub)

@@ -175,14 +175,14 @@ def test_picks_a_reachable_grasp_and_reports_success(nodes, spin_until):
     assert last.successes == 1 and last.state == PickState.IDLE
     seen = {s.state for s in statuses}
     assert {PickState.APPROACHING, PickState.GRASPING, PickState.TRANSPORTING} <= seen
-    assert len(robot.trajectories) == 3  # pre-grasp, approach, carry (no retreat: a drop)
+    assert len(robot.trajectories) == 2  # approach (through the pre-grasp), carry (no retreat)
     assert [0.0] in robot.gripper_commands and robot.width == pytest.approx(0.08)
     place = controller.task.backend.tcp_pose(robot.q)
     first_spot = np.add(controller.config.place_position[:2],
                         controller.config.place_offsets()[0])  # a grid corner
     assert np.allclose(place[:2, 3], first_spot, atol=2e-3)
     # RViz sees the TCP path of every motion, from the home pose to the place pose
-    assert spin_until(lambda: len(paths) == 3)
+    assert spin_until(lambda: len(paths) == 2)
     assert {(m.type, m.header.frame_id) for m in paths} == {(Marker.LINE_STRIP, 'base_link')}
     assert [len(m.points) for m in paths] == [len(t.times) for t in robot.trajectories]
     first, last = paths[0].points[0], paths[-1].points[-1]
@@ -194,7 +194,7 @@ def test_picks_a_reachable_grasp_and_reports_success(nodes, spin_until):
     assert trigger(client, spin_until, 'pick_once').success
     assert spin_until(lambda: statuses[-1].failures == 1, timeout=5.0)
     assert statuses[-1].last_result.reason == 'no grasp candidates'
-    assert len(robot.trajectories) == 3
+    assert len(robot.trajectories) == 2
 
 
 def test_unreachable_grasp_fails_within_a_second_without_motion(nodes, spin_until):
@@ -337,7 +337,7 @@ def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(nodes, spin_un
     assert spin_until(lambda: not controller.busy)
     status = controller.task.status
     assert status.state == PickState.STOPPED and status.attempts == 4
-    assert status.consecutive_failures == 2 and len(robot.trajectories) == 3
+    assert status.consecutive_failures == 2 and len(robot.trajectories) == 2
 
 
 def test_run_false_finishes_the_current_pick_then_stops(nodes, spin_until):

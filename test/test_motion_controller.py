@@ -17,7 +17,6 @@ from litedet_ros.motion.controller import (
     ControllerConfigError,
     GraspInbox,
     RemoteRobot,
-    tcp_path,
 )
 from litedet_ros.motion.model import RobotModel
 from litedet_ros.motion.task import GraspCandidates
@@ -213,7 +212,7 @@ def test_tcp_path_follows_the_trajectory_by_forward_kinematics():
     down = backend.tcp_pose(start)
     down[2, 3] -= 0.1
     trajectory = backend.plan_cartesian(start, down)  # straight line 10 cm down
-    path = tcp_path(backend, trajectory)
+    path = backend.tcp_path(trajectory)
     assert path.shape == (len(trajectory.times), 3) and len(path) > 2
     np.testing.assert_allclose(path[0], backend.tcp_pose(start)[:3, 3], atol=1e-9)
     np.testing.assert_allclose(path[-1], down[:3, 3], atol=2e-3)

@@ -112,7 +112,7 @@ def test_success_goes_through_every_state(backend):
              PickState.TRANSPORTING, PickState.PLACING, PickState.RETREATING, PickState.IDLE]
     states = states[states.index(PickState.PLANNING):]
     assert [s for s in dict.fromkeys(states) if s in order] == order
-    assert robot.executions == 4 and robot.width == pytest.approx(0.08)
+    assert robot.executions == 3 and robot.width == pytest.approx(0.08)
     assert task.status.successes == 1 and task.status.consecutive_failures == 0
     np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.22), atol=1e-3)
 
@@ -123,30 +123,97 @@ def test_without_a_retreat_the_attempt_ends_at_the_release(backend):
     task, states = make_task(backend, robot)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
     assert PickState.RETREATING not in states and states[-1] == PickState.IDLE
-    assert robot.executions == 3  # pre-grasp, approach, carry
+    assert robot.executions == 2  # approach (through the pre-grasp), carry
     assert robot.width > 0.05  # let go of the part...
     np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.12), atol=1e-3)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS  # ...and on from there
+
+
+def fingers_during_motions(robot, backend):
+    """Watch ``robot``'s motions; return ``(seen, started)``, filled as they run.
+
+    ``seen``: execution number -> [(TCP z, finger width)] while it ran; ``started``: execution
+    number -> the finger width when it was sent.
+    """
+    seen, started = {}, {}
+    robot.on_wait = lambda r: seen.setdefault(r.executions, []).append(
+        (backend.tcp_pose(r.q)[2, 3], r.width)) if r.executing() else None
+    execute = robot.execute
+    robot.execute = lambda trajectory: (started.setdefault(robot.executions + 1, robot.width),
+                                        execute(trajectory))
+    return seen, started
 
 
 def test_fingers_move_while_the_arm_does(backend):
     """Pre-shaping overlaps the move to the pre-grasp; the retreat starts once they let go."""
     robot = FakeRobot(object_width=0.03, gripper_speed=0.05)
     grasp = Grasp(GRASP.pose, width=0.07, score=0.9)
-    widths = {}  # execution number -> finger widths seen while it ran
-    started = {}  # execution number -> finger width when it was sent
-    robot.on_wait = lambda r: widths.setdefault(r.executions, []).append(r.width) \
-        if r.executing() else None
-    execute = robot.execute
-    robot.execute = lambda trajectory: (started.setdefault(robot.executions + 1, robot.width),
-                                        execute(trajectory))
+    seen, started = fingers_during_motions(robot, backend)
     task, _ = make_task(backend, robot, release_clearance=0.01, retreat_distance=0.1)
     assert task.pick_once([grasp]).outcome == PickOutcome.SUCCESS
     assert started[1] == pytest.approx(0.08)  # sent with the fingers still at the last opening
-    assert min(widths[1]) == pytest.approx(0.07, abs=1e-3) and max(widths[1]) > 0.075
-    assert started[2] == pytest.approx(0.07, abs=1e-3)  # settled before the descent
-    assert started[4] == pytest.approx(0.04, abs=2e-3)  # retreat: 10 mm off the 30 mm part...
-    assert max(widths[4]) > started[4] + 0.02  # ...opening on towards release_width
+    approach = np.array(seen[1])
+    assert approach[:, 1].max() > 0.075 and robot.halted == 0
+    # pre-grasp 10 cm above the grasp: settled before the descent leaves the blend around it
+    below = approach[:, 0] < 0.15 - task.config.blend_radius
+    assert below.any() and approach[below, 1] == pytest.approx(0.07, abs=1e-3)
+    assert started[3] == pytest.approx(0.04, abs=2e-3)  # retreat: 10 mm off the 30 mm part...
+    assert max(w for _, w in seen[3]) > started[3] + 0.02  # ...opening on towards release_width
+
+
+def test_slow_fingers_stop_the_arm_at_the_pre_grasp_until_they_settle(backend):
+    """Fingers still moving when the descent is due: the arm waits there, then descends."""
+    robot = FakeRobot(object_width=0.03, gripper_speed=0.025)  # 80 -> 50 mm takes 1.2 s
+    seen, started = fingers_during_motions(robot, backend)
+    task, _ = make_task(backend, robot)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    assert robot.halted == 1 and robot.executions == 3  # approach halted, descent, carry
+    # halted where the descent was due (10 cm above the grasp, within the blend radius)...
+    assert min(z for z, _ in seen[1]) > 0.15 - task.config.blend_radius - 1e-3
+    # ...and sent down with the fingers settled
+    assert started[2] == pytest.approx(0.05, abs=1e-3)
+    assert seen[2][-1][0] == pytest.approx(0.05, abs=1e-3)
+
+
+def test_a_part_caught_in_the_hand_is_let_go_over_the_bin_before_the_descent(backend):
+    robot = FakeRobot(object_width=0.06)  # a part caught between the fingers keeps them at 60 mm
+
+    def falls_when_released(r):  # opened wide, it falls out; the part to grasp is 30 mm wide
+        if r.target >= 0.08 - 1e-9 and r.object_width == 0.06 and r.t > 0.0:
+            r.object_width = 0.03
+    seen, started = fingers_during_motions(robot, backend)
+    watch = robot.on_wait
+    robot.on_wait = lambda r: (watch(r), falls_when_released(r))
+    task, states = make_task(backend, robot)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS  # opening 50 mm
+    assert robot.halted == 1 and started[2] == pytest.approx(0.05, abs=1e-3)
+    assert min(z for z, _ in seen[1]) > 0.15 - task.config.blend_radius - 1e-3
+
+
+def test_fingers_held_off_the_grasp_opening_end_the_attempt_before_the_descent(backend):
+    robot = FakeRobot(object_width=0.06)  # a part stuck between them keeps them at 60 mm
+    seen, _ = fingers_during_motions(robot, backend)
+    task, states = make_task(backend, robot)
+    result = task.pick_once([GRASP])  # opening 50 mm
+    assert result.outcome == PickOutcome.FAILED
+    assert result.reason == 'fingers held at 60.0 mm, the grasp needs 50.0 mm'
+    assert min(z for z, _ in seen[1]) > 0.15 - task.config.blend_radius - 1e-3  # not descended
+    assert PickState.RECOVERING in states and PickState.GRASPING not in states
+
+
+def test_the_approach_passes_the_pre_grasp_without_stopping(backend):
+    robot = FakeRobot()
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, _ = make_task(backend, robot, clear_height=0.22)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    approach = sent[0]
+    speed = np.abs(approach.velocities).max(axis=1)  # fastest joint, rad/s
+    moving = np.flatnonzero(speed > 0.3)
+    assert speed[moving[0]:moving[-1]].min() > 0.1  # no stop on the way
+    stops = make_task(backend, FakeRobot(), clear_height=0.22, blend_radius=0.0)[0]
+    assert approach.duration < stops._plan_grasp(GRASP).approach.duration - 0.1
 
 
 @pytest.mark.parametrize('clear_height, pre_grasp_z, lift_z', [
@@ -159,11 +226,17 @@ def test_pre_grasp_and_lift_reach_the_clear_height(backend, clear_height, pre_gr
     robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
     task, _ = make_task(backend, robot, clear_height=clear_height)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
-    to_pre_grasp, approach = (backend.tcp_pose(t.positions[-1])[:3, 3] for t in sent[:2])
-    assert to_pre_grasp == pytest.approx([0.5, 0.0, pre_grasp_z], abs=1e-3)
-    assert approach == pytest.approx([0.5, 0.0, 0.05], abs=1e-3)
+    approach = backend.tcp_path(sent[0])
+    assert approach[-1] == pytest.approx([0.5, 0.0, 0.05], abs=1e-3)
+    # through the blend around the pre-grasp, then straight down to the grasp
+    radius = task.config.blend_radius
+    pre_grasp = np.array([0.5, 0.0, pre_grasp_z])
+    assert np.linalg.norm(approach - pre_grasp, axis=1).min() < radius
+    descent = approach[approach[:, 2] < pre_grasp_z - radius]
+    assert len(descent) > 2
+    np.testing.assert_allclose(descent[:, :2], [[0.5, 0.0]] * len(descent), atol=1e-3)
     # the carry rises straight up to lift_z before it turns towards the place pose
-    tcp = np.array([backend.tcp_pose(q)[:3, 3] for q in sent[2].positions])
+    tcp = backend.tcp_path(sent[1])
     turned = np.argmax(np.linalg.norm(tcp[:, :2] - (0.5, 0.0), axis=1) > 1e-3)
     assert tcp[turned - 1, 2] > lift_z and np.all(np.diff(tcp[:turned, 2]) > 0)
 
@@ -176,7 +249,7 @@ def test_the_carry_turns_its_corners_without_stopping(backend):
     robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
     task, states = make_task(backend, robot, clear_height=0.22)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
-    carry = sent[2]
+    carry = sent[1]
     speed = np.abs(carry.velocities).max(axis=1)  # fastest joint, rad/s
     moving = np.flatnonzero(speed > 0.3)
     assert speed[moving[0]:moving[-1]].min() > 0.2  # no stop on the way
@@ -197,7 +270,7 @@ def test_parts_are_released_at_the_place_spots_in_turn(backend):
     for _ in range(3):
         sent.clear()
         assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
-        releases.append(backend.tcp_pose(sent[2].positions[-1])[:3, 3])  # end of the carry
+        releases.append(backend.tcp_pose(sent[1].positions[-1])[:3, 3])  # end of the carry
     assert releases[0] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)
     assert releases[1] == pytest.approx([0.13, 0.46, 0.12], abs=1e-3)
     assert releases[2] == pytest.approx(releases[0], abs=1e-3)
@@ -248,7 +321,7 @@ def test_empty_hand_after_close_recovers(backend):
     result = task.pick_once([GRASP])
     assert result.outcome == PickOutcome.FAILED and 'empty hand' in result.reason
     assert PickState.RECOVERING in states and PickState.LIFTING not in states
-    assert robot.executions == 4  # pre-grasp, approach, back off upwards, out of view
+    assert robot.executions == 3  # approach, back off upwards, out of view
     # the arm waits where successful attempts end, above the place zone, off the bin
     config = task.config
     np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3],
@@ -266,7 +339,7 @@ def test_grasps_near_a_failed_one_are_tried_last(backend):
     task, _ = make_task(backend, robot, failed_grasp_memory=1)
 
     def grasped():  # the TCP where the approach of the last attempt ended
-        return backend.tcp_pose(sent[1].positions[-1])[:3, 3]
+        return backend.tcp_pose(sent[0].positions[-1])[:3, 3]
 
     assert 'empty hand' in task.pick_once([GRASP]).reason
     sent.clear()
@@ -286,7 +359,7 @@ def test_grasps_near_a_failed_one_are_tried_last(backend):
 
 
 def test_slip_after_lift_halts_the_carry_over_the_bin(backend):
-    robot = FakeRobot(lose_at=(3, 0.0))  # slips as the carry starts
+    robot = FakeRobot(lose_at=(2, 0.0))  # slips as the carry starts
     halted_at = []
     halt = robot.halt
     robot.halt = lambda: (halted_at.append(backend.tcp_pose(robot.q)[:3, 3]), halt())
@@ -300,7 +373,7 @@ def test_slip_after_lift_halts_the_carry_over_the_bin(backend):
 
 
 def test_a_part_that_turned_in_the_grip_on_the_lift_is_carried(backend):
-    robot = FakeRobot(lose_at=(3, 0.0), width_after=0.04)  # 10 mm narrower, then held
+    robot = FakeRobot(lose_at=(2, 0.0), width_after=0.04)  # 10 mm narrower, then held
     task, states = make_task(backend, robot)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
     assert PickState.TRANSPORTING in states and robot.halted == 0
@@ -311,7 +384,7 @@ def test_a_part_still_sliding_at_the_top_of_the_lift_is_let_go_over_the_bin(back
     carry = {}
 
     def slide(r):  # from the start of the carry the part slides out, narrowing at 40 mm/s
-        if r.executions == 3 and r.executing():
+        if r.executions == 2 and r.executing():
             carry.setdefault('start', r.t)
             r.object_width = max(0.05 - 0.04 * (r.t - carry['start']), 0.01)
             r.width = min(r.width, r.object_width)  # the closed fingers follow it
@@ -327,13 +400,13 @@ def test_a_part_still_sliding_at_the_top_of_the_lift_is_let_go_over_the_bin(back
 
 
 def test_a_part_turning_in_the_grip_in_transit_is_still_placed(backend):
-    robot = FakeRobot(lose_at=(3, 0.8), width_after=0.04)
+    robot = FakeRobot(lose_at=(2, 0.8), width_after=0.04)
     task, _ = make_task(backend, robot)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
 
 
 def test_drop_in_transit_is_partial_success(backend):
-    robot = FakeRobot(lose_at=(3, 0.8))
+    robot = FakeRobot(lose_at=(2, 0.8))
     task, _ = make_task(backend, robot)
     result = task.pick_once([GRASP])
     assert result.outcome == PickOutcome.PARTIAL_SUCCESS and 'transit' in result.reason
@@ -367,10 +440,10 @@ def test_watchdog_halts_a_stalled_arm(backend):
 def held_back_after_the_descent(seconds, offset=0.05):
     """A ``FakeRobot.on_wait``: the descent ends short of its goal, as if on a part.
 
-    After execution 2 every joint stays ``offset`` rad off its goal for ``seconds``.
+    After execution 1 every joint stays ``offset`` rad off its goal for ``seconds``.
     """
     def on_wait(robot):
-        if robot.executions != 2 or robot._sampler is not None:
+        if robot.executions != 1 or robot._sampler is not None:
             return
         if not hasattr(robot, 'descent_end'):
             robot.descent_end, robot.goal = robot.t, robot.q.copy()
@@ -469,7 +542,7 @@ def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):
     assert [r.outcome for r in results] == [PickOutcome.FAILED, PickOutcome.FAILED,
                                             PickOutcome.SUCCESS]
     assert results[0].reason == f'{NO_FEASIBLE_GRASP} for 5 detected objects'
-    assert robot.executions == 3  # only the pick moved the arm (3 motions)
+    assert robot.executions == 2  # only the pick moved the arm (2 motions)
     assert not looks and task.status.state == PickState.IDLE  # then the bin was empty
     assert task.status.consecutive_failures == 0 and task.status.attempts == 3
     task.reset()

@@ -67,6 +67,11 @@ class MotionBackend(abc.ABC):
     def tcp_pose(self, joints: np.ndarray) -> np.ndarray:
         """Forward kinematics of the TCP."""
 
+    def tcp_path(self, trajectory: JointTrajectory) -> np.ndarray:
+        """TCP positions at the points of ``trajectory``, ``float64[N, 3]``, planning frame, m."""
+        return np.array([self.tcp_pose(q)[:3, 3] for q in trajectory.positions],
+                        dtype=np.float64).reshape(-1, 3)
+
     @abc.abstractmethod
     def ik(self, pose: np.ndarray, reference: np.ndarray, contact: bool = False) -> np.ndarray:
         """Collision-free joints reaching ``pose``, nearest ``reference``.

@@ -3,8 +3,7 @@
 The controller node wires these to topics: :class:`RemoteRobot` is the task's
 :class:`~litedet_ros.motion.task.RobotInterface` over a ros2_control style robot (joint states
 in; trajectories and gripper commands out through callables), :class:`GraspInbox` keeps the
-latest grasp array that is in the planning frame and fresh enough to plan with, and
-:func:`tcp_path` gives the tool path of a trajectory for display.
+latest grasp array that is in the planning frame and fresh enough to plan with.
 """
 
 from __future__ import annotations
@@ -417,16 +416,3 @@ class GraspInbox:
                 self._changed.wait(min(remaining, 0.05))
             return self._grasps
 
-
-def tcp_path(backend: MotionBackend, trajectory: JointTrajectory) -> np.ndarray:
-    """TCP positions along a trajectory, by forward kinematics of the backend's robot model.
-
-    Args:
-        backend: motion backend whose robot executes ``trajectory``.
-        trajectory: ``N`` points in the backend's joint order.
-
-    Returns:
-        ``float64[N, 3]`` TCP positions at the trajectory points, planning frame, m.
-    """
-    return np.array([backend.tcp_pose(q)[:3, 3] for q in trajectory.positions],
-                    dtype=np.float64).reshape(-1, 3)

@@ -6,7 +6,9 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
                   the carry, planned with the object attached, is one motion: straight up
                   out of the bin, over to above the place pose and straight down, turning
                   the corners without stopping
-    APPROACHING   open the gripper, move to the pre-grasp, straight line to the grasp
+    APPROACHING   open the gripper to the grasp width, move to the pre-grasp and, turning
+                  there without stopping, in a straight line to the grasp (fingers not yet
+                  there: stop at the pre-grasp until they are; held off it -> FAILED)
     GRASPING      close, verify the finger width (empty hand -> FAILED)
     LIFTING       start the carry; once the object is lifted out, verify again on the move
                   (slip -> halt, FAILED)
@@ -58,6 +60,8 @@ from litedet_ros.trajectory import JointTrajectory
 
 #: Fingers this close to their commanded opening have reached it, m.
 AT_OPENING = 1e-3
+#: Fingers settled farther than this from the grasp opening are held off it (m).
+FINGERS_BLOCKED = 3e-3
 
 
 class RobotInterface(Protocol):
@@ -135,12 +139,13 @@ class TaskConfig:
             cell the TCP is 12 cm above the table, the tray's rim 4 cm high), so the hand has
             nothing to clear, and the next move to the bin starts from there (planned around
             the cell like any other). A place pose on a surface needs a retreat.
-        blend_radius: the carry turns its corners (top of the lift, transport goal) without
-            stopping, leaving the straight lines within this distance of the corner. The
-            lift rises this much further, so that it is straight up to the height that
-            ``lift_height`` and ``clear_height`` ask for; the descent onto the place pose is
-            straight for the last ``place_height - blend_radius`` (the tray's rim is low).
-            0 stops at the corners, m.
+        blend_radius: the approach and the carry turn their corners (the pre-grasp; the top
+            of the lift, the transport goal) without stopping, leaving the paths within this
+            distance of the corner. The lift rises this much further, so that it is straight
+            up to the height that ``lift_height`` and ``clear_height`` ask for; the descent
+            onto the place pose is straight for the last ``place_height - blend_radius`` (the
+            tray's rim is low); the descent into the bin starts within this distance of the
+            pre-grasp. 0 stops at the corners, m.
         open_margin: opening added to the current finger width to let go of a part after a
             failed attempt, m. (The approach opens to the grasp's own width: the grasp
             planner's margin is in it, and its collision checks assumed it.)
@@ -218,17 +223,25 @@ class _EmergencyStopError(Exception):
     """The emergency stop was pressed during the attempt."""
 
 
+class _FingersLateError(Exception):
+    """The fingers had not reached the grasp opening when the arm came to the pre-grasp."""
+
+
 @dataclass(frozen=True)
 class _Plan:
     """A feasible attempt.
 
-    ``lifted_at`` is the time into ``carry`` at the end of the straight lift (the object out
-    of the bin); ``place`` the TCP pose at release.
+    ``approach`` goes to ``pre_grasp`` (a TCP pose) and on, straight, to the grasp;
+    ``descent_at`` is the time into it at which the TCP comes within the blend radius of the
+    pre-grasp (where the straight descent begins). ``lifted_at`` is the time into ``carry``
+    at the end of the straight lift (the object out of the bin); ``place`` the TCP pose at
+    release.
     """
 
     grasp: Grasp
-    to_pre_grasp: JointTrajectory
+    pre_grasp: np.ndarray
     approach: JointTrajectory
+    descent_at: float
     carry: JointTrajectory
     lifted_at: float
     place: np.ndarray
@@ -414,13 +427,13 @@ class PickPlaceTask:
         if grasp.approach[2] < -0.1:  # descending: back off until above clear_height
             back_off = max(back_off, (config.clear_height - height) / -grasp.approach[2])
         pre_grasp = _translated(grasp.pose, -back_off * grasp.approach)
-        to_pre_grasp = backend.plan_to_pose(current, pre_grasp)
-        approach = backend.plan_cartesian(to_pre_grasp.positions[-1], grasp.pose)
+        radius = config.blend_radius
+        approach = backend.plan_sequence(current, (Leg(pre_grasp, blend_radius=radius),
+                                                   Leg(grasp.pose, straight=True)))
         lifted = _translated(grasp.pose, (0, 0, max(config.lift_height,
                                                     config.clear_height - height)))
         dx, dy = config.place_offsets[self._placed % len(config.place_offsets)]
         place = _translated(config.place_pose, (dx, dy, 0.0))
-        radius = config.blend_radius
         legs = (Leg(_translated(lifted, (0, 0, radius)), straight=True, blend_radius=radius),
                 Leg(_translated(place, (0, 0, config.place_height)), blend_radius=radius),
                 Leg(place, straight=True))
@@ -429,9 +442,13 @@ class PickPlaceTask:
             carry = backend.plan_sequence(approach.positions[-1], legs)
         finally:
             backend.detach()
-        tcp = np.array([backend.tcp_pose(q)[:3, 3] for q in carry.positions])
+        to_pre_grasp = np.linalg.norm(backend.tcp_path(approach) - pre_grasp[:3, 3], axis=1)
+        near = to_pre_grasp <= radius
+        descent_at = approach.times[np.argmax(near) if near.any() else np.argmin(to_pre_grasp)]
+        tcp = backend.tcp_path(carry)
         lifted_at = carry.times[np.argmin(np.linalg.norm(tcp - lifted[:3, 3], axis=1))]
-        return _Plan(grasp, to_pre_grasp, approach, carry, float(lifted_at), place)
+        return _Plan(grasp, pre_grasp, approach, float(descent_at), carry, float(lifted_at),
+                     place)
 
     def _push(self, push: Push) -> tuple[bool, str]:
         """Push a part, then leave the camera's view; return whether the arm moved, and how.
@@ -468,12 +485,34 @@ class PickPlaceTask:
 
     def _approach(self, plan: _Plan) -> None:
         self._update(state=PickState.APPROACHING)
-        # the fingers reach the grasp width on the way to the pre-grasp (planned with it) and
-        # have settled before the descent into the bin
-        self._command_gripper(plan.grasp.width)
-        self._execute(plan.to_pre_grasp)
-        self._await_fingers(plan.grasp.width)
-        self._execute(plan.approach)
+        # the fingers reach the grasp width on the way to the pre-grasp (planned with it);
+        # should they not have got there, the arm stops until they settle, then descends from
+        # the pre-grasp. Held off the width by a part caught between them (one that stayed in
+        # the hand at the last release), they open to let it fall back into the bin first.
+        width = plan.grasp.width
+        self._command_gripper(width)
+
+        def fingers_shaped() -> None:
+            if abs(self.robot.finger_width() - width) >= AT_OPENING:
+                raise _FingersLateError
+
+        try:
+            self._execute(plan.approach, check=(plan.descent_at, fingers_shaped))
+        except _FingersLateError:
+            opening = self._await_fingers(width)
+            if abs(opening - width) > FINGERS_BLOCKED:
+                self._gripper(max(self.config.release_width, opening + self.config.open_margin))
+                opening = self._gripper(width)
+            if abs(opening - width) > FINGERS_BLOCKED:
+                raise _AbortError(f'fingers held at {1e3 * opening:.1f} mm, the grasp needs '
+                                  f'{1e3 * width:.1f} mm') from None
+            try:
+                descent = self.backend.plan_sequence(
+                    self.robot.joint_positions(),
+                    (Leg(plan.pre_grasp), Leg(plan.grasp.pose, straight=True)))
+            except LitedetError as error:
+                raise _AbortError(f'planning the descent failed: {error}') from error
+            self._execute(descent)
 
     def _grasp(self, plan: _Plan) -> float:
         self._update(state=PickState.GRASPING)
@@ -577,7 +616,7 @@ class PickPlaceTask:
                 verify, check = check[1], None
                 try:
                     verify()
-                except _AbortError:
+                except (_AbortError, _FingersLateError):
                     robot.halt()
                     raise
             robot.wait(config.control_period)
