@@ -144,6 +144,15 @@ def fingers_during_motions(robot, backend):
     return seen, started
 
 
+def test_a_part_held_about_as_wide_as_the_release_opening_is_released_wider(backend):
+    robot = FakeRobot(object_width=0.078)
+    task, _ = make_task(backend, robot)
+    assert task.pick_once([Grasp(GRASP.pose, width=0.085, score=0.9)]).outcome == \
+        PickOutcome.SUCCESS
+    # release_width 80 mm would leave a 78 mm part wedged: 78 + release_clearance 10 mm
+    assert robot.target == pytest.approx(0.088) and robot.width == pytest.approx(0.088)
+
+
 def test_fingers_move_while_the_arm_does(backend):
     """Pre-shaping overlaps the move to the pre-grasp; the retreat starts once they let go."""
     robot = FakeRobot(object_width=0.03, gripper_speed=0.05)
@@ -607,6 +616,24 @@ def test_made_pushes_do_not_count_as_failures_up_to_max_pushes_in_a_row(backend)
     task, states = make_task(backend, robot, max_pushes_in_a_row=0)
     task.run(lambda: GraspCandidates((), 3, PUSH))
     assert PickState.PUSHING not in states and task.status.state == PickState.STOPPED
+
+
+def test_the_hand_pushes_closed_and_not_at_all_when_a_part_holds_it_open(backend):
+    robot = FakeRobot(object_width=0.0, gripper_speed=0.04)  # 80 -> 0 mm takes 2 s
+    seen, _ = fingers_during_motions(robot, backend)
+    task, _ = make_task(backend, robot, clear_height=0.22)
+    assert task.pick_once([], 4, PUSH).reason.endswith('detection 3 6 cm')
+    moves = [np.array(seen[k]) for k in sorted(seen)]
+    assert moves[0][:, 1].max() > 0.05  # still closing on the way to above the start...
+    assert max(move[:, 1].max() for move in moves[1:]) < 1e-3  # ...closed from there on
+    assert min(move[:, 0].min() for move in moves[1:]) < 0.05  # (down in the bin)
+    robot = FakeRobot(object_width=0.03)  # a part caught between the fingers
+    seen, _ = fingers_during_motions(robot, backend)
+    task, states = make_task(backend, robot, clear_height=0.22)
+    result = task.pick_once([], 4, PUSH)
+    assert result.reason.endswith('detection 3, stopped: fingers held at 30.0 mm')
+    assert PickState.RECOVERING in states
+    assert min(z for move in seen.values() for z, _ in move) > 0.2  # never went down
 
 
 def test_a_push_that_stalls_ends_in_a_recovery(backend):

@@ -149,7 +149,8 @@ class TaskConfig:
         open_margin: opening added to the current finger width to let go of a part after a
             failed attempt, m. (The approach opens to the grasp's own width: the grasp
             planner's margin is in it, and its collision checks assumed it.)
-        release_width: opening commanded to release the object, m.
+        release_width: opening commanded to release the object (at least
+            ``release_clearance`` wider than it was held), m.
         release_clearance: the retreat after a release starts once the fingers are this much
             wider than they held the part (they open on to ``release_width`` meanwhile); without
             a retreat they open fully before the attempt ends, m.
@@ -453,9 +454,11 @@ class PickPlaceTask:
     def _push(self, push: Push) -> tuple[bool, str]:
         """Push a part, then leave the camera's view; return whether the arm moved, and how.
 
-        The closed hand goes above the push's start (as high as a pre-grasp), straight down,
-        along the push and straight up again, then to above the place zone like a recovery.
-        Unless the emergency stop was pressed, nothing it meets ends more than the push.
+        The hand goes above the push's start (as high as a pre-grasp), closing on the way, and
+        once it is closed (as the motion was planned) straight down, along the push and
+        straight up again, then to above the place zone like a recovery. Unless the emergency
+        stop was pressed, nothing it meets ends more than the push; fingers that do not close
+        (a part caught between them) end it above the start.
         """
         self._update(state=PickState.PUSHING)
         backend, config = self.backend, self.config
@@ -465,14 +468,19 @@ class PickPlaceTask:
                 raise MotionError(f'push in frame {push.frame_id!r}, expected '
                                   f'{backend.planning_frame!r}')
             backend.set_gripper_opening(0.0)
-            legs = (Leg(_translated(push.start, (0, 0, rise))), Leg(push.start, straight=True),
-                    Leg(push.end, straight=True),
+            above = backend.plan_to_pose(self.robot.joint_positions(),
+                                         _translated(push.start, (0, 0, rise)))
+            legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
                     Leg(_translated(push.end, (0, 0, rise)), straight=True))
-            motion = backend.plan_sequence(self.robot.joint_positions(), legs)
+            motion = backend.plan_sequence(above.positions[-1], legs)
         except LitedetError as error:
             return False, f'nothing: planning failed: {error}'
         try:
-            self._command_gripper(0.0)  # closed by the time the hand reaches the bin
+            self._command_gripper(0.0)
+            self._execute(above)
+            width = self._await_fingers(0.0)
+            if width > FINGERS_BLOCKED:
+                raise _AbortError(f'fingers held at {1e3 * width:.1f} mm')
             self._execute(motion)
         except _AbortError as abort:
             self._recover()
@@ -545,12 +553,14 @@ class PickPlaceTask:
 
     def _place(self, place: np.ndarray) -> None:
         self._update(state=PickState.PLACING)
-        held, retreat = self.robot.finger_width(), self.config.retreat_distance > 0
+        config = self.config
+        held, retreat = self.robot.finger_width(), config.retreat_distance > 0
+        # a part held about as wide as release_width would stay wedged between the fingers
+        release = max(config.release_width, held + config.release_clearance)
         # a retreat starts once the fingers are off the part (they open fully on the way);
         # without one the next move may go sideways, so they open fully as the part falls
-        off = held + self.config.release_clearance if retreat else \
-            self.config.release_width - AT_OPENING
-        self._gripper(self.config.release_width, until=lambda width: width >= off)
+        off = held + config.release_clearance if retreat else release - AT_OPENING
+        self._gripper(release, until=lambda width: width >= off)
         self._placed += 1
         if not retreat:
             return
