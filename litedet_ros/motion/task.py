@@ -8,7 +8,8 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
                   the corners without stopping
     APPROACHING   open the gripper to the grasp width, move to the pre-grasp and, turning
                   there without stopping, in a straight line to the grasp (fingers not yet
-                  there: stop at the pre-grasp until they are; held off it -> FAILED)
+                  there: stop at the pre-grasp until they are; held off it by a part left in
+                  the hand: open wide to drop it into the bin, still held off -> FAILED)
     GRASPING      close, verify the finger width (empty hand -> FAILED)
     LIFTING       start the carry; once the object is lifted out, verify again on the move
                   (slip -> halt, FAILED)
