@@ -210,6 +210,41 @@ def test_fingers_held_off_the_grasp_opening_end_the_attempt_before_the_descent(b
     assert PickState.RECOVERING in states and PickState.GRASPING not in states
 
 
+def pushed_aside_below(z, offset):
+    """A ``FakeRobot.on_wait`` holding the arm off its path, as a part the fingers met would.
+
+    During the first motion, below TCP height ``z``, the base joint is ``offset`` rad off.
+    """
+    def on_wait(robot):
+        if robot.executions == 1 and robot._sampler is not None and \
+                robot.backend.tcp_pose(robot.q)[2, 3] < z:
+            robot.q = robot.q + np.array([offset, 0, 0, 0, 0, 0])
+    return on_wait
+
+
+@pytest.mark.parametrize('guard', [0.003, 0.0])
+def test_a_descent_pushed_off_its_line_stops_and_the_hand_closes_there(backend, guard):
+    robot = FakeRobot()
+    robot.backend = backend
+    robot.on_wait = pushed_aside_below(0.09, 0.01)  # ~5 mm across the path at 0.5 m
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, states = make_task(backend, robot, descent_guard=guard)
+    result = task.pick_once([GRASP])  # grasp at z 0.05
+    assert result.outcome == PickOutcome.SUCCESS, result.reason
+    stopped = backend.tcp_pose(sent[1].positions[0])[:3, 3]  # where the carry starts
+    if not guard:  # pushed on down to the grasp
+        assert robot.halted == 0 and stopped[2] == pytest.approx(0.05, abs=1e-3)
+        return
+    assert robot.halted == 1 and PickState.GRASPING in states
+    assert 0.08 < stopped[2] < 0.09  # the descent ended there, above the grasp
+    # the carry rises straight from there
+    tcp = backend.tcp_path(sent[1])
+    rising = tcp[:np.argmax(tcp[:, 2] >= 0.2)]
+    np.testing.assert_allclose(rising[:, :2], [stopped[:2]] * len(rising), atol=1e-3)
+
+
 def test_the_approach_passes_the_pre_grasp_without_stopping(backend):
     robot = FakeRobot()
     sent = []

@@ -66,6 +66,9 @@ class ControllerConfig:
         place_height: height of the transport goal above the place position, m.
         retreat_distance: straight rise after the release, m; 0: none, the part is dropped
             (see :class:`~litedet_ros.motion.task.TaskConfig`).
+        descent_guard: the descent into the bin stops where the TCP gets this far off its line
+            (a part pushing the arm aside) and the hand closes there (see
+            :class:`~litedet_ros.motion.task.TaskConfig`); 0 disables, m.
         min_grip_width: finger width below which the hand counts as empty, m.
         gripper_timeout: longest wait for the fingers to settle, s.
         goal_tolerance: largest joint error accepted at the end of a motion, rad.
@@ -91,6 +94,7 @@ class ControllerConfig:
     place_spacing: float = 0.08
     place_height: float = 0.10
     retreat_distance: float = 0.0
+    descent_guard: float = 0.003
     min_grip_width: float = 0.004
     gripper_timeout: float = 2.0
     goal_tolerance: float = 0.03
@@ -114,7 +118,7 @@ class ControllerConfig:
             if not getattr(self, name) > 0.0:
                 raise ControllerConfigError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'clear_height',
-                     'place_height', 'retreat_distance', 'min_grip_width'):
+                     'place_height', 'retreat_distance', 'descent_guard', 'min_grip_width'):
             if not getattr(self, name) >= 0.0:
                 raise ControllerConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
         if len(self.place_grid) != 2 or min(self.place_grid) < 1:
@@ -152,7 +156,7 @@ class ControllerConfig:
             pre_grasp_distance=self.pre_grasp_distance, lift_height=self.lift_height,
             clear_height=self.clear_height,
             place_height=self.place_height, retreat_distance=self.retreat_distance,
-            min_grip_width=self.min_grip_width,
+            descent_guard=self.descent_guard, min_grip_width=self.min_grip_width,
             max_consecutive_failures=self.max_consecutive_failures,
             max_pushes_in_a_row=self.max_pushes_in_a_row,
             max_grasp_age=self.max_grasp_age, control_period=self.control_period,

@@ -9,7 +9,8 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
     APPROACHING   open the gripper to the grasp width, move to the pre-grasp and, turning
                   there without stopping, in a straight line to the grasp (fingers not yet
                   there: stop at the pre-grasp until they are; held off it by a part left in
-                  the hand: open wide to drop it into the bin, still held off -> FAILED)
+                  the hand: open wide to drop it into the bin, still held off -> FAILED); a
+                  descent pushed off its line by a part stops there, the carry is re-planned
     GRASPING      close, verify the finger width (empty hand -> FAILED)
     LIFTING       start the carry; once the object is lifted out, verify again on the move
                   (slip -> halt, FAILED)
@@ -147,6 +148,11 @@ class TaskConfig:
             onto the place pose is straight for the last ``place_height - blend_radius`` (the
             tray's rim is low); the descent into the bin starts within this distance of the
             pre-grasp. 0 stops at the corners, m.
+        descent_guard: below the pre-grasp (past the blend), the approach stops as soon as the
+            TCP is this far off its straight line to the grasp: a part the fingers met pushes
+            the arm aside, towards walls it was planned to pass millimetres from (the arm keeps
+            to its line within 2 mm otherwise). The hand closes where the arm stopped and the
+            carry is planned again from there. 0 disables, m.
         open_margin: opening added to the current finger width to let go of a part after a
             failed attempt, m. (The approach opens to the grasp's own width: the grasp
             planner's margin is in it, and its collision checks assumed it.)
@@ -192,6 +198,7 @@ class TaskConfig:
     place_height: float = 0.10
     retreat_distance: float = 0.0
     blend_radius: float = 0.03
+    descent_guard: float = 0.003
     open_margin: float = 0.02
     release_width: float = 0.08
     release_clearance: float = 0.01
@@ -369,7 +376,7 @@ class PickPlaceTask:
             if grasps:
                 self._pushes_in_a_row = 0
             plan = self._choose(grasps, num_detections)
-            self._approach(plan)
+            plan = self._approach(plan)
             width = self._grasp(plan)
             self._carry(plan, width)
             self._place(plan.place)
@@ -432,25 +439,37 @@ class PickPlaceTask:
         radius = config.blend_radius
         approach = backend.plan_sequence(current, (Leg(pre_grasp, blend_radius=radius),
                                                    Leg(grasp.pose, straight=True)))
-        lifted = _translated(grasp.pose, (0, 0, max(config.lift_height,
-                                                    config.clear_height - height)))
         dx, dy = config.place_offsets[self._placed % len(config.place_offsets)]
         place = _translated(config.place_pose, (dx, dy, 0.0))
-        legs = (Leg(_translated(lifted, (0, 0, radius)), straight=True, blend_radius=radius),
-                Leg(_translated(place, (0, 0, config.place_height)), blend_radius=radius),
-                Leg(place, straight=True))
-        backend.attach(self._held_object(grasp.width))  # the widest the part can be held
-        try:
-            carry = backend.plan_sequence(approach.positions[-1], legs)
-        finally:
-            backend.detach()
+        carry, lifted_at = self._plan_carry(approach.positions[-1], grasp.pose, grasp.width,
+                                            place)
         to_pre_grasp = np.linalg.norm(backend.tcp_path(approach) - pre_grasp[:3, 3], axis=1)
         near = to_pre_grasp <= radius
         descent_at = approach.times[np.argmax(near) if near.any() else np.argmin(to_pre_grasp)]
+        return _Plan(grasp, pre_grasp, approach, float(descent_at), carry, lifted_at, place)
+
+    def _plan_carry(self, start: np.ndarray, grasp_pose: np.ndarray, width: float,
+                    place: np.ndarray) -> tuple[JointTrajectory, float]:
+        """The carry from joints ``start`` (TCP at ``grasp_pose``) to the release at ``place``.
+
+        Returns:
+            ``(carry, lifted_at)``: the motion, planned with the part attached, and the time
+            into it at the end of the straight lift.
+        """
+        config, backend = self.config, self.backend
+        lifted = _translated(grasp_pose, (0, 0, max(config.lift_height,
+                                                    config.clear_height - grasp_pose[2, 3])))
+        radius = config.blend_radius
+        legs = (Leg(_translated(lifted, (0, 0, radius)), straight=True, blend_radius=radius),
+                Leg(_translated(place, (0, 0, config.place_height)), blend_radius=radius),
+                Leg(place, straight=True))
+        backend.attach(self._held_object(width))  # the widest the part can be held
+        try:
+            carry = backend.plan_sequence(start, legs)
+        finally:
+            backend.detach()
         tcp = backend.tcp_path(carry)
-        lifted_at = carry.times[np.argmin(np.linalg.norm(tcp - lifted[:3, 3], axis=1))]
-        return _Plan(grasp, pre_grasp, approach, float(descent_at), carry, float(lifted_at),
-                     place)
+        return carry, float(carry.times[np.argmin(np.linalg.norm(tcp - lifted[:3, 3], axis=1))])
 
     def _push(self, push: Push) -> tuple[bool, str]:
         """Push a part, then leave the camera's view; return whether the arm moved, and how.
@@ -492,7 +511,8 @@ class PickPlaceTask:
             pass  # the arm stays above the bin; the next attempt plans from there
         return True, f'detection {push.detection_index} {100 * push.length:.0f} cm'
 
-    def _approach(self, plan: _Plan) -> None:
+    def _approach(self, plan: _Plan) -> _Plan:
+        """Go down to the grasp; return the plan, its carry re-planned if the guard stopped it."""
         self._update(state=PickState.APPROACHING)
         # the fingers reach the grasp width on the way to the pre-grasp (planned with it);
         # should they not have got there, the arm stops until they settle, then descends from
@@ -505,8 +525,13 @@ class PickPlaceTask:
             if abs(self.robot.finger_width() - width) >= AT_OPENING:
                 raise _FingersLateError
 
+        def pushed_aside() -> bool:
+            return self._off_descent(plan) > self.config.descent_guard
+
+        guarded = self.config.descent_guard > 0
         try:
-            self._execute(plan.approach, check=(plan.descent_at, fingers_shaped))
+            finished = self._execute(plan.approach, check=(plan.descent_at, fingers_shaped),
+                                     guard=(plan.descent_at, pushed_aside) if guarded else None)
         except _FingersLateError:
             opening = self._await_fingers(width)
             if abs(opening - width) > FINGERS_BLOCKED:
@@ -521,7 +546,31 @@ class PickPlaceTask:
                     (Leg(plan.pre_grasp), Leg(plan.grasp.pose, straight=True)))
             except LitedetError as error:
                 raise _AbortError(f'planning the descent failed: {error}') from error
-            self._execute(descent)
+            finished = self._execute(descent, guard=(0.0, pushed_aside) if guarded else None)
+        if finished:
+            return plan
+        # stopped by the guard: the hand closes here, the carry starts from here
+        current = self.robot.joint_positions()
+        try:
+            carry, lifted_at = self._plan_carry(current, self.backend.tcp_pose(current),
+                                                plan.grasp.width, plan.place)
+        except LitedetError as error:
+            raise _AbortError(f'planning the carry from where the descent stopped failed: '
+                              f'{error}') from error
+        return replace(plan, carry=carry, lifted_at=lifted_at)
+
+    def _off_descent(self, plan: _Plan) -> float:
+        """Distance (m) of the TCP from the straight line of the descent into the bin.
+
+        0 above it: within the blend radius of the pre-grasp, where the corner is rounded.
+        """
+        start, end = plan.pre_grasp[:3, 3], plan.grasp.pose[:3, 3]
+        axis = (end - start) / np.linalg.norm(end - start)
+        offset = self.backend.tcp_pose(self.robot.joint_positions())[:3, 3] - start
+        along = float(offset @ axis)
+        if along <= self.config.blend_radius:
+            return 0.0
+        return float(np.linalg.norm(offset - along * axis))
 
     def _grasp(self, plan: _Plan) -> float:
         self._update(state=PickState.GRASPING)
@@ -602,11 +651,16 @@ class PickPlaceTask:
 
     # -- helpers -------------------------------------------------------------------------------
     def _execute(self, trajectory: JointTrajectory,
-                 check: tuple[float, Callable[[], None]] | None = None) -> None:
+                 check: tuple[float, Callable[[], None]] | None = None,
+                 guard: tuple[float, Callable[[], bool]] | None = None) -> bool:
         """Run a trajectory under the watchdog and the emergency stop.
 
         ``check = (t, verify)``: ``verify()`` runs once, ``t`` s into the motion; the robot
-        halts if it raises.
+        halts if it raises. ``guard = (t, stop)``: from ``t`` s into the motion ``stop()`` is
+        asked every control period; the robot halts when it says so.
+
+        Returns:
+            True when the motion ran to its goal, False when the guard halted it.
         """
         self._checkpoint()
         robot, config = self.robot, self.config
@@ -630,6 +684,9 @@ class PickPlaceTask:
                 except (_AbortError, _FingersLateError):
                     robot.halt()
                     raise
+            if guard is not None and robot.now() - started >= guard[0] and guard[1]():
+                robot.halt()
+                return False
             robot.wait(config.control_period)
         if self._estop.is_set():  # halted from another thread while we waited
             raise _EmergencyStopError
@@ -648,6 +705,7 @@ class PickPlaceTask:
             error = goal_error()
         if error > config.goal_tolerance:
             raise _AbortError(f'motion ended {error:.3f} rad from its goal')
+        return True
 
     def _gripper(self, opening: float,
                  until: Callable[[float], bool] | None = None) -> float:
