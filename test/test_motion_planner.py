@@ -186,7 +186,7 @@ def test_blended_sequence_turns_its_corners_without_stopping(backend):
     assert speed[moving[0]:moving[-1]].min() > 0.2  # ...the blended motion does not
     assert blended.duration < stops.duration - 0.15
     # straight up out of the bin to 3 cm below the corner, straight down from 3 cm below
-    tcp = np.array([backend.tcp_pose(q)[:3, 3] for q in blended.positions])
+    tcp = backend.tcp_path(blended)
     off_lift = np.linalg.norm(tcp[:, :2] - (0.5, 0.0), axis=1) > 1e-3
     off_descent = np.linalg.norm(tcp[:, :2] - (0.05, 0.46), axis=1) > 1e-3
     assert tcp[np.argmax(off_lift) - 1, 2] > 0.22

@@ -129,6 +129,14 @@ def test_without_a_retreat_the_attempt_ends_at_the_release(backend):
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS  # ...and on from there
 
 
+def sent_motions(robot):
+    """Return the list that ``robot``'s trajectories are appended to as they are sent."""
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    return sent
+
+
 def fingers_during_motions(robot, backend):
     """Watch ``robot``'s motions; return ``(seen, started)``, filled as they run.
 
@@ -227,9 +235,7 @@ def test_a_descent_pushed_off_its_line_stops_and_the_hand_closes_there(backend, 
     robot = FakeRobot()
     robot.backend = backend
     robot.on_wait = pushed_aside_below(0.09, 0.01)  # ~5 mm across the path at 0.5 m
-    sent = []
-    execute = robot.execute
-    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    sent = sent_motions(robot)
     task, states = make_task(backend, robot, descent_guard=guard)
     result = task.pick_once([GRASP])  # grasp at z 0.05
     assert result.outcome == PickOutcome.SUCCESS, result.reason
@@ -247,9 +253,7 @@ def test_a_descent_pushed_off_its_line_stops_and_the_hand_closes_there(backend, 
 
 def test_the_approach_passes_the_pre_grasp_without_stopping(backend):
     robot = FakeRobot()
-    sent = []
-    execute = robot.execute
-    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    sent = sent_motions(robot)
     task, _ = make_task(backend, robot, clear_height=0.22)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
     approach = sent[0]
@@ -265,9 +269,7 @@ def test_the_approach_passes_the_pre_grasp_without_stopping(backend):
     (0.22, 0.22, 0.22)])  # both raised above the bin rim
 def test_pre_grasp_and_lift_reach_the_clear_height(backend, clear_height, pre_grasp_z, lift_z):
     robot = FakeRobot()
-    sent = []
-    execute = robot.execute
-    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    sent = sent_motions(robot)
     task, _ = make_task(backend, robot, clear_height=clear_height)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
     approach = backend.tcp_path(sent[0])
@@ -288,16 +290,14 @@ def test_pre_grasp_and_lift_reach_the_clear_height(backend, clear_height, pre_gr
 def test_the_carry_turns_its_corners_without_stopping(backend):
     """Lift, transport and the descent onto the place pose are one motion."""
     robot = FakeRobot()
-    sent = []
-    execute = robot.execute
-    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    sent = sent_motions(robot)
     task, states = make_task(backend, robot, clear_height=0.22)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
     carry = sent[1]
     speed = np.abs(carry.velocities).max(axis=1)  # fastest joint, rad/s
     moving = np.flatnonzero(speed > 0.3)
     assert speed[moving[0]:moving[-1]].min() > 0.2  # no stop on the way
-    tcp = np.array([backend.tcp_pose(q)[:3, 3] for q in carry.positions])
+    tcp = backend.tcp_path(carry)
     assert tcp[-1] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)  # released at the place pose
     stops = make_task(backend, FakeRobot(), clear_height=0.22, blend_radius=0.0)[0]
     assert carry.duration < stops._plan_grasp(GRASP).carry.duration - 0.1
@@ -306,9 +306,7 @@ def test_the_carry_turns_its_corners_without_stopping(backend):
 
 def test_parts_are_released_at_the_place_spots_in_turn(backend):
     robot = FakeRobot()
-    sent = []
-    execute = robot.execute
-    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    sent = sent_motions(robot)
     task, _ = make_task(backend, robot, place_offsets=((0.0, 0.0), (0.08, -0.04)))
     releases = []
     for _ in range(3):
@@ -377,9 +375,7 @@ def test_grasps_near_a_failed_one_are_tried_last(backend):
     nearby = Grasp(tool_down_pose((0.51, 0.0, 0.05)), width=0.05, score=0.95)  # 1 cm off GRASP
     other = Grasp(tool_down_pose((0.45, -0.05, 0.05)), width=0.05, score=0.5)
     robot = FakeRobot(object_width=0.0)
-    sent = []
-    execute = robot.execute
-    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    sent = sent_motions(robot)
     task, _ = make_task(backend, robot, failed_grasp_memory=1)
 
     def grasped():  # the TCP where the approach of the last attempt ended
