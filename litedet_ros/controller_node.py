@@ -33,9 +33,9 @@ Services (all answer at once; results come on ``pick_status``):
   ``max_consecutive_failures`` failed in a row (counted from the start of the run); false lets
   the current attempt finish and starts no other. An array without grasps for detected objects
   is a FAILED attempt without motion ("no feasible grasp for N detected objects"), in which the
-  array's push, if any, is made: it counts toward the failure limit unless the push was made
-  (up to ``max_pushes_in_a_row`` since a grasp was last tried), and the run waits for an array
-  of a newer image.
+  array's best push not made since a grasp was last tried, if any, is made: it counts toward
+  the failure limit unless a push was made (up to ``max_pushes_in_a_row`` since a grasp was last
+  tried), and the run waits for an array of a newer image.
 - ``~/stop`` (std_srvs/Trigger): emergency stop, the arm halts at once.
 
 The task runs on a worker thread; callbacks only hand data over, so status, stop and joint
@@ -214,7 +214,7 @@ class ControllerNode(Node):
         try:
             self.inbox.offer(conversions.msg_to_grasps(msg),
                              conversions.stamp_to_ns(msg.header.stamp), msg.header.frame_id,
-                             msg.num_detections, conversions.msg_to_push(msg))
+                             msg.num_detections, conversions.msg_to_pushes(msg))
         except LitedetError as error:
             self._drop('grasps', error)
 

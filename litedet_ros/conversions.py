@@ -252,7 +252,8 @@ def msg_to_grasp(msg: GraspMsg) -> Grasp:
 
 
 def grasps_to_msg(grasps: list[Grasp], detections: DetectionArrayMsg | None,
-                  stamp_ns: int, frame_id: str, push: Push | None = None) -> GraspArrayMsg:
+                  stamp_ns: int, frame_id: str, pushes: tuple[Push, ...] = ()
+                  ) -> GraspArrayMsg:
     """Return a ranked ``litedet_ros/GraspArray`` (best score first).
 
     Args:
@@ -260,20 +261,18 @@ def grasps_to_msg(grasps: list[Grasp], detections: DetectionArrayMsg | None,
         detections: the detection array the grasps came from, to copy each source detection
             and to count them (``num_detections``; 0 without it).
         stamp_ns: stamp of the source image, nanoseconds.
-        frame_id: planning frame of the grasp poses (and of the push).
-        push: the push offered instead of grasps, if any.
+        frame_id: planning frame of the grasp poses (and of the pushes).
+        pushes: the pushes offered instead of grasps, best first.
     """
     source = list(detections.detections) if detections is not None else []
     ranked = sorted(grasps, key=lambda g: g.score, reverse=True)
-    pushes = [] if push is None else [PushMsg(
-        start=matrix_to_pose(push.start), end=matrix_to_pose(push.end),
-        detection_index=int(push.detection_index))]
     return GraspArrayMsg(
         header=make_header(stamp_ns, frame_id), num_detections=len(source),
         grasps=[grasp_to_msg(g, source[g.detection_index]
                              if 0 <= g.detection_index < len(source) else None)
                 for g in ranked],
-        push=pushes)
+        pushes=[PushMsg(start=matrix_to_pose(p.start), end=matrix_to_pose(p.end),
+                        detection_index=int(p.detection_index)) for p in pushes])
 
 
 def msg_to_grasps(msg: GraspArrayMsg) -> list[Grasp]:
@@ -281,17 +280,15 @@ def msg_to_grasps(msg: GraspArrayMsg) -> list[Grasp]:
     return [msg_to_grasp(g) for g in msg.grasps]
 
 
-def msg_to_push(msg: GraspArrayMsg) -> Push | None:
-    """Return the push of a ``litedet_ros/GraspArray``, or None if it offers none.
+def msg_to_pushes(msg: GraspArrayMsg) -> tuple[Push, ...]:
+    """Return the pushes of a ``litedet_ros/GraspArray``, in message order.
 
     Raises:
         InvalidMessageError: a malformed start or end pose.
     """
-    if not msg.push:
-        return None
-    push = msg.push[0]
-    return Push(pose_to_matrix(push.start), pose_to_matrix(push.end), push.detection_index,
-                msg.header.frame_id, stamp_to_ns(msg.header.stamp))
+    stamp_ns = stamp_to_ns(msg.header.stamp)
+    return tuple(Push(pose_to_matrix(p.start), pose_to_matrix(p.end), p.detection_index,
+                      msg.header.frame_id, stamp_ns) for p in msg.pushes)
 
 
 def pick_status_to_msg(status: PickStatus) -> PickStatusMsg:

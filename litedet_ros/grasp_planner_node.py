@@ -28,7 +28,7 @@ Publishes, for every matched set planned (also when no grasp was found):
 - ``grasps/poses`` (geometry_msgs/PoseArray): the same poses sorted by score;
 - ``grasps/markers`` (visualization_msgs/MarkerArray): gripper shapes at the best
   ``marker_grasps`` grasps, a sphere at each object's point centroid and, when no object has
-  a grasp, an arrow along the offered push.
+  a grasp, an arrow along each offered push (the best one opaque).
 
 Camera pose: tf2 at the image stamp when ``tf2_ros`` is importable and ``use_tf`` is set (never
 the latest transform for an old image); otherwise the calibrated ``camera_pose`` parameter, or,
@@ -218,7 +218,7 @@ class GraspPlannerNode(Node):
         grasps = list(result.grasps)
         msg = conversions.grasps_to_msg(grasps, detections_msg,
                                         conversions.stamp_to_ns(detections_msg.header.stamp),
-                                        self.config.target_frame, result.push)
+                                        self.config.target_frame, result.pushes)
         self._grasps_pub.publish(msg)
         poses = PoseArray(header=msg.header,
                           poses=[conversions.matrix_to_pose(g.pose) for g in grasps])
@@ -254,15 +254,14 @@ class GraspPlannerNode(Node):
                 pose=conversions.matrix_to_pose(centroid),
                 scale=Vector3(x=0.015, y=0.015, z=0.015),
                 color=ColorRGBA(r=1.0, g=0.6, b=0.0, a=0.9)))
-        if result.push is not None:  # the finger tips' path along the push
-            tip = result.push.start[:3, 2] * self.planner.config.gripper.tcp_to_tip
+        for rank, push in enumerate(result.pushes):  # the finger tips' path along each push
+            tip = push.start[:3, 2] * self.planner.config.gripper.tcp_to_tip
             markers.append(Marker(
-                header=header, ns='push', id=0, type=Marker.ARROW,
+                header=header, ns='push', id=rank, type=Marker.ARROW,
                 points=[Point(x=float(x), y=float(y), z=float(z))
-                        for x, y, z in (result.push.start[:3, 3] + tip,
-                                        result.push.end[:3, 3] + tip)],
+                        for x, y, z in (push.start[:3, 3] + tip, push.end[:3, 3] + tip)],
                 scale=Vector3(x=0.01, y=0.02, z=0.02),
-                color=ColorRGBA(r=0.9, g=0.1, b=0.9, a=0.9)))
+                color=ColorRGBA(r=0.9, g=0.1, b=0.9, a=0.9 if rank == 0 else 0.3)))
         return MarkerArray(markers=markers)
 
 

@@ -157,23 +157,26 @@ def test_grasp_array_counts_the_detections_it_was_planned_from():
                                      ).num_detections == 0  # source unknown
 
 
-def test_a_push_offered_instead_of_grasps_round_trips():
+def test_pushes_offered_instead_of_grasps_round_trip_in_rank_order():
     detection_msg = conversions.detections_to_msg(make_detections())
     start = make_grasp(0.5, 0).pose
-    end = start.copy()
-    end[:3, 3] += (0.05, 0.0, 0.0)
+    ends = [start.copy(), start.copy()]
+    ends[0][:3, 3] += (0.05, 0.0, 0.0)
+    ends[1][:3, 3] += (0.0, -0.03, 0.0)
     msg = conversions.grasps_to_msg([], detection_msg, 42_000_000_001, 'base_link',
-                                    Push(start, end, 1))
-    assert msg.grasps == [] and len(msg.push) == 1 and msg.push[0].detection_index == 1
-    push = conversions.msg_to_push(msg)
-    np.testing.assert_allclose(push.start, start, atol=1e-12)
-    np.testing.assert_allclose(push.end, end, atol=1e-12)
-    assert push.frame_id == 'base_link' and push.stamp_ns == 42_000_000_001
-    assert push.length == pytest.approx(0.05)
-    assert conversions.msg_to_push(conversions.grasps_to_msg([], detection_msg, 1, 'b')) is None
-    msg.push[0].end.orientation.w = float('nan')
+                                    (Push(start, ends[0], 1), Push(start, ends[1], 0)))
+    assert msg.grasps == [] and [p.detection_index for p in msg.pushes] == [1, 0]
+    pushes = conversions.msg_to_pushes(msg)
+    assert [p.detection_index for p in pushes] == [1, 0]
+    for push, end in zip(pushes, ends):
+        np.testing.assert_allclose(push.start, start, atol=1e-12)
+        np.testing.assert_allclose(push.end, end, atol=1e-12)
+        assert push.frame_id == 'base_link' and push.stamp_ns == 42_000_000_001
+    assert [p.length for p in pushes] == pytest.approx([0.05, 0.03])
+    assert conversions.msg_to_pushes(conversions.grasps_to_msg([], detection_msg, 1, 'b')) == ()
+    msg.pushes[1].end.orientation.w = float('nan')
     with pytest.raises(InvalidMessageError):
-        conversions.msg_to_push(msg)
+        conversions.msg_to_pushes(msg)
 
 
 def test_grasp_with_inconsistent_approach_or_bad_width_is_refused():

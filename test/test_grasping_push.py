@@ -11,7 +11,7 @@ from litedet_ros.errors import InvalidMessageError
 from litedet_ros.grasping.collision import gripper_boxes, wall_clearance
 from litedet_ros.grasping.config import BinGeometry, PlannerConfig
 from litedet_ros.grasping.planner import GraspPlanner
-from litedet_ros.grasping.push import PUSH_WALL_CLEARANCE
+from litedet_ros.grasping.push import OFFERED_PUSHES, PUSH_WALL_CLEARANCE
 from litedet_ros.grasping.synthetic import (
     Cuboid,
     bin_solids,
@@ -48,8 +48,9 @@ def plan(centres, **overrides):
 def test_parts_without_any_grasp_get_a_push_that_frees_one():
     result, config = plan(PAIR)
     assert result.grasps == () and result.drops == {'all_colliding': 2}
-    push = result.push
-    assert push is not None and push.stamp_ns == 11 and push.frame_id == 'base_link'
+    assert 1 < len(result.pushes) <= OFFERED_PUSHES
+    push = result.pushes[0]
+    assert push.stamp_ns == 11 and push.frame_id == 'base_link'
     assert push.detection_index in (0, 1)
     direction = (push.end[:3, 3] - push.start[:3, 3]) / push.length
     np.testing.assert_allclose(push.start[:3, 2], [0, 0, -1], atol=1e-9)  # hand straight down
@@ -78,6 +79,24 @@ def test_parts_without_any_grasp_get_a_push_that_frees_one():
     assert any(g.detection_index == push.detection_index for g in after.grasps)
 
 
+def test_the_pushes_offered_are_distinct_feasible_options():
+    """Besides the best push, others move the bars other ways.
+
+    The controller takes one of them when the best did nothing (a part that is not where its
+    points said, a push that glanced off).
+    """
+    result, config = plan(PAIR)
+    column = replace(config.gripper, approach_distance=BIN.wall_height)
+    ways = set()
+    for push in result.pushes:
+        direction = (push.end[:3, 3] - push.start[:3, 3]) / push.length
+        ways.add((push.detection_index, *np.round(direction[:2], 3)))
+        assert config.min_push_distance <= push.length <= config.push_distance + config.push_gap
+        for pose in (push.start, push.end):
+            assert wall_clearance(BIN, pose, column, 0.0) >= PUSH_WALL_CLEARANCE
+    assert len(ways) == len(result.pushes)  # one per (part, direction)
+
+
 def test_beside_a_wall_the_hand_pushes_with_its_palm_along_the_push():
     """Bars pressed together against the -y wall: the outer one slides along the inner one.
 
@@ -86,8 +105,8 @@ def test_beside_a_wall_the_hand_pushes_with_its_palm_along_the_push():
     """
     inner, outer = (0.0, -BIN.size_y / 2 + 0.021), (0.0, -BIN.size_y / 2 + 0.061)
     result, config = plan([inner, outer])
-    assert result.grasps == () and result.push is not None
-    push = result.push
+    assert result.grasps == () and result.pushes
+    push = result.pushes[0]
     direction = (push.end[:3, 3] - push.start[:3, 3]) / push.length
     assert push.detection_index == 1 and abs(direction[0]) == pytest.approx(1.0)
     np.testing.assert_allclose(np.abs(push.start[:3, 1]), np.abs(direction), atol=1e-9)
@@ -103,9 +122,9 @@ def test_beside_a_wall_the_hand_pushes_with_its_palm_along_the_push():
 
 def test_no_push_when_a_part_has_a_grasp_or_pushes_are_off():
     free, _ = plan([(0.0, 0.0)])
-    assert free.grasps and free.push is None
+    assert free.grasps and free.pushes == ()
     off, _ = plan(PAIR, push_distance=0.0)
-    assert off.grasps == () and off.push is None
+    assert off.grasps == () and off.pushes == ()
 
 
 def test_no_push_without_room_before_the_wall():
@@ -114,7 +133,7 @@ def test_no_push_without_room_before_the_wall():
     corner = [(half_x - 0.05 - 0.001, half_y - 0.02 - 0.001),
               (half_x - 0.05 - 0.001, half_y - 0.06 - 0.001)]
     result, _ = plan(corner)
-    assert result.grasps == () and result.push is None
+    assert result.grasps == () and result.pushes == ()
 
 
 def test_a_push_must_be_rigid_transforms():

@@ -183,11 +183,11 @@ def test_inbox_refuses_foreign_frames_and_old_arrays():
     seen = inbox.wait(0.0)  # objects seen, none graspable: not an empty bin
     assert seen.grasps == () and seen.num_detections == 2 and not seen.bin_empty
     push = Push(np.eye(4), np.eye(4), 1, stamp_ns=9_300_000_000)
-    inbox.offer([], 9_300_000_000, 'base_link', 2, push)
-    assert inbox.wait(0.0).push is push
+    inbox.offer([], 9_300_000_000, 'base_link', 2, (push,))
+    assert inbox.wait(0.0).pushes == (push,)
     with pytest.raises(InvalidMessageError, match='camera'):
         inbox.offer([], 9_400_000_000, 'base_link', 2,
-                    Push(np.eye(4), np.eye(4), frame_id='camera'))
+                    (push, Push(np.eye(4), np.eye(4), frame_id='camera')))
 
 
 def test_inbox_forgets_arrays_taken_before_the_scene_changed():

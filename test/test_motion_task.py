@@ -13,9 +13,11 @@ from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.model import RobotModel
 from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PUSHED, PickOutcome, PickState
 from litedet_ros.motion.task import (
+    SAME_PUSH,
     GraspCandidates,
     PickPlaceTask,
     TaskConfig,
+    new_pushes,
     tool_down_pose,
 )
 from litedet_ros.trajectory import TrajectorySampler
@@ -595,12 +597,24 @@ def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):
 PUSH = Push(tool_down_pose((0.45, -0.05, 0.04)), tool_down_pose((0.51, -0.05, 0.04)), 3)
 
 
+def shifted_push(push, dy, index):
+    """``push`` moved ``dy`` m along y, for detection ``index``."""
+    start, end = push.start.copy(), push.end.copy()
+    start[1, 3] += dy
+    end[1, 3] += dy
+    return Push(start, end, index)
+
+
+#: Five distinct pushes offered by one look, best first (detections 0-4).
+PUSHES = tuple(shifted_push(PUSH, 0.03 * k, k) for k in range(5))
+
+
 def test_without_grasps_the_offered_push_is_made_and_counts_as_a_look_without_grasp(backend):
     robot = FakeRobot(object_width=0.0)
     task, states = make_task(backend, robot, clear_height=0.22)
     tcp = []
     robot.on_wait = lambda r: tcp.append(backend.tcp_pose(r.q)[:3, 3])
-    result = task.pick_once([], 4, PUSH)
+    result = task.pick_once([], 4, (PUSH,))
     assert result.outcome == PickOutcome.FAILED
     assert result.reason == f'{NO_FEASIBLE_GRASP} for 4 detected objects{PUSHED} detection 3 6 cm'
     assert PickState.PUSHING in states and task.status.state == PickState.IDLE
@@ -617,43 +631,68 @@ def test_without_grasps_the_offered_push_is_made_and_counts_as_a_look_without_gr
     clear = task.config.place_pose[:3, 3] + (0, 0, task.config.place_height)
     np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], clear, atol=2e-3)
     # with grasps, the push is ignored; a push in another frame is not made
-    assert task.pick_once([GRASP], 4, PUSH).outcome == PickOutcome.SUCCESS
+    assert task.pick_once([GRASP], 4, (PUSH,)).outcome == PickOutcome.SUCCESS
     elsewhere = Push(PUSH.start, PUSH.end, 3, frame_id='camera')
     executions = robot.executions
-    result = task.pick_once([], 4, elsewhere)
+    result = task.pick_once([], 4, (elsewhere,))
     assert result.reason.endswith("nothing: planning failed: push in frame 'camera', "
                                   "expected 'base_link'")
     assert robot.executions == executions
+    # a push that cannot be planned gives way to the next one offered
+    robot.object_width = 0.0  # nothing left in the hand from the pick
+    result = task.pick_once([], 4, (elsewhere, PUSHES[1]))
+    assert result.reason.endswith(f'{PUSHED} detection 1 6 cm')
+
+
+def pushed_detections(results):
+    return [int(r.reason.split('detection ')[1].split()[0]) if PUSHED in r.reason else None
+            for r in results]
 
 
 def test_made_pushes_do_not_count_as_failures_up_to_max_pushes_in_a_row(backend):
     robot = FakeRobot(object_width=0.0)
     task, states = make_task(backend, robot, max_consecutive_failures=2, max_pushes_in_a_row=3)
-    results = task.run(lambda: GraspCandidates((), 3, PUSH))
-    assert [PUSHED in r.reason for r in results] == [True, True, True, False, False]
+    results = task.run(lambda: GraspCandidates((), 3, PUSHES))
+    # each look makes the best push not made yet
+    assert pushed_detections(results) == [0, 1, 2, None, None]
     assert states.count(PickState.PUSHING) == 3 and task.status.state == PickState.STOPPED
-    # a grasp tried starts the push count again; a push that could not be planned is a failure
+    # a grasp tried starts the push count and the pushes made again; a push that could not be
+    # planned is a failure
     task.reset()
-    looks = [GraspCandidates((), 3, PUSH), GraspCandidates((UNREACHABLE,), 1),
-             GraspCandidates((), 3, PUSH), GraspCandidates((), 3, PUSH),
-             GraspCandidates((), 3, PUSH), GraspCandidates((), 3, PUSH)]
+    looks = [GraspCandidates((), 3, PUSHES), GraspCandidates((UNREACHABLE,), 1),
+             GraspCandidates((), 3, PUSHES), GraspCandidates((), 3, PUSHES),
+             GraspCandidates((), 3, PUSHES), GraspCandidates((), 3, PUSHES)]
     results = task.run(lambda: looks.pop(0))
-    assert [PUSHED in r.reason for r in results] == [True, False, True, True, True, False]
+    assert pushed_detections(results) == [0, None, 0, 1, 2, None]
     assert task.status.state == PickState.STOPPED
     task.reset()
     elsewhere = Push(PUSH.start, PUSH.end, 3, frame_id='camera')
-    results = task.run(lambda: GraspCandidates((), 3, elsewhere))
+    results = task.run(lambda: GraspCandidates((), 3, (elsewhere,)))
     assert len(results) == 2 and all('nothing: planning failed' in r.reason for r in results)
     task, states = make_task(backend, robot, max_pushes_in_a_row=0)
-    task.run(lambda: GraspCandidates((), 3, PUSH))
+    task.run(lambda: GraspCandidates((), 3, PUSHES))
     assert PickState.PUSHING not in states and task.status.state == PickState.STOPPED
+
+
+def test_a_push_made_is_not_made_again_while_no_grasp_was_tried(backend):
+    """A push that changed nothing is offered again by the next look: it is not repeated."""
+    robot = FakeRobot(object_width=0.0)
+    task, states = make_task(backend, robot, max_consecutive_failures=2)
+    results = task.run(lambda: GraspCandidates((), 3, (PUSH,)))
+    assert pushed_detections(results) == [3, None, None]
+    assert states.count(PickState.PUSHING) == 1 and task.status.state == PickState.STOPPED
+    # the same push: both ends within SAME_PUSH of those of one made; else another
+    near = shifted_push(PUSH, 0.8 * SAME_PUSH, 1)
+    reversed_push = Push(PUSH.end, PUSH.start, 3)  # same place, the other way
+    assert new_pushes((near, PUSHES[2], reversed_push), (PUSH,)) == (PUSHES[2], reversed_push)
+    assert new_pushes((near, PUSHES[2]), ()) == (near, PUSHES[2])
 
 
 def test_the_hand_pushes_closed_and_not_at_all_when_a_part_holds_it_open(backend):
     robot = FakeRobot(object_width=0.0, gripper_speed=0.04)  # 80 -> 0 mm takes 2 s
     seen, _ = fingers_during_motions(robot, backend)
     task, _ = make_task(backend, robot, clear_height=0.22)
-    assert task.pick_once([], 4, PUSH).reason.endswith('detection 3 6 cm')
+    assert task.pick_once([], 4, (PUSH,)).reason.endswith('detection 3 6 cm')
     moves = [np.array(seen[k]) for k in sorted(seen)]
     assert moves[0][:, 1].max() > 0.05  # still closing on the way to above the start...
     assert max(move[:, 1].max() for move in moves[1:]) < 1e-3  # ...closed from there on
@@ -661,7 +700,7 @@ def test_the_hand_pushes_closed_and_not_at_all_when_a_part_holds_it_open(backend
     robot = FakeRobot(object_width=0.03)  # a part caught between the fingers
     seen, _ = fingers_during_motions(robot, backend)
     task, states = make_task(backend, robot, clear_height=0.22)
-    result = task.pick_once([], 4, PUSH)
+    result = task.pick_once([], 4, (PUSH,))
     assert result.reason.endswith('detection 3, stopped: fingers held at 30.0 mm')
     assert PickState.RECOVERING in states
     assert min(z for move in seen.values() for z, _ in move) > 0.2  # never went down
@@ -671,7 +710,7 @@ def test_a_push_that_stalls_ends_in_a_recovery(backend):
     robot = FakeRobot(object_width=0.0)
     task, states = make_task(backend, robot)
     robot.on_wait = lambda r: setattr(r, 'stall', r.executions == 1 and r.t > 1.0)
-    result = task.pick_once([], 2, PUSH)
+    result = task.pick_once([], 2, (PUSH,))
     assert result.outcome == PickOutcome.FAILED and result.reason.startswith(NO_FEASIBLE_GRASP)
     assert 'stopped: execution watchdog' in result.reason
     assert PickState.RECOVERING in states and robot.halted
@@ -764,11 +803,12 @@ def test_sim_push_frees_one_of_two_boxes_pressed_together(backend, cell):
     planner = GraspPlanner(GraspNodeConfig().planner_config())
     before = look(cell, planner)
     assert before.grasps == () and before.drops == {'all_colliding': 2}
-    assert before.push is not None
+    assert before.pushes
+    push = before.pushes[0]
     task = PickPlaceTask(backend, SimRobot(cell))
-    result = task.pick_once([], 2, before.push)
+    result = task.pick_once([], 2, (push,))
     assert result.reason.startswith(f'{NO_FEASIBLE_GRASP} for 2 detected objects{PUSHED} '
-                                    f'detection {before.push.detection_index} ')
+                                    f'detection {push.detection_index} ')
     gap = np.diff([state.pose[1, 3] for state in cell.object_states()])[0] - 0.0625
     after = look(cell, planner)
     assert after.grasps, (gap, after.drops)

@@ -168,7 +168,7 @@ class Look:
                                      cell.config.intrinsics, detections, cell.camera_pose())
         self.latency['grasp_planner'].append(time.perf_counter() - started)
         self.drops.update(plan.drops)
-        return GraspCandidates(tuple(plan.grasps), len(detections.boxes), plan.push)
+        return GraspCandidates(tuple(plan.grasps), len(detections.boxes), plan.pushes)
 
 
 def leftovers(frame: CameraFrame, detections: Detections, cell: Workcell,

@@ -244,7 +244,7 @@ class PlannerConfig:
             object.
         max_grasps: grasps returned per image at most.
         push_distance: with a known bin, an image whose detected parts all lack a grasp gets
-            a push instead (:func:`~.push.plan_push`): one part is pushed this far, m; 0
+            pushes instead (:func:`~.push.plan_pushes`), each of one part this far, m; 0
             disables.
         min_push_distance: shortest push worth making (a wall nearer than this ahead of the
             part rules the direction out), m.

@@ -20,7 +20,7 @@ from litedet_ros.grasping.collision import (
 )
 from litedet_ros.grasping.config import PlannerConfig
 from litedet_ros.grasping.estimation import ObjectEstimate, estimate_object, percentile
-from litedet_ros.grasping.push import plan_push
+from litedet_ros.grasping.push import plan_pushes
 from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.segmentation import GraspDropError, object_points
 from litedet_ros.grasping.types import Grasp, Push
@@ -39,14 +39,14 @@ class PlanResult:
         objects: one estimate per detection, None where the detection was dropped.
         drops: detections that yielded no grasp, counted by reason (``outranked``: not
             planned, as ``objects_per_image`` others have better grasps).
-        push: when parts were detected but none has a grasp, a push that may free one (see
-            :func:`~.push.plan_push`), or None.
+        pushes: when parts were detected but none has a grasp, pushes that may free one, best
+            first (see :func:`~.push.plan_pushes`); else empty.
     """
 
     grasps: tuple[Grasp, ...]
     objects: tuple[ObjectEstimate | None, ...]
     drops: Counter
-    push: Push | None = None
+    pushes: tuple[Push, ...] = ()
 
 
 def check_transform(transform: np.ndarray) -> np.ndarray:
@@ -178,10 +178,10 @@ class GraspPlanner:
             Grasp(pose=candidate.pose, width=candidate.width, score=score,
                   detection_index=index, frame_id=frame_id, stamp_ns=detections.stamp_ns)
             for score, candidate, index in scored[:self.config.max_grasps])
-        push = None if grasps else plan_push(
+        pushes = () if grasps else plan_pushes(
             [o for o in objects if o is not None], reasons, scene, self.config, frame_id,
             detections.stamp_ns)
-        return PlanResult(grasps, tuple(objects), drops, push)
+        return PlanResult(grasps, tuple(objects), drops, pushes)
 
     def _height_range(self, scene: np.ndarray) -> tuple[float, float]:
         """Floor height and the top of the pile along the up axis, metres."""

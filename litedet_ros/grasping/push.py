@@ -29,12 +29,15 @@ FREE_WAY_POINTS = 3
 #: pushes deflect it (in the simulated cell the hand's coupling touched the rim of a wall it was
 #: planned to clear by 5-7 mm, in 3 pushes out of 3 along that wall).
 PUSH_WALL_CLEARANCE = 0.02
+#: Feasible pushes offered per image, best first: a push that changed nothing is offered again
+#: by the next look at the unchanged bin, and the controller then takes the next one.
+OFFERED_PUSHES = 6
 
 
-def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: SceneCloud,
-              config: PlannerConfig, frame_id: str = 'base_link', stamp_ns: int = 0
-              ) -> Push | None:
-    """The most promising feasible push of one part.
+def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: SceneCloud,
+                config: PlannerConfig, frame_id: str = 'base_link', stamp_ns: int = 0
+                ) -> tuple[Push, ...]:
+    """The most promising feasible pushes, at most ``OFFERED_PUSHES``, one per option.
 
     Each part can be pushed in ``PUSH_DIRECTIONS`` directions, ``push_distance`` (less if a
     wall comes first, never under ``min_push_distance``). Pushes are ranked: first those whose
@@ -46,8 +49,9 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
     ``push_floor_clearance`` above the floor, starting ``push_gap`` behind its outline (or, if
     there is no room, at its centre, a hole in a ring or a mug). The hand pushes with its palm
     across the push (the widest blade), or else along it (narrow enough to push beside a wall).
-    The first push whose hand has a free column down to its start and stays
-    ``PUSH_WALL_CLEARANCE`` from the walls at both ends is taken.
+    A push is feasible when its hand has a free column down to its start and stays
+    ``PUSH_WALL_CLEARANCE`` from the walls at both ends; each (part, direction) option gives at
+    most one, its first feasible hand.
 
     Args:
         objects: estimates of the detected parts (none of which has a grasp).
@@ -58,11 +62,11 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
         stamp_ns: stamp of the source image, ns.
 
     Returns:
-        The push, or None when no part can be pushed.
+        The feasible pushes, best first; empty when no part can be pushed.
     """
     bin_geometry = config.bin
     if bin_geometry is None or config.push_distance <= 0 or not objects:
-        return None
+        return ()
     gripper = config.gripper
     angles = np.arange(PUSH_DIRECTIONS) * 2 * math.pi / PUSH_DIRECTIONS
     directions = np.stack([np.cos(angles), np.sin(angles)], axis=1)
@@ -108,7 +112,9 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
     # (hand yaw from the push direction, half the closed fingers' extent along the push): tool
     # x along the push (the palm's length across it), then tool y along it
     hands = ((0.0, gripper.finger_width / 2), (math.pi / 2, gripper.finger_thickness))
-    for _, index, centre, direction, tip, travel, back in sorted(options, key=lambda o: o[0]):
+
+    def first_feasible(index: int, centre: np.ndarray, direction: np.ndarray, tip: float,
+                       travel: float, back: float) -> Push | None:
         heading = math.atan2(direction[1], direction[0])
         for turn, finger_half in hands:
             # from behind the part; else from its centre, if that is a hole the hand fits in
@@ -127,5 +133,14 @@ def plan_push(objects: list[ObjectEstimate], reasons: dict[int, str], scene: Sce
                         < PUSH_WALL_CLEARANCE:
                     continue
                 return Push(poses[0], poses[1], index, frame_id, stamp_ns)
-    return None
+        return None
+
+    pushes: list[Push] = []
+    for _, *option in sorted(options, key=lambda o: o[0]):
+        push = first_feasible(*option)
+        if push is not None:
+            pushes.append(push)
+            if len(pushes) == OFFERED_PUSHES:
+                break
+    return tuple(pushes)
 

@@ -368,7 +368,7 @@ class GraspInbox:
         self._valid_after_ns = 0
 
     def offer(self, grasps: Sequence[Grasp], stamp_ns: int, frame_id: str,
-              num_detections: int = 0, push: Push | None = None) -> None:
+              num_detections: int = 0, pushes: tuple[Push, ...] = ()) -> None:
         """Store an array (replacing the previous one).
 
         Args:
@@ -376,14 +376,14 @@ class GraspInbox:
             stamp_ns: stamp of the source image (ROS clock), ns.
             frame_id: frame of the array.
             num_detections: detections the grasps were planned from (0: nothing seen).
-            push: the push the array offers instead of grasps, if any.
+            pushes: the pushes the array offers instead of grasps, best first.
 
         Raises:
             InvalidMessageError: the array or one of its grasps is not in the planning frame.
             StaleInputError: older than ``max_age`` or than the last scene change.
         """
         frames = {frame_id, *(g.frame_id for g in grasps),
-                  *((push.frame_id,) if push else ())} - {self.planning_frame}
+                  *(p.frame_id for p in pushes)} - {self.planning_frame}
         if frames:
             raise InvalidMessageError(f'grasps in frame(s) {sorted(frames)}, expected '
                                       f'{self.planning_frame!r}')
@@ -394,7 +394,7 @@ class GraspInbox:
         with self._changed:
             if stamp_ns < self._valid_after_ns:
                 raise StaleInputError('grasp array was taken before the last pick attempt ended')
-            self._grasps = GraspCandidates(tuple(grasps), int(num_detections), push)
+            self._grasps = GraspCandidates(tuple(grasps), int(num_detections), tuple(pushes))
             self._stamp_ns = stamp_ns
             self._changed.notify_all()
 

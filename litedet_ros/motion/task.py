@@ -27,10 +27,11 @@ Objects seen but without a feasible grasp (the grasp planner refuses risky ones)
 that FAILED without motion, reason starting with :data:`NO_FEASIBLE_GRASP`, and :meth:`run`
 re-detects. Such a look counts toward the stop rule unless the grasp planner offered a push and it
 was made (the scene changed): up to ``max_pushes_in_a_row`` pushes since the last grasp was tried
-do not. Every motion has a watchdog (planned duration x 1.1 + 0.5 s,
-as MoveIt's trajectory execution manager), and until then to end within ``goal_tolerance`` of its
-goal; :meth:`emergency_stop` halts the robot at once, from any thread, and the task ends within one
-control period.
+do not. Of the offered pushes the best one not made already since then is taken (a push that
+changed nothing is offered again by the next look). Every motion has a watchdog (planned
+duration x 1.1 + 0.5 s, as MoveIt's trajectory execution manager), and until then to end within
+``goal_tolerance`` of its goal; :meth:`emergency_stop` halts the robot at once, from any
+thread, and the task ends within one control period.
 
 The task talks to the robot through :class:`RobotInterface`, implemented by the simulation core
 and by the ROS controller node alike.
@@ -64,6 +65,8 @@ from litedet_ros.trajectory import JointTrajectory
 AT_OPENING = 1e-3
 #: Fingers settled farther than this from the grasp opening are held off it (m).
 FINGERS_BLOCKED = 3e-3
+#: A push whose start and end both lie this close to those of a push made is the same push, m.
+SAME_PUSH = 0.02
 
 
 class RobotInterface(Protocol):
@@ -107,12 +110,12 @@ class GraspCandidates:
         num_detections: objects detected in the source image (0 also when unknown). No grasps
             and no detections means the bin looks empty; no grasps for detected objects means
             none of them has a feasible grasp.
-        push: with no grasps for detected objects, a push that may free one, or None.
+        pushes: with no grasps for detected objects, pushes that may free one, best first.
     """
 
     grasps: tuple[Grasp, ...] = ()
     num_detections: int = 0
-    push: Push | None = None
+    pushes: tuple[Push, ...] = ()
 
     @property
     def bin_empty(self) -> bool:
@@ -279,7 +282,7 @@ class PickPlaceTask:
         self._placed = 0  # objects released in the place zone: picks the next place offset
         # positions of the grasps that last failed after the arm moved, oldest first
         self._failed_at: deque[np.ndarray] = deque(maxlen=self.config.failed_grasp_memory)
-        self._pushes_in_a_row = 0  # pushes made since a grasp was last tried
+        self._pushes_made: list[Push] = []  # since a grasp was last tried
         self._estop = threading.Event()
         self._resume = threading.Event()
         self._resume.set()
@@ -310,7 +313,7 @@ class PickPlaceTask:
     def reset(self) -> None:
         """Clear the emergency stop, the failure and push streaks and the failed grasps."""
         self._failed_at.clear()
-        self._pushes_in_a_row = 0
+        self._pushes_made.clear()
         self._estop.clear()
         self._resume.set()
         self._update(state=PickState.IDLE, enabled=True, consecutive_failures=0)
@@ -320,17 +323,18 @@ class PickPlaceTask:
         """Pick until the bin is empty, ``max_consecutive_failures`` or an emergency stop.
 
         Detected objects without any grasp make a FAILED attempt ("no feasible grasp for N
-        detected objects"), in which the offered push, if any, is made while fewer than
-        ``max_pushes_in_a_row`` were made since a grasp was last tried, and the bin is looked
-        at again. A made push leaves the failure streak as it was. Each run starts with no
-        failure or push streak (a run after one that stopped is not cut short by its streak).
+        detected objects"), in which the best offered push that can be planned and was not made
+        since a grasp was last tried (:func:`new_pushes`), if any, is made while fewer than
+        ``max_pushes_in_a_row`` were, and the bin is looked at again. A made push leaves the
+        failure streak as it was. Each run starts with no failure or push streak (a run after
+        one that stopped is not cut short by its streak).
 
         Args:
             detect: looks at the bin again (after each attempt) and returns what it saw;
                 :attr:`GraspCandidates.bin_empty` ends the run (IDLE).
         """
         results = []
-        self._pushes_in_a_row = 0
+        self._pushes_made.clear()
         # one status: the previous run's STOPPED is not published with the fresh streak
         self._update(state=PickState.WAITING_FOR_GRASPS, consecutive_failures=0)
         while not self._estop.is_set():
@@ -339,28 +343,29 @@ class PickPlaceTask:
             if seen.bin_empty:
                 self._update(state=PickState.IDLE)
                 break
-            may_push = self._pushes_in_a_row < self.config.max_pushes_in_a_row
-            results.append(self.pick_once(seen.grasps, seen.num_detections,
-                                          seen.push if may_push else None))
+            may_push = len(self._pushes_made) < self.config.max_pushes_in_a_row
+            results.append(self.pick_once(
+                seen.grasps, seen.num_detections,
+                new_pushes(seen.pushes, self._pushes_made) if may_push else ()))
             if self.status.consecutive_failures >= self.config.max_consecutive_failures:
                 self._update(state=PickState.STOPPED)
                 break
         return results
 
     def pick_once(self, grasps: Sequence[Grasp], num_detections: int = 0,
-                  push: Push | None = None) -> PickResult:
+                  pushes: Sequence[Push] = ()) -> PickResult:
         """One attempt with the best feasible grasp among ``grasps``; never raises.
 
-        Without grasps, ``push`` is made instead, if given; the result is FAILED either way,
-        its reason "no feasible grasp for N detected objects", followed by :data:`PUSHED` and
-        the push's outcome when there was one. A push that moved the arm does not add to the
-        failure streak.
+        Without grasps, the first of ``pushes`` that can be planned is made instead; the result
+        is FAILED either way, its reason "no feasible grasp for N detected objects", followed by
+        :data:`PUSHED` and the push's outcome when there were pushes. A push that moved the arm
+        does not add to the failure streak.
 
         Args:
             grasps: candidates in the planning frame, any order.
             num_detections: objects detected in the source image, for the reason of an
                 attempt without grasps.
-            push: a push for when there are no grasps.
+            pushes: pushes for when there are no grasps, best first.
         """
         started = self.robot.now()
         self._update(attempts=self.status.attempts + 1)
@@ -368,13 +373,14 @@ class PickPlaceTask:
         try:
             if self._estop.is_set():
                 raise _EmergencyStopError
-            if not grasps and push is not None:
-                made, pushed = self._push(push)  # ends out of the camera's view: no recovery
-                self._pushes_in_a_row += made
+            if not grasps and pushes:
+                made, pushed = self._push(pushes)  # ends out of the camera's view: no recovery
+                if made is not None:
+                    self._pushes_made.append(made)
                 raise _AbortError(f'{NO_FEASIBLE_GRASP} for {num_detections} detected objects'
-                                  f'{PUSHED} {pushed}', moved=False, counts=not made)
+                                  f'{PUSHED} {pushed}', moved=False, counts=made is None)
             if grasps:
-                self._pushes_in_a_row = 0
+                self._pushes_made.clear()
             plan = self._choose(grasps, num_detections)
             plan = self._approach(plan)
             width = self._grasp(plan)
@@ -471,30 +477,38 @@ class PickPlaceTask:
         tcp = backend.tcp_path(carry)
         return carry, float(carry.times[np.argmin(np.linalg.norm(tcp - lifted[:3, 3], axis=1))])
 
-    def _push(self, push: Push) -> tuple[bool, str]:
-        """Push a part, then leave the camera's view; return whether the arm moved, and how.
+    def _push(self, pushes: Sequence[Push]) -> tuple[Push | None, str]:
+        """Make the first push that plans, then leave the camera's view.
 
         The hand goes above the push's start (as high as a pre-grasp), closing on the way, and
         once it is closed (as the motion was planned) straight down, along the push and
         straight up again, then to above the place zone like a recovery. Unless the emergency
         stop was pressed, nothing it meets ends more than the push; fingers that do not close
         (a part caught between them) end it above the start.
+
+        Returns:
+            ``(push, how)``: the push whose motion the arm started (None when none could be
+            planned), and what it did.
         """
         self._update(state=PickState.PUSHING)
         backend, config = self.backend, self.config
-        rise = max(config.pre_grasp_distance, config.clear_height - push.start[2, 3])
-        try:
-            if push.frame_id != backend.planning_frame:
-                raise MotionError(f'push in frame {push.frame_id!r}, expected '
-                                  f'{backend.planning_frame!r}')
-            backend.set_gripper_opening(0.0)
-            above = backend.plan_to_pose(self.robot.joint_positions(),
-                                         _translated(push.start, (0, 0, rise)))
-            legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
-                    Leg(_translated(push.end, (0, 0, rise)), straight=True))
-            motion = backend.plan_sequence(above.positions[-1], legs)
-        except LitedetError as error:
-            return False, f'nothing: planning failed: {error}'
+        backend.set_gripper_opening(0.0)
+        for push in pushes:
+            rise = max(config.pre_grasp_distance, config.clear_height - push.start[2, 3])
+            try:
+                if push.frame_id != backend.planning_frame:
+                    raise MotionError(f'push in frame {push.frame_id!r}, expected '
+                                      f'{backend.planning_frame!r}')
+                above = backend.plan_to_pose(self.robot.joint_positions(),
+                                             _translated(push.start, (0, 0, rise)))
+                legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
+                        Leg(_translated(push.end, (0, 0, rise)), straight=True))
+                motion = backend.plan_sequence(above.positions[-1], legs)
+                break
+            except LitedetError as error:
+                failure = error
+        else:
+            return None, f'nothing: planning failed: {failure}'
         try:
             self._command_gripper(0.0)
             self._execute(above)
@@ -504,12 +518,12 @@ class PickPlaceTask:
             self._execute(motion)
         except _AbortError as abort:
             self._recover()
-            return True, f'detection {push.detection_index}, stopped: {abort.reason}'
+            return push, f'detection {push.detection_index}, stopped: {abort.reason}'
         try:
             self._leave_view()
         except (_AbortError, LitedetError):
             pass  # the arm stays above the bin; the next attempt plans from there
-        return True, f'detection {push.detection_index} {100 * push.length:.0f} cm'
+        return push, f'detection {push.detection_index} {100 * push.length:.0f} cm'
 
     def _approach(self, plan: _Plan) -> _Plan:
         """Go down to the grasp; return the plan, its carry re-planned if the guard stopped it."""
@@ -795,6 +809,17 @@ class PickPlaceTask:
             status = self._status
         if self._on_status is not None:
             self._on_status(status)
+
+
+def new_pushes(offered: Sequence[Push], made: Sequence[Push]) -> tuple[Push, ...]:
+    """``offered`` without the pushes of ``made`` (both ends within ``SAME_PUSH``), in order.
+
+    The grasp planner offers the pushes of an unchanged bin again: one made that moved nothing
+    would be repeated until the push limit ends the run.
+    """
+    return tuple(push for push in offered if not any(
+        np.linalg.norm(push.start[:3, 3] - other.start[:3, 3]) < SAME_PUSH
+        and np.linalg.norm(push.end[:3, 3] - other.end[:3, 3]) < SAME_PUSH for other in made))
 
 
 def _translated(pose: np.ndarray, offset: Sequence[float]) -> np.ndarray:
