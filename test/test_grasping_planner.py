@@ -16,6 +16,7 @@ from litedet_ros.grasping.collision import (
     gripper_boxes,
     points_clearance,
     points_clearances,
+    swept_bounds,
     swept_collisions,
     wall_clearance,
 )
@@ -477,6 +478,31 @@ def test_swept_volume_checks_match_a_box_by_box_reference():
     assert any(expected_hit) and not all(expected_hit)
     np.testing.assert_allclose(points_clearances(points, poses, widths, gripper, 0.02),
                                expected_clearance, atol=1e-12)
+
+
+def test_swept_bounds_hold_every_point_a_swept_volume_meets():
+    gripper = GripperGeometry()
+    rng = np.random.default_rng(5)
+    poses = np.tile(np.eye(4), (3, 1, 1))
+    poses[:, :3, :3] = Rotation.random(3, random_state=6).as_matrix()
+    poses[:, :3, 3] = rng.normal(0.0, 0.05, (3, 3))
+    widths = rng.uniform(0.0, gripper.stroke, 3)
+    low, high = swept_bounds(poses, widths, gripper)
+    points = rng.uniform(low - 0.05, high + 0.05, (20000, 3))
+    hit = np.zeros(len(points), dtype=bool)
+    for pose, width in zip(poses, widths):
+        local = (points - pose[:3, 3]) @ pose[:3, :3]
+        centres, half = gripper_boxes(gripper, width)
+        hit |= (np.abs(local[:, None, :] - centres) <= half).all(axis=2).any(axis=1)
+    inside = ((points >= low) & (points <= high)).all(axis=1)
+    assert hit.sum() > 100 and inside[hit].all()
+    # tight: each face touches a corner of one of the boxes
+    signs = np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).reshape(3, -1).T
+    corners = np.concatenate([
+        (centres[:, None] + signs * half[:, None]).reshape(-1, 3) @ pose[:3, :3].T + pose[:3, 3]
+        for pose, (centres, half) in zip(poses, (gripper_boxes(gripper, w) for w in widths))])
+    np.testing.assert_allclose(low, corners.min(axis=0), atol=1e-12)
+    np.testing.assert_allclose(high, corners.max(axis=0), atol=1e-12)
 
 
 def test_yaw_variants_score_their_alignment_with_the_narrow_axis():

@@ -98,6 +98,25 @@ def swept_collisions(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
     return hit.any(axis=1)
 
 
+def swept_bounds(poses: np.ndarray, widths: np.ndarray, gripper: GripperGeometry
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Axis-aligned bounds of the swept volumes of grasps, planning frame.
+
+    Args:
+        poses: ``float[K, 4, 4]`` planning <- tool transforms of the grasps.
+        widths: ``float[K]`` finger openings, metres.
+        gripper: gripper geometry.
+
+    Returns:
+        ``(low, high)``: ``float64[3]`` corners of the box holding every swept volume, m.
+    """
+    centres, half = gripper_boxes(gripper, np.asarray(widths, dtype=np.float64))
+    corners = (centres[:, :, None, :] + _BOX_CORNER_SIGNS * half[:, :, None, :]).reshape(
+        len(poses), -1, 3)
+    corners = np.einsum('kij,knj->kni', poses[:, :3, :3], corners) + poses[:, None, :3, 3]
+    return corners.min(axis=(0, 1)), corners.max(axis=(0, 1))
+
+
 def finger_tip_corners(gripper: GripperGeometry, width: float | np.ndarray) -> np.ndarray:
     """The eight lowest corners (at the tips) of both fingers at the grasp pose.
 

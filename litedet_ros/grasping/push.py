@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from litedet_ros.grasping.collision import swept_collisions, wall_clearances
+from litedet_ros.grasping.collision import swept_bounds, swept_collisions, wall_clearances
 from litedet_ros.grasping.config import PlannerConfig
 from litedet_ros.grasping.estimation import ObjectEstimate
 from litedet_ros.grasping.scene import SceneCloud
@@ -113,34 +113,38 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
     # x along the push (the palm's length across it), then tool y along it
     hands = ((0.0, gripper.finger_width / 2), (math.pi / 2, gripper.finger_thickness))
 
-    def first_feasible(index: int, centre: np.ndarray, direction: np.ndarray, tip: float,
-                       travel: float, back: float) -> Push | None:
-        heading = math.atan2(direction[1], direction[0])
-        for turn, finger_half in hands:
-            # from behind the part; else from its centre, if that is a hole the hand fits in
-            # (a ring or an open mug beside a wall: its inner rim is pushed)
-            for start_xy, end_xy in (
-                    (centre - (back + config.push_gap + finger_half) * direction,
-                     centre + (travel - back - finger_half) * direction),
-                    (centre, centre + travel * direction)):
-                bin_from_tool = np.stack([
-                    tool_down_pose((*xy, tip + gripper.tcp_to_tip), heading + turn)
-                    for xy in (start_xy, end_xy)])
-                poses = bin_geometry.pose @ bin_from_tool
-                if swept_collisions(scene.points, poses[:1], np.zeros(1), column)[0]:
-                    continue
-                if wall_clearances(bin_geometry, bin_from_tool, column, np.zeros(2)).min() \
-                        < PUSH_WALL_CLEARANCE:
-                    continue
-                return Push(poses[0], poses[1], index, frame_id, stamp_ns)
-        return None
-
     pushes: list[Push] = []
-    for _, *option in sorted(options, key=lambda o: o[0]):
-        push = first_feasible(*option)
-        if push is not None:
-            pushes.append(push)
-            if len(pushes) == OFFERED_PUSHES:
+    for _, index, *option in sorted(options, key=lambda o: o[0]):
+        variants = _hand_variants(option, hands, config)  # bin <- tool, [V, (start, end)]
+        starts = bin_geometry.pose @ variants[:, 0]
+        closed = np.zeros(len(starts))
+        near = scene.box_points(*swept_bounds(starts, closed, column))
+        for start_end in variants[~swept_collisions(near, starts, closed, column)]:
+            if wall_clearances(bin_geometry, start_end, column, np.zeros(2)).min() \
+                    >= PUSH_WALL_CLEARANCE:
+                poses = bin_geometry.pose @ start_end
+                pushes.append(Push(poses[0], poses[1], index, frame_id, stamp_ns))
+                if len(pushes) == OFFERED_PUSHES:
+                    return tuple(pushes)
                 break
     return tuple(pushes)
+
+
+def _hand_variants(option: list, hands: tuple[tuple[float, float], ...],
+                   config: PlannerConfig) -> np.ndarray:
+    """Bin <- tool poses ``float64[V, 2, 4, 4]`` (start, end) of one push option's hands.
+
+    In the order they are preferred: for each hand (yaw turn, half the closed fingers' extent
+    along the push), from behind the part; then from its centre, if that is a hole the hand
+    fits in (a ring or an open mug beside a wall: its inner rim is pushed).
+    """
+    centre, direction, tip, travel, back = option
+    heading = math.atan2(direction[1], direction[0])
+    height = tip + config.gripper.tcp_to_tip
+    return np.stack([
+        np.stack([tool_down_pose((*xy, height), heading + turn) for xy in ends])
+        for turn, finger_half in hands
+        for ends in ((centre - (back + config.push_gap + finger_half) * direction,
+                      centre + (travel - back - finger_half) * direction),
+                     (centre, centre + travel * direction))])
 
