@@ -743,21 +743,26 @@ class PickPlaceTask:
         previous = robot.finger_width()
         if abs(previous - opening) < AT_OPENING:  # already there (pre-shaped on the way)
             return previous
-        still_since = robot.now()
+        # the speed over the time that passed since the last poll: a robot's wait may take
+        # longer than asked (a ROS node sleeping 10 ms of wall time on a loaded machine), and
+        # over 20 ms a part creeping in the grip moves twice the distance of 10 ms
+        still_since = last_time = robot.now()
         while robot.now() < deadline:
             robot.wait(config.control_period)
             if self._estop.is_set():
                 raise _EmergencyStopError
-            width = robot.finger_width()
+            width, now = robot.finger_width(), robot.now()
             if until is not None and until(width):
                 break
-            if abs(width - previous) > config.still_speed * config.control_period:
-                still_since = robot.now()
-            elif robot.now() - still_since >= 0.1 and (
+            if now <= last_time:  # no time has passed (the robot's clock did not tick)
+                continue
+            if abs(width - previous) > config.still_speed * (now - last_time):
+                still_since = now
+            elif now - still_since >= 0.1 and (
                     abs(width - opening) < AT_OPENING
-                    or robot.now() - still_since >= config.grip_settle_time):
+                    or now - still_since >= config.grip_settle_time):
                 break
-            previous = width
+            previous, last_time = width, now
         return robot.finger_width()
 
     def _verify_held(self, width: float, reason: str, outcome: PickOutcome,
