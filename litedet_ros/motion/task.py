@@ -599,12 +599,12 @@ class PickPlaceTask:
         settle = self.config.grip_settle_time
 
         def lifted() -> None:  # a slip here halts the arm at the top of the lift, over the bin
-            before = self.robot.finger_width()
+            before, since = self.robot.finger_width(), self.robot.now()
             self.robot.wait(settle)
             # fingers closed on since the grasp: a part that only turned in the grip has stopped
-            # them again, a slipping one has not
+            # them again, a slipping one has not (over the time the wait really took)
             turned = settle > 0 and before - self.robot.finger_width() \
-                <= self.config.still_speed * settle
+                <= self.config.still_speed * (self.robot.now() - since)
             self._verify_held(width, 'object slipped after lift', PickOutcome.FAILED,
                               allow_slip=turned)
             self._update(state=PickState.TRANSPORTING)
