@@ -521,6 +521,38 @@ def test_an_arm_that_stays_off_its_goal_fails_the_attempt_at_the_watchdog(backen
     assert task.config.watchdog_slack <= waited <= task.config.watchdog_slack + 0.2
 
 
+class StopWhileSending(FakeRobot):
+    """An emergency stop lands while a trajectory is being sent, its halt just before it.
+
+    As in the controller node: the halt forgets the motion, so the robot does not report the
+    trajectory sent after it as executing, but the arm follows it.
+    """
+
+    def __init__(self, task=None):
+        super().__init__()
+        self.task, self.untracked = task, False
+
+    def execute(self, trajectory):
+        self.task.emergency_stop()
+        super().execute(trajectory)
+        self.untracked = True
+
+    def executing(self):
+        return not self.untracked and super().executing()
+
+    def halt(self):
+        super().halt()
+        self.untracked = False
+
+
+def test_a_trajectory_sent_as_the_stop_lands_is_halted(backend):
+    robot = StopWhileSending()
+    task, _ = make_task(backend, robot)
+    robot.task = task
+    assert task.pick_once([GRASP]).reason == 'emergency stop'
+    assert robot.executions == 1 and not FakeRobot.executing(robot)  # the arm holds
+
+
 def test_emergency_stop_halts_within_one_period(backend):
     robot = FakeRobot()
     task, _ = make_task(backend, robot)

@@ -682,6 +682,9 @@ class PickPlaceTask:
             robot.execute(trajectory)
         except LitedetError as error:
             raise _AbortError(f'trajectory refused by the robot: {error}') from error
+        if self._estop.is_set():  # the stop's halt may have landed just before the send
+            robot.halt()
+            raise _EmergencyStopError
         started = robot.now()
         limit = trajectory.duration * config.watchdog_factor + config.watchdog_slack
         while robot.executing():
