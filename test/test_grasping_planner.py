@@ -454,21 +454,37 @@ def test_a_rounded_part_lying_on_others_is_grasped_below_its_centre():
     assert strict.drops['too_deep'] >= 1
 
 
+def random_poses(rng, count, rotation_seed):
+    """``float64[count, 4, 4]`` random rigid poses near the origin (positions from ``rng``)."""
+    poses = np.tile(np.eye(4), (count, 1, 1))
+    poses[:, :3, :3] = Rotation.random(count, random_state=rotation_seed).as_matrix()
+    poses[:, :3, 3] = rng.normal(0.0, 0.05, (count, 3))
+    return poses
+
+
+def outside_boxes(points, pose, width, gripper):
+    """Per point and gripper box (fingers, palm, coupling), how far outside it along each axis.
+
+    Returns:
+        ``(local, outside)``: the points in the tool frame, ``float[N, 3]``, and
+        ``float[N, 4, 3]``, <= 0 on every axis where the point is inside a box.
+    """
+    local = (points - pose[:3, 3]) @ pose[:3, :3]
+    centres, half = gripper_boxes(gripper, width)
+    return local, np.abs(local[:, None, :] - centres) - half
+
+
 def test_swept_volume_checks_match_a_box_by_box_reference():
     gripper = GripperGeometry()
     rng = np.random.default_rng(3)
-    poses = np.tile(np.eye(4), (6, 1, 1))
-    poses[:, :3, :3] = Rotation.random(6, random_state=4).as_matrix()
-    poses[:, :3, 3] = rng.normal(0.0, 0.05, (6, 3))
+    poses = random_poses(rng, 6, 4)
     widths = rng.uniform(0.02, gripper.stroke, 6)
     # points around the first grasp's gripper, in and out of its boxes
     in_tool = rng.uniform([-0.04, -0.08, -0.2], [0.04, 0.08, 0.04], (400, 3))
     points = in_tool @ poses[0, :3, :3].T + poses[0, :3, 3]
     expected_hit, expected_clearance = [], []
     for pose, width in zip(poses, widths):
-        local = (points - pose[:3, 3]) @ pose[:3, :3]
-        centres, half = gripper_boxes(gripper, width)
-        outside = np.abs(local[:, None, :] - centres) - half  # N x 3 boxes x 3 axes
+        local, outside = outside_boxes(points, pose, width, gripper)
         distance = np.linalg.norm(np.maximum(outside, 0.0), axis=2)
         distance[np.abs(local[:, 1]) < width / 2, :2] = np.inf  # held between the pads
         expected_hit.append((outside <= 0).all(axis=2).any())
@@ -483,17 +499,13 @@ def test_swept_volume_checks_match_a_box_by_box_reference():
 def test_swept_bounds_hold_every_point_a_swept_volume_meets():
     gripper = GripperGeometry()
     rng = np.random.default_rng(5)
-    poses = np.tile(np.eye(4), (3, 1, 1))
-    poses[:, :3, :3] = Rotation.random(3, random_state=6).as_matrix()
-    poses[:, :3, 3] = rng.normal(0.0, 0.05, (3, 3))
+    poses = random_poses(rng, 3, 6)
     widths = rng.uniform(0.0, gripper.stroke, 3)
     low, high = swept_bounds(poses, widths, gripper)
     points = rng.uniform(low - 0.05, high + 0.05, (20000, 3))
     hit = np.zeros(len(points), dtype=bool)
     for pose, width in zip(poses, widths):
-        local = (points - pose[:3, 3]) @ pose[:3, :3]
-        centres, half = gripper_boxes(gripper, width)
-        hit |= (np.abs(local[:, None, :] - centres) <= half).all(axis=2).any(axis=1)
+        hit |= (outside_boxes(points, pose, width, gripper)[1] <= 0).all(axis=2).any(axis=1)
     inside = ((points >= low) & (points <= high)).all(axis=1)
     assert hit.sum() > 100 and inside[hit].all()
     # tight: each face touches a corner of one of the boxes
