@@ -188,6 +188,26 @@ def test_check_graph_accepts_the_shipped_files_it_has():
     check_graph(tuple(present))
 
 
+def test_parameters_a_node_does_not_declare_are_refused(tmp_path):
+    # a node ignores them: a misspelt name would leave the default in force unnoticed
+    extra = write(tmp_path / 'extra.yaml',
+                  '/**/grasp_planner_node:\n  ros__parameters:\n    min_depth_fraction: 0.5\n'
+                  '    wall_tilt_distance: 0.09\n')
+    nodes = build_graph(options_from_arguments({'use_sim': 'true', 'params_file': extra}),
+                        CONFIG)
+    with pytest.raises(BringupError, match=r"extra.yaml: section /\*\*/grasp_planner_node sets "
+                       r"parameters grasp_planner_node does not have: \['wall_tilt_distance'\] "
+                       r'\(wall_tilt_distance: did you mean wall_tilt_deg\?\)'):
+        check_graph(nodes)
+    # sections for every node carry parameters for those that declare them; rclpy's own pass
+    shared = write(tmp_path / 'shared.yaml',
+                   '/**:\n  ros__parameters:\n    backend: torch\n    use_sim_time: true\n'
+                   '/**/sim_node:\n  ros__parameters:\n    num_objects: 12\n'
+                   '    qos_overrides./clock.publisher.depth: 5\n')
+    check_graph(build_graph(options_from_arguments({'use_sim': 'true', 'params_file': shared}),
+                            CONFIG))
+
+
 def test_select_refuses_unknown_nodes():
     nodes = build_graph(options_from_arguments({'use_sim': 'true'}), CONFIG)
     assert [n.name for n in select(nodes, ['controller_node', 'sim_node'])] == [
@@ -206,7 +226,8 @@ def test_missing_rviz_config_is_refused(tmp_path):
 
 
 def test_plain_node_keys_apply_in_the_root_namespace_only(tmp_path):
-    path = write(tmp_path / 'camera_node.yaml', 'camera_node:\n  ros__parameters:\n    a: 1\n')
+    path = write(tmp_path / 'camera_node.yaml',
+                 'camera_node:\n  ros__parameters:\n    frame_timeout: 2.0\n')
     root = NodeSpec('litedet_ros', 'camera_node', 'camera_node', '/', parameters=(path,))
     check_graph((root,))
     with pytest.raises(BringupError, match=r'/\*\*/camera_node: applies in any'):

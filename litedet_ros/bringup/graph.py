@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+import difflib
 import os
 from pathlib import Path
 import re
@@ -379,6 +380,61 @@ def _check_detector(values: dict[str, object]) -> None:
 #: Checks of a node's resolved parameters before anything starts, by executable.
 PREFLIGHT = {'detector_node': _check_detector}
 
+#: Parameters every rclpy node declares besides its own.
+RCLPY_PARAMETERS = ('use_sim_time', 'start_type_description_service')
+
+
+def declared_parameters(executable: str) -> frozenset[str] | None:
+    """The parameter names this package's node ``executable`` declares; None if not known.
+
+    The names come from the nodes' configurations, imported here: they pull in torch,
+    pinocchio, MuJoCo and rclpy, which the graph needs for nothing else (torch first:
+    ../shared/ENVIRONMENT.md).
+    """
+    from litedet_ros.detection.node_config import DetectorNodeConfig  # noqa: PLC0415
+    if executable == 'detector_node':
+        names = DetectorNodeConfig.field_names()
+    elif executable == 'grasp_planner_node':
+        from litedet_ros.grasping.node_config import GraspNodeConfig  # noqa: PLC0415
+        names = GraspNodeConfig.field_names()
+    elif executable == 'controller_node':
+        from litedet_ros.motion.controller import ControllerConfig  # noqa: PLC0415
+        names = ControllerConfig.field_names()
+    elif executable == 'sim_node':
+        from litedet_ros.sim_node import PARAMETERS  # noqa: PLC0415
+        names = tuple(PARAMETERS)
+    elif executable == 'camera_node':
+        from litedet_ros.camera_node import PARAMETERS  # noqa: PLC0415
+        names = tuple(PARAMETERS)
+    else:
+        return None
+    return frozenset((*names, *RCLPY_PARAMETERS))
+
+
+def check_parameter_names(node: NodeSpec, declared: frozenset[str]) -> None:
+    """Refuse parameters a node does not declare, in file sections that name the node.
+
+    A node ignores parameters it does not declare, so a misspelt name would silently leave the
+    default in force. Sections for every node (``/**``, ``/**/*``) are not checked: their
+    parameters are meant for whichever nodes declare them. ``qos_overrides.*`` names are rclpy's.
+
+    Raises:
+        BringupError: naming the file, the section, the unknown names and close known ones.
+    """
+    for path in node.parameter_files:
+        for key, parameters in load_parameters_file(path).items():
+            if not _key_matches(key, node) or key.rstrip('/').split('/')[-1] != node.name:
+                continue
+            unknown = sorted(name for name in _flatten(parameters) if name not in declared
+                             and not name.startswith('qos_overrides.'))
+            if unknown:
+                close = {name: difflib.get_close_matches(name, declared, n=2)
+                         for name in unknown}
+                hints = '; '.join(f'{name}: did you mean {" or ".join(matches)}?'
+                                  for name, matches in close.items() if matches)
+                raise BringupError(f'{path}: section {key} sets parameters {node.name} does '
+                                   f'not have: {unknown}' + (f' ({hints})' if hints else ''))
+
 
 def check_finger_lengths(parameters: Mapping[str, Mapping[str, object]]) -> None:
     """Refuse nodes that model the gripper with fingers of different lengths.
@@ -401,8 +457,9 @@ def check_finger_lengths(parameters: Mapping[str, Mapping[str, object]]) -> None
 def check_graph(nodes: tuple[NodeSpec, ...]) -> None:
     """Refuse a graph that cannot start: nothing is started when this raises.
 
-    Checks every parameters file (exists, YAML, ``ros__parameters`` form, and a node's own
-    ``config/<node>.yaml`` has a section for it), that files named by path parameters exist,
+    Checks every parameters file (exists, YAML, ``ros__parameters`` form, a node's own
+    ``config/<node>.yaml`` has a section for it, and the sections naming one of this package's
+    nodes set only parameters it declares), that files named by path parameters exist,
     the detector's parameters, model and labels (:data:`PREFLIGHT`), the RViz config, and
     that the nodes modelling the gripper agree on its finger length.
 
@@ -418,6 +475,10 @@ def check_graph(nodes: tuple[NodeSpec, ...]) -> None:
             raise BringupError(f'{own_file} has no section for {node.full_name} (a key '
                                f'{node.name}: only applies in the root namespace; '
                                f'/**/{node.name}: applies in any)')
+        if node.package == PACKAGE:
+            declared = declared_parameters(node.executable)
+            if declared is not None:
+                check_parameter_names(node, declared)
         values = resolved[node.name] = resolve_parameters(node)
         for name in node.path_parameters:
             value = values.get(name, '')

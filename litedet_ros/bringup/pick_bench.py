@@ -37,6 +37,7 @@ from litedet_ros.bringup.graph import (
     BringupError,
     build_graph,
     check_finger_lengths,
+    check_graph,
     options_from_arguments,
     resolve_parameters,
 )
@@ -99,9 +100,15 @@ class Pipeline:
 
 
 def node_configs(arguments: dict[str, str], config_dir: Path) -> dict[str, dict[str, object]]:
-    """Parameters of the sim graph's nodes, as ``bringup --sim`` would start them."""
-    options = replace(options_from_arguments(arguments), use_rviz=False)
-    return {node.name: resolve_parameters(node) for node in build_graph(options, config_dir)}
+    """Parameters of the sim graph's nodes, as ``bringup --sim`` would start them.
+
+    Raises:
+        BringupError: what the bringup would refuse (:func:`~.graph.check_graph`), such as a
+            parameter a node does not have.
+    """
+    nodes = build_graph(replace(options_from_arguments(arguments), use_rviz=False), config_dir)
+    check_graph(nodes)
+    return {node.name: resolve_parameters(node) for node in nodes}
 
 
 def _config(cls: type, values: dict[str, object]):  # noqa: ANN202 - any config dataclass
