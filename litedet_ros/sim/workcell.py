@@ -47,6 +47,10 @@ SPAWN_LAYER_HEIGHT = 0.12  # vertical spacing of the drop grid, m
 FINGER_BODIES = ('left_finger', 'right_finger')
 #: The state :meth:`Workcell.step` restores after a physics blow-up: everything that integrates.
 STATE = mujoco.mjtState.mjSTATE_INTEGRATION
+#: The warnings MuJoCo gives when it finds bad positions, velocities or accelerations in a step
+#: and resets the state (data.time back to 0).
+BLOW_UP_WARNINGS = (mujoco.mjtWarning.mjWARN_BADQPOS, mujoco.mjtWarning.mjWARN_BADQVEL,
+                    mujoco.mjtWarning.mjWARN_BADQACC)
 COLLISION_GAP = 0.1  # robot-cell contacts closer in time than this are one collision, s
 
 
@@ -55,7 +59,7 @@ class SceneError(LitedetError):
 
 
 class PhysicsDivergedError(SceneError):
-    """The physics diverged (MuJoCo flagged bad accelerations and reset its state)."""
+    """The physics diverged (MuJoCo flagged bad values in a step and reset its state)."""
 
 
 class Location(enum.IntEnum):
@@ -499,10 +503,10 @@ class Workcell:
     def step(self, count: int = 1) -> None:
         """Advance physics by ``count`` steps, updating the arm and gripper set points.
 
-        When MuJoCo flags bad accelerations (and resets its state: the arm stretched out on the
-        table, the parts where they were spawned), the state before these steps is restored with
-        every velocity zeroed and the steps are run again (counted in
-        :attr:`physics_recoveries`); only a second blow-up raises.
+        When MuJoCo flags bad positions, velocities or accelerations (and resets its state: the
+        arm stretched out on the table, the parts where they were spawned), the state before
+        these steps is restored with every velocity zeroed and the steps are run again (counted
+        in :attr:`physics_recoveries`); only a second blow-up raises.
 
         Raises:
             PhysicsDivergedError: the physics diverged again after the restore (MuJoCo's reset
@@ -524,15 +528,16 @@ class Workcell:
         # MuJoCo's reset rewound data.time to 0: keep the cell's clock (the ROS /clock) going
         self._time_offset = end - self.data.time
         raise PhysicsDivergedError(
-            f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad accelerations '
-            f'and reset the state')
+            f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad positions, velocities '
+            f'or accelerations and reset the state')
 
     def _run_steps(self, count: int) -> bool:
         """Run ``count`` physics steps; False, stopping at once, if the physics diverged."""
         dt = self.model.opt.timestep
         ramp = self.config.gripper_speed / 2 * dt
-        warnings = self.data.warning[mujoco.mjtWarning.mjWARN_BADQACC]
-        warnings.number = 0  # MuJoCo counts on until its next reset
+        warnings = [self.data.warning[kind] for kind in BLOW_UP_WARNINGS]
+        for warning in warnings:
+            warning.number = 0  # MuJoCo counts on until its next reset
         for _ in range(count):
             if self._trajectory is not None:
                 t = self.data.time - self._trajectory_start
@@ -545,7 +550,7 @@ class Workcell:
             self._gripper_setpoint += float(np.clip(half - self._gripper_setpoint, -ramp, ramp))
             self.data.ctrl[self._gripper_act] = self._gripper_setpoint
             mujoco.mj_step(self.model, self.data)
-            if warnings.number:
+            if any(warning.number for warning in warnings):
                 return False  # the reset state's contacts are no collisions
             self._count_collisions()
         return True
