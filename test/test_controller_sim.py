@@ -273,10 +273,10 @@ def test_unreachable_grasp_fails_fast_and_the_arm_stays(cell):
     _, stamp_ns = latest_ground_truth(probe)
     offer(controller, probe, Grasp(UNREACHABLE, width=0.05, score=0.9, stamp_ns=stamp_ns))
     before, _ = probe.arm()
-    started = time.monotonic()
+    started = probe.sim_time()  # the controller's waits run on the sim clock
     assert probe.call('pick_once').success
-    assert wait_for(lambda: probe.statuses[-1].failures == 1, 1.0)
-    assert time.monotonic() - started < 1.0
+    assert wait_for(lambda: probe.statuses[-1].failures == 1, 10.0)
+    assert probe.sim_time() - started < 1.0
     result = probe.statuses[-1].last_result
     assert result.outcome == PickOutcome.FAILED and 'out of reach' in result.reason
     seen = len(probe.joint_states)
