@@ -226,6 +226,19 @@ def test_a_physics_blow_up_is_reported_and_the_clock_keeps_running(cell):
     assert cell.time > before + 10 * dt
 
 
+@pytest.mark.parametrize('speed', [2e3, 1e4])
+def test_a_part_flung_faster_than_any_body_moves_is_a_blow_up_too(cell, speed):
+    """MuJoCo does not flag it: the part would land tens of metres away, lost."""
+    cell.reset(seed=3, num_objects=8)
+    cell.advance(0.2)
+    parts, recoveries = [s.pose for s in cell.object_states()], cell.physics_recoveries
+    cell.data.qvel[-6:-3] = speed  # the last part's free joint: linear velocity
+    cell.step(10)
+    assert cell.physics_recoveries == recoveries + 1
+    for state, pose in zip(cell.object_states(), parts):
+        np.testing.assert_allclose(state.pose[:3, 3], pose[:3, 3], atol=1e-3)
+
+
 @pytest.mark.parametrize('speed', [1e9, 1e11])  # MuJoCo flags bad accelerations, velocities
 def test_a_passing_physics_blow_up_is_undone_without_a_collision(cell, speed):
     """MuJoCo's reset stretches the arm out on the table: the state before comes back instead."""
