@@ -197,7 +197,7 @@ def test_parameters_a_node_does_not_declare_are_refused(tmp_path):
                         CONFIG)
     with pytest.raises(BringupError, match=r"extra.yaml: section /\*\*/grasp_planner_node sets "
                        r"parameters grasp_planner_node does not have: \['wall_tilt_distance'\] "
-                       r'\(wall_tilt_distance: did you mean wall_tilt_deg\?\)'):
+                       r'\(wall_tilt_distance: did you mean wall_tilt_deg or wall_clearance\?\)'):
         check_graph(nodes)
     # sections for every node carry parameters for those that declare them; rclpy's own pass
     shared = write(tmp_path / 'shared.yaml',

@@ -211,10 +211,12 @@ class PlannerConfig:
         min_grasp_depth: shallowest acceptable finger-tip depth once the floor clearance is
             kept, m.
         floor_clearance: finger tips stay this far above the bin floor, m.
-        bin_clearance: the gripper's swept volume stays this far from the bin walls and its
-            finger tips this far above the floor, m (the motion planner keeps its 2 mm contact
-            margin there; a grasp nearer than that is refused by its IK). At most
-            ``floor_clearance``.
+        bin_clearance: the finger tips stay this far above the bin floor at least, m (the motion
+            planner keeps its 2 mm contact margin there; a grasp nearer than that is refused by
+            its IK). At most ``floor_clearance``.
+        wall_clearance: the gripper's swept volume stays this far from the bin walls, m. More
+            than the controller's ``descent_guard`` (3 mm): a part pushing the hand towards a
+            wall stops the descent before the palm reaches the wall.
         wall_margin: points closer than this to a wall face are wall, m.
         floor_margin: points lower than this above the floor are floor, m.
         depth_noise: depth step (m) between neighbouring sampled pixels of one surface that
@@ -265,6 +267,7 @@ class PlannerConfig:
     min_grasp_depth: float = 0.01
     floor_clearance: float = 0.003
     bin_clearance: float = 0.0025
+    wall_clearance: float = 0.004
     wall_margin: float = 0.008
     floor_margin: float = 0.006
     depth_noise: float = 0.003
@@ -299,8 +302,8 @@ class PlannerConfig:
                  'grasp_depth must be shorter than the fingers')
         _require(0 <= self.min_depth_fraction <= self.grasp_depth_fraction <= 1,
                  'need 0 <= min_depth_fraction <= grasp_depth_fraction <= 1')
-        for name in ('floor_clearance', 'bin_clearance', 'wall_margin', 'floor_margin',
-                     'widest_overlap'):
+        for name in ('floor_clearance', 'bin_clearance', 'wall_clearance', 'wall_margin',
+                     'floor_margin', 'widest_overlap'):
             _require(getattr(self, name) >= 0, f'{name} must be >= 0')
         _require(self.bin_clearance <= self.floor_clearance,
                  'bin_clearance must be <= floor_clearance')

@@ -68,6 +68,7 @@ class GraspNodeConfig:
     min_depth_fraction: float = _PLANNER.min_depth_fraction
     widest_overlap: float = _PLANNER.widest_overlap
     wall_tilt_deg: float = _PLANNER.wall_tilt_deg
+    wall_clearance: float = _PLANNER.wall_clearance
     candidates_per_object: int = _PLANNER.candidates_per_object
     objects_per_image: int = _PLANNER.objects_per_image
     push_distance: float = _PLANNER.push_distance
@@ -159,6 +160,7 @@ class GraspNodeConfig:
                              min_depth_fraction=self.min_depth_fraction,
                              widest_overlap=self.widest_overlap,
                              wall_tilt_deg=self.wall_tilt_deg,
+                             wall_clearance=self.wall_clearance,
                              candidates_per_object=self.candidates_per_object,
                              objects_per_image=self.objects_per_image,
                              push_distance=self.push_distance,
@@ -218,6 +220,8 @@ DESCRIPTIONS: dict[str, str] = {
     'widest_overlap': 'The tips go at least this far below the widest visible section, m.',
     'wall_tilt_deg': 'Parts near a bin wall are also approached tilted by this angle towards '
                      'the wall (palm and wrist lean off it); 0 disables, degrees.',
+    'wall_clearance': 'The gripper keeps this far from the bin walls, m: more than the '
+                      "controller's descent_guard.",
     'candidates_per_object': 'Best collision-free grasps kept per detection.',
     'objects_per_image': 'Objects planned exactly, best grasps first; parts that cannot beat '
                          'them are skipped (outranked), which saves planning them; 0 plans '

@@ -324,7 +324,7 @@ class GraspPlanner:
         """Free distance (up to ``clearance_scale``) around each swept volume, 0 on collision.
 
         Measured to the scene points and the bin walls and floor, metres; nearer than
-        ``bin_clearance`` to the bin counts as a collision.
+        ``wall_clearance`` to a wall or ``bin_clearance`` to the floor counts as a collision.
 
         Args:
             poses: ``float64[K, 4, 4]`` planning <- tool transforms of grasps.
@@ -346,6 +346,6 @@ class GraspPlanner:
             near = np.flatnonzero(clearance > 0)
             if len(near):
                 walls = wall_clearances(bin_geometry, bin_from_tool[near], gripper, widths[near])
-                walls[walls < self.config.bin_clearance] = 0.0
+                walls[walls < self.config.wall_clearance] = 0.0
                 clearance[near] = np.minimum(clearance[near], walls)
         return clearance
