@@ -323,7 +323,9 @@ class ControllerNode(Node):
     # -- worker thread -------------------------------------------------------------------------
     def _fresh_grasps(self) -> GraspCandidates:
         seen = self.inbox.wait(self.config.grasp_wait_timeout, self._cancel.is_set)
-        if seen is None:
+        if seen is None and self._cancel.is_set():
+            self.get_logger().info('stopped while waiting for fresh grasps')
+        elif seen is None:
             self.get_logger().info(f'no fresh grasps within {self.config.grasp_wait_timeout} s')
         elif not seen.grasps and seen.num_detections:
             self.get_logger().info(f'no feasible grasp for {seen.num_detections} detected '
