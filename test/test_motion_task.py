@@ -13,6 +13,7 @@ from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.model import RobotModel
 from litedet_ros.motion.status import NO_FEASIBLE_GRASP, PUSHED, PickOutcome, PickState
 from litedet_ros.motion.task import (
+    FINGER_START_TIMEOUT,
     SAME_PUSH,
     GraspCandidates,
     PickPlaceTask,
@@ -33,13 +34,15 @@ class FakeRobot:
     The gripper stops on an object of width ``object_width`` (0 = nothing there) until the
     object is lost at ``lose_at = (execution number, fraction of its duration)`` (or, with
     ``width_after`` > 0, turns in the grip to that width). The fingers reach their target at
-    once, or at ``gripper_speed`` (m/s of opening) if it is given.
+    once, or at ``gripper_speed`` (m/s of opening) if it is given, ``command_latency`` s after
+    the command.
     """
 
     def __init__(self, object_width=0.05, lose_at=None, stall=False, width_after=0.0,
-                 gripper_speed=None):
+                 gripper_speed=None, command_latency=0.0):
         self.t, self.q = 0.0, START.copy()
         self.width = self.target = 0.08
+        self.command_latency, self._commands = command_latency, []  # [(due time, opening)]
         self.object_width, self.lose_at, self.stall = object_width, lose_at, stall
         self.width_after, self.gripper_speed = width_after, gripper_speed
         self.executions, self.halted, self.stale = 0, 0, False
@@ -59,6 +62,8 @@ class FakeRobot:
                 self.object_width = self.width_after
             if elapsed >= self._sampler.duration:
                 self._sampler = None
+        while self._commands and self._commands[0][0] <= self.t + 1e-9:
+            self.target = self._commands.pop(0)[1]
         holding = self.target < self.object_width
         goal = self.object_width if holding else self.target
         if self.gripper_speed is None:
@@ -87,7 +92,10 @@ class FakeRobot:
         self._sampler = None
 
     def command_gripper(self, opening):
-        self.target = opening
+        if self.command_latency:
+            self._commands.append((self.t + self.command_latency, opening))
+        else:
+            self.target = opening
 
     def finger_width(self):
         return self.width
@@ -178,6 +186,15 @@ def test_fingers_move_while_the_arm_does(backend):
     assert below.any() and approach[below, 1] == pytest.approx(0.07, abs=1e-3)
     assert started[3] == pytest.approx(0.04, abs=2e-3)  # retreat: 10 mm off the 30 mm part...
     assert max(w for _, w in seen[3]) > started[3] + 0.02  # ...opening on towards release_width
+
+
+def test_the_grip_is_not_taken_as_settled_before_the_fingers_start_moving(backend):
+    """Fingers still 0.2 s after the close command have not closed on the part yet."""
+    robot = FakeRobot(object_width=0.03, gripper_speed=0.1, command_latency=0.2)
+    seen, started = fingers_during_motions(robot, backend)
+    task, _ = make_task(backend, robot)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    assert started[2] == pytest.approx(0.03)  # the carry lifts a part held, not open fingers
 
 
 def test_slow_fingers_stop_the_arm_at_the_pre_grasp_until_they_settle(backend):
@@ -456,7 +473,11 @@ def test_drop_in_transit_is_partial_success(backend):
 
 
 def test_a_part_creeping_in_the_grip_does_not_hold_the_close_up(backend):
-    """Fingers closing on at 5 mm/s (a part turning) count as still: no wait to the timeout."""
+    """Fingers closing on at 5 mm/s (a part turning) count as still: no wait to the timeout.
+
+    They already touch the part (pre-shaped to its width): still from the command on, taken as
+    unable to move once ``FINGER_START_TIMEOUT`` has passed.
+    """
     robot = FakeRobot()
     task, states = make_task(backend, robot)
     entered = {}
@@ -468,7 +489,7 @@ def test_a_part_creeping_in_the_grip_does_not_hold_the_close_up(backend):
     robot.on_wait = creep
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
     close = entered[PickState.LIFTING] - entered[PickState.GRASPING]
-    assert close < task.config.grip_settle_time + 0.05
+    assert close < max(FINGER_START_TIMEOUT, task.config.grip_settle_time) + 0.05
 
 
 def test_watchdog_halts_a_stalled_arm(backend):

@@ -63,6 +63,10 @@ from litedet_ros.trajectory import JointTrajectory
 
 #: Fingers this close to their commanded opening have reached it, m.
 AT_OPENING = 1e-3
+#: Fingers that have not moved this long (s) after a command are taken as unable to move (they
+#: already touch the part); until then their stillness does not count. Through the simulated
+#: graph they started up to 130 ms after the command.
+FINGER_START_TIMEOUT = 0.3
 #: Fingers settled farther than this from the grasp opening are held off it (m).
 FINGERS_BLOCKED = 3e-3
 #: A push whose start and end both lie this close to those of a push made is the same push, m.
@@ -748,8 +752,10 @@ class PickPlaceTask:
             return previous
         # the speed over the time that passed since the last poll: a robot's wait may take
         # longer than asked (a ROS node sleeping 10 ms of wall time on a loaded machine), and
-        # over 20 ms a part creeping in the grip moves twice the distance of 10 ms
-        still_since = last_time = robot.now()
+        # over 20 ms a part creeping in the grip moves twice the distance of 10 ms. Stillness
+        # counts once the fingers have moved, or FINGER_START_TIMEOUT after the command
+        started = still_since = last_time = robot.now()
+        moved = False
         while robot.now() < deadline:
             robot.wait(config.control_period)
             if self._estop.is_set():
@@ -760,10 +766,10 @@ class PickPlaceTask:
             if now <= last_time:  # no time has passed (the robot's clock did not tick)
                 continue
             if abs(width - previous) > config.still_speed * (now - last_time):
-                still_since = now
-            elif now - still_since >= 0.1 and (
-                    abs(width - opening) < AT_OPENING
-                    or now - still_since >= config.grip_settle_time):
+                still_since, moved = now, True
+            elif (moved or now - started >= FINGER_START_TIMEOUT) and \
+                    now - still_since >= 0.1 and (abs(width - opening) < AT_OPENING
+                                                  or now - still_since >= config.grip_settle_time):
                 break
             previous, last_time = width, now
         return robot.finger_width()
