@@ -514,9 +514,9 @@ class Workcell:
         (counted in :attr:`physics_recoveries`); only a second blow-up raises.
 
         Raises:
-            PhysicsDivergedError: the physics diverged again after the restore (MuJoCo's reset
-                state is kept; the cell's :attr:`time` still advances by ``count`` steps;
-                reload the scene).
+            PhysicsDivergedError: the physics diverged again after the restore (the state it
+                diverged to, or MuJoCo's reset state, is kept; the cell's :attr:`time` still
+                advances by ``count`` steps; reload the scene).
         """
         end = self.time + count * self.model.opt.timestep
         saved = np.empty(mujoco.mj_stateSize(self.model, STATE))
@@ -532,11 +532,11 @@ class Workcell:
         self.physics_recoveries += 1
         if self._run_steps(count):
             return
-        # MuJoCo's reset rewound data.time to 0: keep the cell's clock (the ROS /clock) going
+        # MuJoCo's reset rewinds data.time to 0: keep the cell's clock (the ROS /clock) going
         self._time_offset = end - self.data.time
         raise PhysicsDivergedError(
-            f'physics diverged at t = {self.time:.3f} s: MuJoCo found bad positions, velocities '
-            f'or accelerations and reset the state')
+            f'physics diverged at t = {self.time:.3f} s: bad positions, velocities or '
+            f'accelerations (MuJoCo), or a body faster than {BLOW_UP_SPEED:g} m/s or rad/s')
 
     def _run_steps(self, count: int) -> bool:
         """Run ``count`` physics steps; False, stopping at once, if the physics diverged."""
