@@ -755,7 +755,6 @@ class PickPlaceTask:
         # over 20 ms a part creeping in the grip moves twice the distance of 10 ms. Stillness
         # counts once the fingers have moved, or FINGER_START_TIMEOUT after the command
         started = still_since = last_time = robot.now()
-        moved = False
         while robot.now() < deadline:
             robot.wait(config.control_period)
             if self._estop.is_set():
@@ -766,8 +765,8 @@ class PickPlaceTask:
             if now <= last_time:  # no time has passed (the robot's clock did not tick)
                 continue
             if abs(width - previous) > config.still_speed * (now - last_time):
-                still_since, moved = now, True
-            elif (moved or now - started >= FINGER_START_TIMEOUT) and \
+                still_since = now  # later than started from the first move on
+            elif (still_since > started or now - started >= FINGER_START_TIMEOUT) and \
                     now - still_since >= 0.1 and (abs(width - opening) < AT_OPENING
                                                   or now - still_since >= config.grip_settle_time):
                 break
