@@ -65,8 +65,8 @@ DIVERGING_SEED = 656
 def test_a_diverging_scene_is_refused_and_skipped(tmp_path):
     rng = np.random.default_rng([DIVERGING_SEED, 1])
     count, distractors = int(rng.integers(1, MAX_OBJECTS + 1)), int(rng.integers(0, 4))
-    # it blows up while settling, and again after the restore: a part spinning at thousands of
-    # rad/s (BLOW_UP_SPEED), which MuJoCo does not flag, would leave the bin
+    # it blows up while settling, and again after the restore: a part moving at thousands of
+    # m/s or rad/s (BLOW_UP_SPEED), which MuJoCo does not flag, would leave the bin
     with pytest.raises(PhysicsDivergedError):
         Workcell(seed=DIVERGING_SEED, num_objects=count, num_distractors=distractors)
     stats = generate_dataset(tmp_path, images=2, seed=DIVERGING_SEED - 1, views_per_scene=1,
