@@ -32,8 +32,10 @@ simulation thread; callbacks hand it requests and wait for the result.
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
+import traceback
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
@@ -142,6 +144,9 @@ class SimNode(Node):
         self.frames_published = 0
         self.publish_errors = 0
         self.physics_errors = 0
+        #: Why the simulation thread ended on an unexpected error ('' while it runs): the node
+        #: then publishes nothing, and :func:`main` exits with status 1 for the supervisor.
+        self.failure = ''
         self._scene = (self.config.seed, self.config.num_objects)  # the scene last settled
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._ready = threading.Event()
@@ -248,10 +253,13 @@ class SimNode(Node):
                         time.monotonic() - wall_start)
                     if ahead > 0:
                         self._stop.wait(ahead)
-        except Exception:
+        except Exception as error:
+            # Ctrl-C shutting the context down between the check above and a publish is a
+            # normal end; anything else stops the simulation, which must not pass unnoticed
             if self.context.ok():
-                raise
-            # Ctrl-C shut the context down between the check above and a publish: a normal end.
+                self.failure = f'{type(error).__name__}: {error}'
+                self.get_logger().fatal(f'simulation thread failed, no more sim topics:\n'
+                                        f'{traceback.format_exc()}')
         finally:
             cell.close()
 
@@ -314,5 +322,14 @@ class SimNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """Run the sim node until shutdown."""
-    spin_node(SimNode, args)
+    """Run the sim node until shutdown; exit with status 1 if its simulation thread fails."""
+    failure = ''
+
+    def failed(node: SimNode) -> bool:
+        nonlocal failure
+        failure = node.failure
+        return bool(failure)
+
+    spin_node(SimNode, args, until=failed)
+    if failure:
+        sys.exit(1)

@@ -159,3 +159,26 @@ def test_a_diverging_step_reloads_the_scene_and_the_node_keeps_serving(
         ros_executor.remove_node(probe)
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_a_failing_simulation_thread_ends_the_node_with_status_1(monkeypatch, capfd):
+    # Without the check the process spun on without a sim thread: alive, publishing nothing.
+    from litedet_ros import sim_node
+    from litedet_ros.sim import workcell
+
+    real_step, calls = workcell.Workcell.step, []
+
+    def step_that_fails(cell, count=1):
+        calls.append(count)
+        if len(calls) == 20:
+            raise RuntimeError('a bug (injected)')
+        real_step(cell, count)
+
+    monkeypatch.setattr(workcell.Workcell, 'step', step_that_fails)
+    with pytest.raises(SystemExit) as ended:
+        sim_node.main(['--ros-args', '-p', 'seed:=3', '-p', 'num_objects:=4',
+                       '-p', 'real_time_factor:=0.0', '-p', 'camera_rate:=1.0'])
+    assert ended.value.code == 1
+    assert len(calls) == 20
+    log = capfd.readouterr().err
+    assert 'simulation thread failed' in log and 'RuntimeError: a bug (injected)' in log
