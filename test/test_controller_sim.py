@@ -11,6 +11,7 @@ controller's planning and fell seconds behind on a loaded machine, which no depl
 
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -141,8 +142,11 @@ def cell(ros_context):
         sim_node = NodeSpec(PACKAGE, 'sim_node', 'sim_node', '/', parameters=({
             'seed': SEED, 'num_objects': NUM_OBJECTS, 'real_time_factor': REAL_TIME_FACTOR,
             'camera_rate': 0.1, 'depth_noise': False},))
+        # a file, not a pipe: nobody reads the sim's log while it runs, and a full pipe would
+        # block its thread
+        sim_log = tempfile.TemporaryFile(mode='w+')
         sim = subprocess.Popen(executable_argv(sim_node) + ros_arguments(sim_node),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=sim_log, text=True)
         nodes.append(Probe(ros_context))
         nodes.append(ControllerNode(context=ros_context, parameter_overrides=[
             Parameter('use_sim_time', value=True), Parameter('grasp_wait_timeout', value=0.5),
@@ -157,7 +161,7 @@ def cell(ros_context):
         assert wait_for(lambda: probe.objects and probe.joint_states and
                         probe.grasp_pub.get_subscription_count() > 0 and controller.connected
                         and _controller_has_state(controller), timeout=30.0), (
-            'no sim topics' if sim.poll() is None else sim.communicate()[1][-2000:])
+            'no sim topics' if sim.poll() is None else _tail(sim_log))
         yield controller, probe
     finally:
         stop.set()
@@ -169,13 +173,21 @@ def cell(ros_context):
         executor.shutdown()
         for node in reversed(nodes):  # the controller halts its worker before the sim goes
             node.destroy_node()
-        if sim is not None and sim.poll() is None:
-            sim.send_signal(signal.SIGINT)
-            try:
-                sim.communicate(timeout=10.0)
-            except subprocess.TimeoutExpired:
-                sim.kill()
-                sim.communicate()
+        if sim is not None:
+            if sim.poll() is None:
+                sim.send_signal(signal.SIGINT)
+                try:
+                    sim.wait(timeout=10.0)
+                except subprocess.TimeoutExpired:
+                    sim.kill()
+                    sim.wait()
+            print(f'sim node log (exit code {sim.returncode}):\n{_tail(sim_log)}')  # on failure
+            sim_log.close()
+
+
+def _tail(log, chars=4000):
+    log.seek(0)
+    return log.read()[-chars:]
 
 
 def _controller_has_state(controller):
@@ -280,7 +292,7 @@ def test_unreachable_grasp_fails_fast_and_the_arm_stays(cell):
     result = probe.statuses[-1].last_result
     assert result.outcome == PickOutcome.FAILED and 'out of reach' in result.reason
     seen = len(probe.joint_states)
-    assert wait_for(lambda: len(probe.joint_states) > seen + 10, 5.0)  # fresh states
+    assert wait_for(lambda: len(probe.joint_states) > seen + 10, 10.0)  # fresh states
     after, velocity = probe.arm()
     assert np.abs(after - before).max() < 1e-3 and np.abs(velocity).max() < 1e-2
     assert probe.trajectories == [] and probe.gripper_commands == []
@@ -308,5 +320,7 @@ def test_stop_halts_the_moving_arm(cell):
                     probe.statuses[-1].last_result.reason == 'emergency stop', 2.0)
     held, _ = probe.arm()
     seen = len(probe.joint_states)
-    assert wait_for(lambda: len(probe.joint_states) > seen + 20, 5.0)
+    # 0.2 s of sim time at 100 Hz; the wall-clock bound is loose for a loaded machine (a CI run
+    # once saw fewer than 20 in 5 s; the sim node log below the failure now tells why)
+    assert wait_for(lambda: len(probe.joint_states) > seen + 20, 10.0)
     assert np.abs(probe.arm()[0] - held).max() < 1e-3  # and it holds there
