@@ -107,6 +107,10 @@ def scene(name):
         heights = (0.03, 0.045, 0.06, 0.075, 0.09)
         objects = [box_on_floor(x, 0.0, (0.05, 0.04, h))
                    for x, h in zip((-0.14, -0.07, 0.0, 0.07, 0.14), heights)]
+    elif name == 'narrow_gap':  # a lower box 1.5 mm beyond a finger closing across the other
+        outer = (0.04 + MARGIN) / 2 + CONFIG.gripper.finger_thickness  # finger's outer face, y
+        objects = [box_on_floor(0.0, 0.0, (0.06, 0.04, 0.04)),
+                   box_on_floor(0.0, outer + 0.0015 + 0.02, (0.12, 0.04, 0.03))]
     elif name == 'wide':
         objects = [box_on_floor(0.0, 0.0, (0.10, 0.09, 0.04))]
     solids = bin_solids(bin_geometry) + objects
@@ -198,7 +202,8 @@ def test_box_against_a_tall_wall_is_grasped_leaning_away_from_it():
                               grasp.width) >= CONFIG.wall_clearance
         assert np.linalg.norm(grasp.position[:2] - box.centre[:2]) < 0.03
     # without the clearance the best grasps come nearer the wall than the descent guard allows
-    touching, _ = plan('wall', wall_clearance=0.0)
+    # (and without part_clearance: the depth points of the wall's rim count as scene points)
+    touching, _ = plan('wall', wall_clearance=0.0, part_clearance=0.0)
     assert min(wall_clearance(bin_geometry, grasp.pose, CONFIG.gripper, grasp.width)
                for grasp in touching.grasps) < CONFIG.wall_clearance
     # straight down, the palm or the wrist would hit the wall: no grasp, and the reason
@@ -555,3 +560,20 @@ def test_a_rounded_part_out_of_reach_is_rejected_without_measuring_its_variants(
     monkeypatch.setattr(candidates_module, '_out_of_reach', lambda *args: False)
     found, rejected = generate_candidates(can, config)  # the full check agrees
     assert not found and rejected['too_deep'] > 0
+
+
+def test_fingers_keep_part_clearance_from_a_neighbour():
+    result, (box, neighbour) = plan('narrow_gap')
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, 21)] * 3), axis=-1).reshape(-1, 3)
+    solid = neighbour.centre + (grid * neighbour.half) @ neighbour.rotation.T
+
+    def clearance(grasp):
+        return points_clearance((solid - grasp.position) @ grasp.pose[:3, :3], CONFIG.gripper,
+                                grasp.width)
+
+    grasps = [g for g in result.grasps if g.detection_index == 0]
+    assert grasps, 'no grasp for the flat box'
+    assert min(clearance(g) for g in grasps) >= CONFIG.part_clearance
+    # without it, the best grasp closes across the box with a finger 2 mm from the neighbour
+    near = best_for(plan('narrow_gap', part_clearance=0.0)[0], 0)
+    assert clearance(near) < CONFIG.part_clearance

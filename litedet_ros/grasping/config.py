@@ -217,6 +217,10 @@ class PlannerConfig:
         wall_clearance: the gripper's swept volume stays this far from the bin walls, m. More
             than the controller's ``descent_guard`` (3 mm): a part pushing the hand towards a
             wall stops the descent before the palm reaches the wall.
+        part_clearance: the gripper's swept volume stays this far from the depth points around
+            the object (its neighbours), m: a finger planned to pass a neighbour closer than
+            this lands on it often enough (depth noise, edges between the scene's samples) to
+            stop the guarded descent short of the grasp, where the close mostly fails.
         wall_margin: points closer than this to a wall face are wall, m.
         floor_margin: points lower than this above the floor are floor, m.
         depth_noise: depth step (m) between neighbouring sampled pixels of one surface that
@@ -268,6 +272,7 @@ class PlannerConfig:
     floor_clearance: float = 0.003
     bin_clearance: float = 0.0025
     wall_clearance: float = 0.004
+    part_clearance: float = 0.003
     wall_margin: float = 0.008
     floor_margin: float = 0.006
     depth_noise: float = 0.003
@@ -302,11 +307,13 @@ class PlannerConfig:
                  'grasp_depth must be shorter than the fingers')
         _require(0 <= self.min_depth_fraction <= self.grasp_depth_fraction <= 1,
                  'need 0 <= min_depth_fraction <= grasp_depth_fraction <= 1')
-        for name in ('floor_clearance', 'bin_clearance', 'wall_clearance', 'wall_margin',
-                     'floor_margin', 'widest_overlap'):
+        for name in ('floor_clearance', 'bin_clearance', 'wall_clearance', 'part_clearance',
+                     'wall_margin', 'floor_margin', 'widest_overlap'):
             _require(getattr(self, name) >= 0, f'{name} must be >= 0')
         _require(self.bin_clearance <= self.floor_clearance,
                  'bin_clearance must be <= floor_clearance')
+        _require(self.part_clearance < self.clearance_scale,
+                 'part_clearance must be < clearance_scale')
         for name in ('push_distance', 'min_push_distance', 'push_gap', 'push_depth',
                      'push_floor_clearance'):
             _require(getattr(self, name) >= 0, f'{name} must be >= 0')

@@ -69,6 +69,7 @@ class GraspNodeConfig:
     widest_overlap: float = _PLANNER.widest_overlap
     wall_tilt_deg: float = _PLANNER.wall_tilt_deg
     wall_clearance: float = _PLANNER.wall_clearance
+    part_clearance: float = _PLANNER.part_clearance
     candidates_per_object: int = _PLANNER.candidates_per_object
     objects_per_image: int = _PLANNER.objects_per_image
     push_distance: float = _PLANNER.push_distance
@@ -161,6 +162,7 @@ class GraspNodeConfig:
                              widest_overlap=self.widest_overlap,
                              wall_tilt_deg=self.wall_tilt_deg,
                              wall_clearance=self.wall_clearance,
+                             part_clearance=self.part_clearance,
                              candidates_per_object=self.candidates_per_object,
                              objects_per_image=self.objects_per_image,
                              push_distance=self.push_distance,
@@ -222,6 +224,8 @@ DESCRIPTIONS: dict[str, str] = {
                      'the wall (palm and wrist lean off it); 0 disables, degrees.',
     'wall_clearance': 'The gripper keeps this far from the bin walls, m: more than the '
                       "controller's descent_guard.",
+    'part_clearance': 'The gripper keeps this far from the depth points around the object, m: '
+                      'fingers landing on a neighbour stop the descent short of the grasp.',
     'candidates_per_object': 'Best collision-free grasps kept per detection.',
     'objects_per_image': 'Objects planned exactly, best grasps first; parts that cannot beat '
                          'them are skipped (outranked), which saves planning them; 0 plans '

@@ -324,7 +324,8 @@ class GraspPlanner:
         """Free distance (up to ``clearance_scale``) around each swept volume, 0 on collision.
 
         Measured to the scene points and the bin walls and floor, metres; nearer than
-        ``wall_clearance`` to a wall or ``bin_clearance`` to the floor counts as a collision.
+        ``part_clearance`` to a scene point, ``wall_clearance`` to a wall or ``bin_clearance`` to
+        the floor counts as a collision.
 
         Args:
             poses: ``float64[K, 4, 4]`` planning <- tool transforms of grasps.
@@ -336,6 +337,7 @@ class GraspPlanner:
         """
         gripper = self.config.gripper
         clearance = points_clearances(scene, poses, widths, gripper, self.config.clearance_scale)
+        clearance[clearance < self.config.part_clearance] = 0.0
         bin_geometry = self.config.bin
         if bin_geometry is not None:
             bin_from_tool = self._bin_from_planning @ poses
