@@ -160,6 +160,8 @@ class SimNode(Node):
 
     # ------------------------------------------------------------------ callbacks
     def _submit(self, kind: str, payload: object, timeout: float = 60.0) -> str:
+        if self.failure:
+            return f'the simulation has stopped ({self.failure})'
         request = _Request(kind, payload)
         self._requests.put(request)
         if not request.done.wait(timeout):
@@ -213,6 +215,11 @@ class SimNode(Node):
             self._startup_error = str(error)
             self._ready.set()
             return
+        except Exception as error:  # the constructor waits for _ready: it must always be set
+            self._startup_error = (f'building the workcell failed: {type(error).__name__}: '
+                                   f'{error}\n{traceback.format_exc()}')
+            self._ready.set()
+            return
         self._ready.set()
         self._camera_info = self._camera_info_for(cell)
         chunk = max(1, int(round(CLOCK_PERIOD / cell.model.opt.timestep)))
@@ -260,8 +267,19 @@ class SimNode(Node):
                 self.failure = f'{type(error).__name__}: {error}'
                 self.get_logger().fatal(f'simulation thread failed, no more sim topics:\n'
                                         f'{traceback.format_exc()}')
+                self._refuse_pending()
         finally:
             cell.close()
+
+    def _refuse_pending(self) -> None:
+        """Answer the requests still queued for the failed simulation thread."""
+        while True:
+            try:
+                request = self._requests.get_nowait()
+            except queue.Empty:
+                return
+            request.error = f'the simulation has stopped ({self.failure})'
+            request.done.set()
 
     def _serve_requests(self, cell: Workcell) -> bool:
         """Apply pending requests; return whether the scene was replaced."""

@@ -1,5 +1,7 @@
 """The sim node over real ROS 2 topics: camera/joint/clock/object topics, trajectories, reset."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E
 
 from litedet_ros import topics  # noqa: E402
 from litedet_ros.description import ARM_JOINTS, CAMERA_FRAME  # noqa: E402
+from litedet_ros.errors import LitedetError  # noqa: E402
 from litedet_ros.msg import ObjectStateArray  # noqa: E402
 from litedet_ros.sim_node import SimNode  # noqa: E402
 from litedet_ros.srv import ResetBin  # noqa: E402
@@ -182,3 +185,42 @@ def test_a_failing_simulation_thread_ends_the_node_with_status_1(monkeypatch, ca
     assert len(calls) == 20
     log = capfd.readouterr().err
     assert 'simulation thread failed' in log and 'RuntimeError: a bug (injected)' in log
+
+
+def test_requests_to_a_failed_simulation_are_refused_at_once(ros_context, monkeypatch):
+    from litedet_ros.sim import workcell
+
+    real_step, broken = workcell.Workcell.step, threading.Event()
+
+    def step_that_fails_once_broken(cell, count=1):
+        if broken.is_set():
+            raise RuntimeError('a bug (injected)')
+        real_step(cell, count)
+
+    monkeypatch.setattr(workcell.Workcell, 'step', step_that_fails_once_broken)
+    node = SimNode(context=ros_context, parameter_overrides=[
+        Parameter('seed', value=3), Parameter('num_objects', value=4),
+        Parameter('real_time_factor', value=0.0)])
+    try:
+        broken.set()
+        node._thread.join(timeout=30.0)
+        assert node.failure == 'RuntimeError: a bug (injected)'
+        response = node._on_reset(ResetBin.Request(seed=4, num_objects=2), ResetBin.Response())
+        assert not response.success
+        assert response.message == 'the simulation has stopped (RuntimeError: a bug (injected))'
+        assert node.failed_resets == 1
+    finally:
+        node.destroy_node()
+
+
+def test_an_unexpected_error_building_the_cell_is_a_startup_error(ros_context, monkeypatch):
+    # it used to end the simulation thread before it signalled ready: the constructor hung
+    from litedet_ros.sim import workcell
+
+    def step_that_fails(cell, count=1):
+        raise RuntimeError('a bug (injected)')
+
+    monkeypatch.setattr(workcell.Workcell, 'step', step_that_fails)
+    with pytest.raises(LitedetError, match='building the workcell failed: RuntimeError: a bug'):
+        SimNode(context=ros_context, parameter_overrides=[
+            Parameter('seed', value=3), Parameter('num_objects', value=4)])
