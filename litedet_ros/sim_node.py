@@ -160,10 +160,10 @@ class SimNode(Node):
 
     # ------------------------------------------------------------------ callbacks
     def _submit(self, kind: str, payload: object, timeout: float = 60.0) -> str:
-        if self.failure:
-            return f'the simulation has stopped ({self.failure})'
         request = _Request(kind, payload)
         self._requests.put(request)
+        if self.failure:  # set before the failed thread's last drain: no request is left waiting
+            self._refuse_pending()
         if not request.done.wait(timeout):
             return f'{kind} not processed within {timeout} s'
         return request.error
@@ -211,13 +211,10 @@ class SimNode(Node):
         try:
             cell = Workcell(config.workcell_config(), seed=config.seed,
                             num_objects=config.num_objects)
-        except LitedetError as error:
-            self._startup_error = str(error)
-            self._ready.set()
-            return
         except Exception as error:  # the constructor waits for _ready: it must always be set
-            self._startup_error = (f'building the workcell failed: {type(error).__name__}: '
-                                   f'{error}\n{traceback.format_exc()}')
+            self._startup_error = str(error) if isinstance(error, LitedetError) else (
+                f'building the workcell failed: {type(error).__name__}: {error}\n'
+                f'{traceback.format_exc()}')
             self._ready.set()
             return
         self._ready.set()
@@ -272,7 +269,7 @@ class SimNode(Node):
             cell.close()
 
     def _refuse_pending(self) -> None:
-        """Answer the requests still queued for the failed simulation thread."""
+        """Answer the requests queued for the failed simulation thread (from either thread)."""
         while True:
             try:
                 request = self._requests.get_nowait()
