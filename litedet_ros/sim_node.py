@@ -69,6 +69,11 @@ from litedet_ros.srv import ResetBin
 
 WORLD_FRAME = 'world'
 CLOCK_PERIOD = 0.01  # sim time between /clock messages and between command pick-ups, s
+# Wall time the paced simulation may fall behind before it stops trying to catch up. Catching
+# up runs sim time faster than real time, so everything that reacts on the wall clock (a
+# service call, a controller's stop) would appear slower in sim time; a slow machine gets a
+# sim that runs slower than real time instead, as Gazebo's does.
+MAX_LAG = 0.05
 
 
 def _float_range(description: str, low: float, high: float) -> ParameterDescriptor:
@@ -257,6 +262,8 @@ class SimNode(Node):
                         time.monotonic() - wall_start)
                     if ahead > 0:
                         self._stop.wait(ahead)
+                    elif ahead < -MAX_LAG:
+                        wall_start, sim_start = time.monotonic(), now
         except Exception as error:
             # Ctrl-C shutting the context down between the check above and a publish is a
             # normal end; anything else stops the simulation, which must not pass unnoticed

@@ -1,6 +1,7 @@
 """The sim node over real ROS 2 topics: camera/joint/clock/object topics, trajectories, reset."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -48,11 +49,12 @@ class _Probe(Node):
         return np.array([msg.position[list(msg.name).index(j)] for j in ARM_JOINTS])
 
 
-def _start(ros_context, ros_executor, camera_rate):
-    """A sim node (seed 3, 4 objects, as fast as possible) and a probe, both spinning."""
+def _start(ros_context, ros_executor, camera_rate, real_time_factor=0.0):
+    """A sim node (seed 3, 4 objects, as fast as possible by default) and a probe, spinning."""
     node = SimNode(context=ros_context, parameter_overrides=[
         Parameter('seed', value=3), Parameter('num_objects', value=4),
-        Parameter('real_time_factor', value=0.0), Parameter('camera_rate', value=camera_rate)])
+        Parameter('real_time_factor', value=real_time_factor),
+        Parameter('camera_rate', value=camera_rate)])
     probe = _Probe(ros_context)
     ros_executor.add_node(node)
     ros_executor.add_node(probe)
@@ -162,6 +164,43 @@ def test_a_diverging_step_reloads_the_scene_and_the_node_keeps_serving(
         ros_executor.remove_node(probe)
         node.destroy_node()
         probe.destroy_node()
+
+
+def test_a_stalled_simulation_does_not_race_to_catch_up(
+        ros_context, ros_executor, spin_until, monkeypatch):
+    # After a stall (a loaded machine), sim time must not run faster than real time to make up
+    # for it: whatever reacts on the wall clock would then look slow in sim time.
+    from litedet_ros.sim import workcell
+    from litedet_ros.sim_node import MAX_LAG
+
+    real_step, samples = workcell.Workcell.step, []  # (wall s, sim s) after each step
+    stall = 0.5
+
+    def step_that_stalls_once(cell, count=1):
+        if len(samples) == 50:
+            time.sleep(stall)
+        real_step(cell, count)
+        samples.append((time.monotonic(), cell.time))
+
+    monkeypatch.setattr(workcell.Workcell, 'step', step_that_stalls_once)
+    node, probe = _start(ros_context, ros_executor, camera_rate=0.1, real_time_factor=1.0)
+    window = 0.4
+    try:
+        assert spin_until(lambda: len(samples) > 51 and
+                          samples[-1][0] - samples[50][0] > window + 0.1, timeout=30.0)
+    finally:
+        ros_executor.remove_node(node)
+        ros_executor.remove_node(probe)
+        node.destroy_node()
+        probe.destroy_node()
+    wall, sim = np.array(samples).T
+    after = wall[50:] <= wall[50] + window
+    sim_advance = sim[50:][after][-1] - sim[50]
+    wall_advance = wall[50:][after][-1] - wall[50]
+    print(f'{wall_advance:.3f} s of wall time after the stall ran {sim_advance:.3f} s of sim')
+    # one late chunk of 10 ms may be run before the pacing resets; catching up the stall would
+    # add up to 0.5 s
+    assert sim_advance <= wall_advance + MAX_LAG + 0.02
 
 
 def test_a_failing_simulation_thread_ends_the_node_with_status_1(monkeypatch, capfd):
