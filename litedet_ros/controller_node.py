@@ -351,7 +351,7 @@ class ControllerNode(Node):
 
         results = self.task.run(detect)
         self.get_logger().info(f'run ended after {len(results)} attempts: '
-                               f'{[r.outcome.name for r in results]}')
+                               f'{[f"{r.outcome.name} {r.reason}".rstrip() for r in results]}')
 
     def destroy_node(self) -> None:
         """Halt the arm, end the worker and destroy the node."""
