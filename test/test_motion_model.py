@@ -114,10 +114,10 @@ def test_numerical_ik_fallback(robot):
 
 
 def test_unreachable_and_bad_poses(ik):
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU time: a loaded machine's preemption is not the code's
     with pytest.raises(IkError, match='out of reach'):
         ik.solve(tool_down_pose((2.0, 0.0, 0.3)), HOME)
-    assert time.perf_counter() - started < 0.05
+    assert time.thread_time() - started < 0.05
     with pytest.raises(IkError, match='collide'):
         ik.solve(tool_down_pose((0.5, 0.0, -0.05)), HOME)  # below the bin floor
     with pytest.raises(IkError):
