@@ -49,16 +49,26 @@ class _Probe(Node):
         return np.array([msg.position[list(msg.name).index(j)] for j in ARM_JOINTS])
 
 
+def _sim_node(ros_context, **parameters):
+    """A sim node of the seed-3 bin of 4 objects, as fast as possible unless ``parameters`` say."""
+    values = {'seed': 3, 'num_objects': 4, 'real_time_factor': 0.0, **parameters}
+    return SimNode(context=ros_context, parameter_overrides=[
+        Parameter(name, value=value) for name, value in values.items()])
+
+
 def _start(ros_context, ros_executor, camera_rate, real_time_factor=0.0):
-    """A sim node (seed 3, 4 objects, as fast as possible by default) and a probe, spinning."""
-    node = SimNode(context=ros_context, parameter_overrides=[
-        Parameter('seed', value=3), Parameter('num_objects', value=4),
-        Parameter('real_time_factor', value=real_time_factor),
-        Parameter('camera_rate', value=camera_rate)])
+    """A sim node (:func:`_sim_node`) and a probe, both spinning."""
+    node = _sim_node(ros_context, camera_rate=camera_rate, real_time_factor=real_time_factor)
     probe = _Probe(ros_context)
     ros_executor.add_node(node)
     ros_executor.add_node(probe)
     return node, probe
+
+
+def _stop(ros_executor, *nodes):
+    for node in nodes:
+        ros_executor.remove_node(node)
+        node.destroy_node()
 
 
 @pytest.fixture
@@ -160,10 +170,7 @@ def test_a_diverging_step_reloads_the_scene_and_the_node_keeps_serving(
         objects = probe.messages[topics.SIM_OBJECTS][-1]
         assert len(objects.objects) == 4  # the seed-3 bin, reloaded
     finally:
-        ros_executor.remove_node(node)
-        ros_executor.remove_node(probe)
-        node.destroy_node()
-        probe.destroy_node()
+        _stop(ros_executor, node, probe)
 
 
 def test_a_stalled_simulation_does_not_race_to_catch_up(
@@ -189,10 +196,7 @@ def test_a_stalled_simulation_does_not_race_to_catch_up(
         assert spin_until(lambda: len(samples) > 51 and
                           samples[-1][0] - samples[50][0] > window + 0.1, timeout=30.0)
     finally:
-        ros_executor.remove_node(node)
-        ros_executor.remove_node(probe)
-        node.destroy_node()
-        probe.destroy_node()
+        _stop(ros_executor, node, probe)
     wall, sim = np.array(samples).T
     after = wall[50:] <= wall[50] + window
     sim_advance = sim[50:][after][-1] - sim[50]
@@ -237,9 +241,7 @@ def test_requests_to_a_failed_simulation_are_refused_at_once(ros_context, monkey
         real_step(cell, count)
 
     monkeypatch.setattr(workcell.Workcell, 'step', step_that_fails_once_broken)
-    node = SimNode(context=ros_context, parameter_overrides=[
-        Parameter('seed', value=3), Parameter('num_objects', value=4),
-        Parameter('real_time_factor', value=0.0)])
+    node = _sim_node(ros_context)
     try:
         broken.set()
         node._thread.join(timeout=30.0)
@@ -261,5 +263,4 @@ def test_an_unexpected_error_building_the_cell_is_a_startup_error(ros_context, m
 
     monkeypatch.setattr(workcell.Workcell, 'step', step_that_fails)
     with pytest.raises(LitedetError, match='building the workcell failed: RuntimeError: a bug'):
-        SimNode(context=ros_context, parameter_overrides=[
-            Parameter('seed', value=3), Parameter('num_objects', value=4)])
+        _sim_node(ros_context)
