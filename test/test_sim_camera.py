@@ -12,7 +12,13 @@ from litedet_ros.errors import InvalidCameraInfoError
 from litedet_ros.sim.camera import D435_COLOR, DepthModel, apply_depth_model, visible_boxes
 from litedet_ros.sim.objects import (
     CLASS_NAMES,
+    COLLISION_GEOM_GROUP,
+    CUP_FLOOR,
+    CUP_HEIGHT,
+    CUP_INNER_RADIUS,
+    CUP_OUTER_RADIUS,
     OBJECT_CLASSES,
+    OBJECT_GEOM_GROUP,
     ObjectInstance,
     convex_pieces,
     pybullet_data_dir,
@@ -112,14 +118,46 @@ def test_a_decomposed_mesh_collides_as_it_renders():
     assert len(pieces) == 5
     for vertices, faces in pieces:
         assert ConvexHull(vertices).volume == pytest.approx(_volume(vertices, faces), rel=0.01)
-    mug = OBJECT_CLASSES[CLASS_NAMES.index('mug')]
-    assert len(convex_pieces(pybullet_data_dir() / mug.mesh)) == 1
     cell = Workcell(WorkcellConfig(), num_objects=0)
     instance = ObjectInstance(0, CLASS_NAMES.index('duck'), 1.0, (1, 1, 0, 1), 0.05, 0.8)
     cell.reset_with([instance], [(np.array([0.5, 0.0, 0.05]), np.array([1.0, 0, 0, 0]))])
     body = mujoco.mj_name2id(cell.model, mujoco.mjtObj.mjOBJ_BODY, instance.body_name)
     geoms = np.flatnonzero(cell.model.geom_bodyid == body)
     assert len(geoms) == 5 and (cell.model.geom_type[geoms] == mujoco.mjtGeom.mjGEOM_MESH).all()
+    cell.close()
+
+
+def test_a_mug_is_hollow_as_it_renders():
+    """Its mesh (one piece: MuJoCo would collide it as its hull, filled) only renders."""
+    mug = OBJECT_CLASSES[CLASS_NAMES.index('mug')]
+    assert len(convex_pieces(pybullet_data_dir() / mug.mesh)) == 1
+    cell = Workcell(WorkcellConfig(), num_objects=0)
+    instance = ObjectInstance(0, CLASS_NAMES.index('mug'), 1.0, (1, 1, 1, 1), 0.25, 0.6)
+    cell.reset_with([instance], [(np.array([0.5, 0.0, 0.05]), np.array([1.0, 0, 0, 0]))])
+    model, data = cell.model, cell.data
+    body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, instance.body_name)
+    assert model.body_mass[body] == pytest.approx(0.25)
+    (state,) = cell.object_states()
+    base = state.pose[:3, 3]
+    scale = mug.size[0]
+
+    def drop_ray(radius, groups):
+        """Height at which a ray down at ``radius`` from the mug's axis meets its geoms."""
+        shown = np.zeros(6, np.uint8)
+        shown[list(groups)] = 1
+        geom = np.zeros(1, np.int32)
+        distance = mujoco.mj_ray(model, data, base + (radius, 0, 0.4), np.array([0, 0, -1.0]),
+                                 shown, 1, -1, geom)
+        assert model.geom_bodyid[geom[0]] == body
+        return 0.4 - distance
+
+    # colliding geoms: down the middle to the inside's floor, on the wall its rim
+    assert drop_ray(0.0, [COLLISION_GEOM_GROUP]) == pytest.approx(CUP_FLOOR * scale, abs=1e-4)
+    wall = (CUP_INNER_RADIUS + CUP_OUTER_RADIUS) / 2 * scale
+    assert drop_ray(wall, [COLLISION_GEOM_GROUP]) == pytest.approx(CUP_HEIGHT * scale, abs=1e-3)
+    # the rendered mesh agrees (the camera's depth): the same heights within 3 mm
+    assert drop_ray(0.0, [OBJECT_GEOM_GROUP]) == pytest.approx(CUP_FLOOR * scale, abs=0.003)
+    assert drop_ray(wall, [OBJECT_GEOM_GROUP]) == pytest.approx(CUP_HEIGHT * scale, abs=0.003)
     cell.close()
 
 

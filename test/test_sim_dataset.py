@@ -58,8 +58,9 @@ def test_dataset_deterministic(dataset, tmp_path):
     assert first['annotations'] == second['annotations']
 
 
-# Scene seed 656 (as dataset scenes draw it: 6 objects, 3 distractors) diverges while settling.
-DIVERGING_SEED = 656
+# Scene seed 1321 (as dataset scenes draw it: 4 objects, 1 distractor) diverges while settling
+# (656 did until session 19, when the mug stopped colliding as its hull).
+DIVERGING_SEED = 1321
 
 
 def test_a_diverging_scene_is_refused_and_skipped(tmp_path):

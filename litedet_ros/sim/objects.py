@@ -22,6 +22,7 @@ import numpy as np
 # Per-instance uniform scale factor applied to every dimension (mass scales with its cube).
 SCALE_RANGE = (0.85, 1.15)
 OBJECT_GEOM_GROUP = 2  # visible in renders (URDF visuals are group 1, URDF collisions group 0)
+COLLISION_GEOM_GROUP = 3  # an object's collision-only geoms, not rendered
 MAX_HULL_VERTICES = 64  # collision hulls of meshes are simplified to this many vertices
 
 
@@ -31,10 +32,11 @@ class ObjectClass:
 
     Attributes:
         name: label (also the COCO category name).
-        shape: builder key: 'box', 'cylinder', 'bracket', 'ring' or 'mesh'.
+        shape: builder key: 'box', 'cylinder', 'bracket', 'ring', 'mesh' or 'cup' (a mesh
+            rendered as it is and collided as a hollow cup, :func:`add_cup`).
         size: nominal dimensions, m: box (x, y, z); cylinder (radius, height); bracket (length,
             width, flange height, thickness); ring (centre-line radius, tube radius); mesh
-            (uniform mesh scale,).
+            and cup (uniform mesh scale,).
         mass: nominal mass, kg.
         friction: sliding friction coefficient against the gripper pads and the bin.
         rgba: base colour, randomized per instance around it.
@@ -58,9 +60,17 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
     ObjectClass('ring', 'ring', (0.028, 0.008), 0.06, 0.7, (0.15, 0.15, 0.15, 1)),
     ObjectClass('duck', 'mesh', (0.05,), 0.05, 0.8, (0.95, 0.80, 0.10, 1), 'duck_vhacd.obj'),
     ObjectClass('toy_brick', 'mesh', (0.15,), 0.03, 0.6, (0.15, 0.45, 0.85, 1), 'lego/lego.obj'),
-    ObjectClass('mug', 'mesh', (0.8,), 0.25, 0.6, (0.92, 0.92, 0.88, 1), 'objects/mug.obj'),
+    ObjectClass('mug', 'cup', (0.8,), 0.25, 0.6, (0.92, 0.92, 0.88, 1), 'objects/mug.obj'),
 )
 CLASS_NAMES: tuple[str, ...] = tuple(c.name for c in OBJECT_CLASSES)
+
+#: pybullet_data's mug (``objects/mug.obj``; m at mesh scale 1), measured from the file: the
+#: inner radius at the rim, the outer radius, the inside's floor and the rim's height.
+CUP_INNER_RADIUS, CUP_OUTER_RADIUS, CUP_FLOOR, CUP_HEIGHT = 0.0326, 0.040, 0.0086, 0.10
+#: Boxes around the cup's wall (each as long as its chord, so the wall has no gaps).
+CUP_WALL_SEGMENTS = 16
+#: The mug's handle as convex pieces: its collision file less the first piece (the body's hull).
+CUP_HANDLE_FILE = 'objects/mug_col.obj'
 
 DISTRACTOR_MESHES = 1000  # pybullet_data/random_urdfs/000..999
 DISTRACTOR_NAME = 'distractor'
@@ -229,21 +239,66 @@ def add_object(spec: mujoco.MjSpec, instance: ObjectInstance, position: np.ndarr
             body.add_geom(type=mujoco.mjtGeom.mjGEOM_CAPSULE,
                           fromto=[*(centre - half * tangent), *(centre + half * tangent)],
                           size=[tube, 0, 0], **common)
+    elif cls.shape == 'cup':
+        add_cup(spec, body, instance.body_name, size[0], common)
     else:
-        path = pybullet_data_dir() / cls.mesh
-        pieces = convex_pieces(path)
-        for k, (vertices, faces) in enumerate(pieces):
-            source = {'file': str(path)} if len(pieces) == 1 else \
-                {'uservert': vertices.ravel().tolist(), 'userface': faces.ravel().tolist()}
-            mesh = spec.add_mesh(name=f'{instance.body_name}_mesh{k}', scale=[size[0]] * 3,
-                                 maxhullvert=MAX_HULL_VERTICES, **source)
-            body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh.name, **common)
+        _add_mesh_pieces(spec, body, f'{instance.body_name}_mesh', cls.mesh, size[0], common)
     _set_mass(body, instance.mass)
     return body
 
 
+def add_cup(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, scale: float,
+            common: dict) -> None:
+    """Geoms of a mug that collides as it renders: open at the top.
+
+    MuJoCo collides a mesh as its convex hull, which would fill the mug (pybullet_data's own
+    collision file does too): a finger put into it would stop on an invisible lid, a part dropped
+    in would rest on it. The mesh is rendered and does not collide; collision geoms (not
+    rendered): a floor, a wall of boxes and the handle's convex pieces.
+
+    Args:
+        spec: the workcell spec.
+        body: the mug's body.
+        name: prefix of the mesh names.
+        scale: uniform scale of the mesh.
+        common: geom attributes of the object (colour, friction, render group, ...).
+    """
+    visual = spec.add_mesh(name=f'{name}_visual', scale=[scale] * 3,
+                           file=str(pybullet_data_dir() / 'objects/mug.obj'))
+    body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=visual.name, contype=0,
+                  conaffinity=0, **common)
+    solid = {**common, 'group': COLLISION_GEOM_GROUP}
+    inner, outer = CUP_INNER_RADIUS * scale, CUP_OUTER_RADIUS * scale
+    floor, height = CUP_FLOOR * scale, CUP_HEIGHT * scale
+    body.add_geom(type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[outer, floor / 2, 0],
+                  pos=[0, 0, floor / 2], **solid)
+    half_chord = outer * np.tan(np.pi / CUP_WALL_SEGMENTS)
+    wall_half = [(outer - inner) / 2, half_chord, (height - floor) / 2]
+    for k in range(CUP_WALL_SEGMENTS):
+        angle = 2 * np.pi * k / CUP_WALL_SEGMENTS
+        middle = (inner + outer) / 2
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=wall_half,
+                      pos=[middle * np.cos(angle), middle * np.sin(angle), (height + floor) / 2],
+                      quat=[np.cos(angle / 2), 0, 0, np.sin(angle / 2)], **solid)
+    _add_mesh_pieces(spec, body, f'{name}_handle', CUP_HANDLE_FILE, scale, solid, skip=1)
+
+
+def _add_mesh_pieces(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, file: str,
+                     scale: float, attributes: dict, skip: int = 0) -> None:
+    """One mesh geom per convex piece of a pybullet_data OBJ file, less the first ``skip``."""
+    path = pybullet_data_dir() / file
+    pieces = convex_pieces(path)
+    for k, (vertices, faces) in enumerate(pieces[skip:], start=skip):
+        source = {'file': str(path)} if len(pieces) == 1 else \
+            {'uservert': vertices.ravel().tolist(), 'userface': faces.ravel().tolist()}
+        mesh = spec.add_mesh(name=f'{name}{k}', scale=[scale] * 3,
+                             maxhullvert=MAX_HULL_VERTICES, **source)
+        body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh.name, **attributes)
+
+
 def _set_mass(body: mujoco.MjsBody, mass: float) -> None:
-    # Spread the mass evenly over the geoms; MuJoCo derives the inertia from their shapes.
-    geoms = body.geoms
-    for geom in geoms:
-        geom.mass = mass / len(geoms)
+    # Spread the mass evenly over the colliding geoms; MuJoCo derives the inertia from their
+    # shapes. A geom that only renders weighs nothing.
+    solid = [geom for geom in body.geoms if geom.contype or geom.conaffinity]
+    for geom in body.geoms:
+        geom.mass = mass / len(solid) if geom in solid else 0.0
