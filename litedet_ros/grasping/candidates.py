@@ -224,7 +224,7 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
     yaws, offsets = np.array(variants).T
     aligned = 1 - np.abs((yaws + math.pi / 2) % math.pi - math.pi / 2) / (math.pi / 2)
     cos, sin = np.cos(yaws)[:, None], np.sin(yaws)[:, None]
-    flat_topped = estimate.flatness >= FLAT_TOPPED
+    flat_topped = estimate.flatness >= FLAT_TOPPED or estimate.rim  # both straight-sided
     if not flat_topped and _out_of_reach(points, config):
         return [], Counter(too_deep=len(variants))
     candidates, rejected = [], Counter()

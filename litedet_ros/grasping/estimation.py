@@ -21,6 +21,8 @@ class ObjectEstimate:
         top_height: height of the object's top along the planning frame's up axis.
         flatness: fraction of ``points`` on the dominant surface, in ``[0, 1]``.
         detection_index: index of the source detection.
+        rim: a section of the rim around a hole (:mod:`~.rims`), held like a straight
+            side between a finger in the hole and one outside.
     """
 
     points: np.ndarray
@@ -31,6 +33,7 @@ class ObjectEstimate:
     top_height: float
     flatness: float
     detection_index: int
+    rim: bool = False
 
 
 def cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:

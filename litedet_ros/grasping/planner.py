@@ -21,6 +21,7 @@ from litedet_ros.grasping.collision import (
 from litedet_ros.grasping.config import PlannerConfig
 from litedet_ros.grasping.estimation import ObjectEstimate, estimate_object, percentile
 from litedet_ros.grasping.push import plan_pushes
+from litedet_ros.grasping.rims import rim_sections
 from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.segmentation import GraspDropError, object_points
 from litedet_ros.grasping.types import Grasp, Push
@@ -199,7 +200,10 @@ class GraspPlanner:
 
     def _grasps_of(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
                    neighbours: np.ndarray, limit: float) -> list[tuple[float, Candidate]]:
-        """The best grasps of one object; the fallback yaw offsets only if all others collide.
+        """The best grasps of one object, trying more only where all others are refused.
+
+        First the primary yaw offsets; when all of those collide, the fallback yaw offsets;
+        when still none is found, grasps across the rim of a hole (:mod:`~.rims`).
 
         Raises:
             GraspDropError: as :meth:`_best_grasps` with the primary yaw offsets.
@@ -207,13 +211,27 @@ class GraspPlanner:
         try:
             return self._best_grasps(estimate, scene, top, neighbours, limit, self.config)
         except GraspDropError as error:
-            if error.reason != 'all_colliding' or self._fallback is None:
-                raise
+            first_error = error
+        if first_error.reason == 'all_colliding' and self._fallback is not None:
             try:
                 return self._best_grasps(estimate, scene, top, neighbours, limit,
                                          self._fallback)
             except GraspDropError:
-                raise error from None
+                pass
+        found: list[tuple[float, Candidate]] = []
+        outranked = False  # a section had free grasps, none above the limit
+        up = np.asarray(self.config.up)
+        for section in rim_sections(estimate, up, self.config.grasp_depth):
+            try:
+                best = self._best_grasps(section, scene, top, neighbours, limit, self.config)
+            except GraspDropError:
+                continue
+            found += best
+            outranked = outranked or not best
+        if not found and not outranked:
+            raise first_error
+        found.sort(key=lambda item: -item[0])
+        return found[:self.config.candidates_per_object]
 
     def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
                      neighbours: np.ndarray, limit: float, config: PlannerConfig
