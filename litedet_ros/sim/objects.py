@@ -240,14 +240,14 @@ def add_object(spec: mujoco.MjSpec, instance: ObjectInstance, position: np.ndarr
                           fromto=[*(centre - half * tangent), *(centre + half * tangent)],
                           size=[tube, 0, 0], **common)
     elif cls.shape == 'cup':
-        add_cup(spec, body, instance.body_name, size[0], common)
+        add_cup(spec, body, instance.body_name, cls.mesh, size[0], common)
     else:
         _add_mesh_pieces(spec, body, f'{instance.body_name}_mesh', cls.mesh, size[0], common)
     _set_mass(body, instance.mass)
     return body
 
 
-def add_cup(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, scale: float,
+def add_cup(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, file: str, scale: float,
             common: dict) -> None:
     """Geoms of a mug that collides as it renders: open at the top.
 
@@ -260,11 +260,12 @@ def add_cup(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, scale: float,
         spec: the workcell spec.
         body: the mug's body.
         name: prefix of the mesh names.
+        file: the mug's mesh in pybullet_data (the ``CUP_*`` dimensions are its own).
         scale: uniform scale of the mesh.
         common: geom attributes of the object (colour, friction, render group, ...).
     """
     visual = spec.add_mesh(name=f'{name}_visual', scale=[scale] * 3,
-                           file=str(pybullet_data_dir() / 'objects/mug.obj'))
+                           file=str(pybullet_data_dir() / file))
     body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=visual.name, contype=0,
                   conaffinity=0, **common)
     solid = {**common, 'group': COLLISION_GEOM_GROUP}
@@ -274,9 +275,9 @@ def add_cup(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, scale: float,
                   pos=[0, 0, floor / 2], **solid)
     half_chord = outer * np.tan(np.pi / CUP_WALL_SEGMENTS)
     wall_half = [(outer - inner) / 2, half_chord, (height - floor) / 2]
+    middle = (inner + outer) / 2
     for k in range(CUP_WALL_SEGMENTS):
         angle = 2 * np.pi * k / CUP_WALL_SEGMENTS
-        middle = (inner + outer) / 2
         body.add_geom(type=mujoco.mjtGeom.mjGEOM_BOX, size=wall_half,
                       pos=[middle * np.cos(angle), middle * np.sin(angle), (height + floor) / 2],
                       quat=[np.cos(angle / 2), 0, 0, np.sin(angle / 2)], **solid)
@@ -299,6 +300,6 @@ def _add_mesh_pieces(spec: mujoco.MjSpec, body: mujoco.MjsBody, name: str, file:
 def _set_mass(body: mujoco.MjsBody, mass: float) -> None:
     # Spread the mass evenly over the colliding geoms; MuJoCo derives the inertia from their
     # shapes. A geom that only renders weighs nothing.
-    solid = [geom for geom in body.geoms if geom.contype or geom.conaffinity]
-    for geom in body.geoms:
-        geom.mass = mass / len(solid) if geom in solid else 0.0
+    solid = [bool(geom.contype or geom.conaffinity) for geom in body.geoms]
+    for geom, collides in zip(body.geoms, solid):
+        geom.mass = mass / sum(solid) if collides else 0.0
