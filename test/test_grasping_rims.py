@@ -5,7 +5,6 @@ import pytest
 
 from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
-from litedet_ros.grasping import planner as planner_module
 from litedet_ros.grasping.config import BinGeometry, PlannerConfig
 from litedet_ros.grasping.estimation import estimate_object
 from litedet_ros.grasping.planner import GraspPlanner
@@ -97,7 +96,7 @@ def ring_solids(x, y, segments=16):
             for a in 2 * np.pi * np.arange(segments) / segments]
 
 
-def test_a_ring_boxed_in_by_a_wall_and_neighbours_is_grasped_by_its_free_rim(monkeypatch):
+def test_a_ring_boxed_in_by_a_wall_and_neighbours_is_grasped_by_its_free_rim():
     """8 mm from a wall, 6 mm from a tall part on either side: no finger fits outside it."""
     centre = np.array([0.0, BIN.size_y / 2 - RADIUS - TUBE / 2 - 0.008])
     ring = ring_solids(*centre)
@@ -126,7 +125,7 @@ def test_a_ring_boxed_in_by_a_wall_and_neighbours_is_grasped_by_its_free_rim(mon
         assert abs(closing @ radial) / np.linalg.norm(closing) / np.linalg.norm(radial) > \
             np.cos(np.radians(30))
     # across the whole ring every grasp collides
-    monkeypatch.setattr(planner_module, 'rim_sections', lambda *args: [])
-    whole_only = planner.plan(depth, CAMERA, detections, pose)
+    whole_only = GraspPlanner(PlannerConfig(bin=BIN, objects_per_image=0, rim_grasps=False)
+                              ).plan(depth, CAMERA, detections, pose)
     assert not [g for g in whole_only.grasps if g.detection_index == 0]
     assert whole_only.drops['all_colliding'] == 1

@@ -258,6 +258,8 @@ class PlannerConfig:
         push_gap: the pushing fingers start this far behind the part's outline, m.
         push_depth: the pushing finger tips run this far below the part's top, m.
         push_floor_clearance: ... and at least this far above the bin floor, m.
+        rim_grasps: a part with no grasp that shows a hole a finger fits in is grasped across
+            its rim (:mod:`~.rims`).
     """
 
     gripper: GripperGeometry = field(default_factory=GripperGeometry)
@@ -296,6 +298,7 @@ class PlannerConfig:
     push_gap: float = 0.01
     push_depth: float = 0.025
     push_floor_clearance: float = 0.01
+    rim_grasps: bool = True
 
     def __post_init__(self) -> None:
         up = np.asarray(self.up, dtype=np.float64)

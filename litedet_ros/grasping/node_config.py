@@ -73,6 +73,7 @@ class GraspNodeConfig:
     candidates_per_object: int = _PLANNER.candidates_per_object
     objects_per_image: int = _PLANNER.objects_per_image
     push_distance: float = _PLANNER.push_distance
+    rim_grasps: bool = _PLANNER.rim_grasps
     max_candidates: int = _PLANNER.max_grasps
     marker_grasps: int = 10
 
@@ -166,6 +167,7 @@ class GraspNodeConfig:
                              candidates_per_object=self.candidates_per_object,
                              objects_per_image=self.objects_per_image,
                              push_distance=self.push_distance,
+                             rim_grasps=self.rim_grasps,
                              max_grasps=self.max_candidates)
 
 
@@ -233,6 +235,8 @@ DESCRIPTIONS: dict[str, str] = {
     'push_distance': 'With a bin, an image whose detected parts all lack a grasp offers a '
                      'push of one part this far instead (the controller makes it); 0 '
                      'disables, m.',
+    'rim_grasps': 'A part with no grasp that shows a hole a finger fits in (a ring lying flat, '
+                  'an upright mug) is grasped across its rim, one finger in the hole.',
     'max_candidates': 'Grasps published per image at most.',
     'marker_grasps': 'Best grasps drawn as gripper markers.',
 }

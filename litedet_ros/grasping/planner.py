@@ -203,7 +203,8 @@ class GraspPlanner:
         """The best grasps of one object, trying more only where all others are refused.
 
         First the primary yaw offsets; when all of those collide, the fallback yaw offsets;
-        when still none is found, grasps across the rim of a hole (:mod:`~.rims`).
+        when still none is found and ``rim_grasps`` is on, grasps across the rim of a hole
+        (:mod:`~.rims`).
 
         Raises:
             GraspDropError: as :meth:`_best_grasps` with the primary yaw offsets.
@@ -221,7 +222,9 @@ class GraspPlanner:
         found: list[tuple[float, Candidate]] = []
         outranked = False  # a section had free grasps, none above the limit
         up = np.asarray(self.config.up)
-        for section in rim_sections(estimate, up, self.config.grasp_depth):
+        sections = rim_sections(estimate, up, self.config.grasp_depth) \
+            if self.config.rim_grasps else []
+        for section in sections:
             try:
                 best = self._best_grasps(section, scene, top, neighbours, limit, self.config)
             except GraspDropError:
