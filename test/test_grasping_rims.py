@@ -1,4 +1,4 @@
-"""Grasps across the rim of a through-hole: which parts show one, and the grasp it gives."""
+"""Grasps across the rim of a hole: which parts show one, and the grasp it gives."""
 
 import numpy as np
 import pytest

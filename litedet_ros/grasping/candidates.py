@@ -86,7 +86,8 @@ def approach_directions(estimate: ObjectEstimate, config: PlannerConfig
     return approaches
 
 
-def _plane_basis(approach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def plane_basis(approach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two unit vectors spanning the plane normal to the unit ``approach``, right-handed."""
     reference = np.eye(3)[int(np.argmin(np.abs(approach)))]
     e1 = reference - (reference @ approach) * approach
     e1 /= np.linalg.norm(e1)
@@ -229,7 +230,7 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
         return [], Counter(too_deep=len(variants))
     candidates, rejected = [], Counter()
     for kind, approach in approach_directions(estimate, config):
-        e1, e2 = _plane_basis(approach)
+        e1, e2 = plane_basis(approach)
         _, axes2 = principal_axes(points @ np.stack([e1, e2], axis=1))
         long_axis = axes2[0, 0] * e1 + axes2[0, 1] * e2
         short_axis = cross3(approach, long_axis)

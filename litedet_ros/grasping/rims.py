@@ -15,12 +15,8 @@ import math
 
 import numpy as np
 
-from litedet_ros.grasping.estimation import (
-    ObjectEstimate,
-    cross3,
-    percentile,
-    principal_axes,
-)
+from litedet_ros.grasping.candidates import plane_basis
+from litedet_ros.grasping.estimation import ObjectEstimate, percentile, principal_axes
 
 #: Angular sectors of the rim, each a grasp section of its own.
 RIM_SECTIONS = 8
@@ -59,9 +55,7 @@ def rim_sections(estimate: ObjectEstimate, up: np.ndarray, depth: float
     points = estimate.points[estimate.points @ up >= estimate.top_height - depth]
     if len(points) < MIN_SECTION_POINTS:
         return []
-    e1 = cross3(up, np.eye(3)[int(np.argmin(np.abs(up)))])
-    e1 /= np.linalg.norm(e1)
-    flat = points @ np.stack([e1, cross3(up, e1)], axis=1)  # seen along up
+    flat = points @ np.stack(plane_basis(up), axis=1)  # seen along up
     design = np.column_stack([2 * flat, np.ones(len(flat))])
     (cx, cy, c), *_ = np.linalg.lstsq(design, (flat ** 2).sum(axis=1), rcond=None)
     radius_sq = c + cx * cx + cy * cy
