@@ -91,7 +91,10 @@ def test_the_pushes_offered_are_distinct_feasible_options():
     for push in result.pushes:
         direction = (push.end[:3, 3] - push.start[:3, 3]) / push.length
         ways.add((push.detection_index, *np.round(direction[:2], 3)))
-        assert config.min_push_distance <= push.length <= config.push_distance + config.push_gap
+        # a push from behind a part is its travel plus the gap; 1 nm for the poses' rounding (a
+        # CI machine measured 0.07 against 0.06 + 0.01 = 0.06999999999999999)
+        assert config.min_push_distance <= push.length \
+            <= config.push_distance + config.push_gap + 1e-9
         for pose in (push.start, push.end):
             assert wall_clearance(BIN, pose, column, 0.0) >= PUSH_WALL_CLEARANCE
     assert len(ways) == len(result.pushes)  # one per (part, direction)
