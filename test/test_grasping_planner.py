@@ -21,7 +21,7 @@ from litedet_ros.grasping.collision import (
     wall_clearance,
 )
 from litedet_ros.grasping.config import BinGeometry, GripperGeometry, PlannerConfig
-from litedet_ros.grasping.estimation import percentile
+from litedet_ros.grasping.estimation import estimate_object, percentile
 from litedet_ros.grasping.planner import GraspPlanner
 from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.synthetic import (
@@ -535,6 +535,20 @@ def test_yaw_variants_score_their_alignment_with_the_narrow_axis():
     cylinders, _ = plan('cylinder')
     found, _ = generate_candidates(cylinders.objects[1], CONFIG)
     assert found and all(c.aligned == 1.0 for c in found)
+
+
+@pytest.mark.filterwarnings('error')
+def test_variants_whose_slab_holds_no_point_are_rejected_quietly():
+    # two 2 cm blocks 8 cm apart: the variants centred between them see no point (their
+    # infinities once made NaN arithmetic that numpy warned about)
+    grid = np.stack(np.meshgrid(np.linspace(-0.01, 0.01, 9), np.linspace(-0.01, 0.01, 9)),
+                    axis=-1).reshape(-1, 2)
+    blocks = np.concatenate([grid + (-0.04, 0.0), grid + (0.04, 0.0)])
+    points = np.column_stack([blocks, np.full(len(blocks), 0.03)])
+    estimate = estimate_object(points, np.array([0.0, 0.0, 0.6]), np.array([0.0, 0.0, 1.0]), 0)
+    found, rejected = generate_candidates(estimate, PlannerConfig())
+    assert rejected['empty_slab'] > 0 and found  # the others, across one block, stay
+    assert all(np.isfinite(c.pose).all() for c in found)
 
 
 def test_a_can_lying_on_the_floor_needs_min_depth_fraction_within_reach():

@@ -249,6 +249,10 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
         across_min = np.where(in_slab, across, np.inf).min(axis=1)
         along = points @ approach
         first = np.where(in_slab, along, np.inf).min(axis=1)
+        # a variant with no point in its slab is rejected below (empty_slab); zeros instead of
+        # its infinities keep the arithmetic on it quiet (no NaN warnings)
+        empty = ~in_slab.any(axis=1)
+        across_max[empty] = across_min[empty] = first[empty] = 0.0
         to_underside = 2 * along.max() - along.min() - first
         # depth of the widest section: mean depth of the points at each extreme across
         sides = np.stack([across >= across_max[:, None] - SIDE_BAND,
