@@ -102,14 +102,14 @@ class Probe(Node):
 
     def arm(self, msg=None):
         """Arm (positions, velocities) ``float64[6]`` in ``msg`` (default latest), rad, rad/s."""
-        msg = msg or self.joint_states[-1]
+        msg = self.joint_states[-1] if msg is None else msg
         index = [list(msg.name).index(joint) for joint in ARM_JOINTS]
         return (np.array([msg.position[k] for k in index]),
                 np.array([msg.velocity[k] for k in index]))
 
     def sim_time(self, msg=None):
         """Stamp of ``msg`` (the latest joint_states by default), s (the sim clock)."""
-        msg = msg or self.joint_states[-1]
+        msg = self.joint_states[-1] if msg is None else msg
         return conversions.stamp_to_ns(msg.header.stamp) / 1e9
 
     def first_at_rest(self, since, speed=0.01):
