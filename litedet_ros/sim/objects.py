@@ -301,5 +301,6 @@ def _set_mass(body: mujoco.MjsBody, mass: float) -> None:
     # Spread the mass evenly over the colliding geoms; MuJoCo derives the inertia from their
     # shapes. A geom that only renders weighs nothing.
     solid = [bool(geom.contype or geom.conaffinity) for geom in body.geoms]
+    share = mass / sum(solid)
     for geom, collides in zip(body.geoms, solid):
-        geom.mass = mass / sum(solid) if collides else 0.0
+        geom.mass = share if collides else 0.0
