@@ -191,6 +191,7 @@ class TrajectorySampler:
             self._spline = interp1d(times, positions, axis=0)
         self._velocity = (self._spline.derivative() if velocities is not None and
                           self._spline is not None else None)
+        self._acceleration = None if self._velocity is None else self._velocity.derivative()
         self._times = times
         self._positions = positions
 
@@ -206,3 +207,9 @@ class TrajectorySampler:
         slope = ((self._positions[k + 1] - self._positions[k]) /
                  (self._times[k + 1] - self._times[k]))
         return self._spline(t), slope
+
+    def acceleration(self, t: float) -> np.ndarray:
+        """Return the accelerations ``float64[J]`` at time ``t`` s (zero without velocities)."""
+        if self._acceleration is None or t >= self.duration:
+            return np.zeros_like(self._final)
+        return self._acceleration(max(t, 0.0))
