@@ -7,8 +7,9 @@ import pytest
 
 from litedet_ros.cli import main
 from litedet_ros.motion import bench
-from litedet_ros.motion.backend import BuiltinBackend
+from litedet_ros.motion.backend import BuiltinBackend, BuiltinConfig
 from litedet_ros.motion.model import RobotModel
+from litedet_ros.motion.planner import PlannerConfig
 from litedet_ros.motion.task import tool_down_pose
 
 
@@ -38,12 +39,31 @@ def test_benchmark_figures(backend):
     assert np.isfinite(list(results.values())).all()
 
 
+def test_full_speed_moves_need_a_fraction_of_the_joint_torques():
+    """At the controller's full speed the transports stay well inside the URDF efforts.
+
+    The torque check itself: four times the acceleration limit asks for more torque.
+    """
+    def peak(acceleration_limit):
+        planner = PlannerConfig(velocity_scaling=1.0, acceleration_scaling=1.0,
+                                acceleration_limit=acceleration_limit)
+        backend = BuiltinBackend(RobotModel.from_workcell(), BuiltinConfig(planner=planner))
+        queries = bench.transport_queries(backend, 6, np.random.default_rng(5))
+        results = bench.planning_benchmark(backend, queries)
+        assert results['plan_success_rate'] == 1.0
+        return results['peak_torque_fraction']
+
+    full_speed = peak(PlannerConfig.acceleration_limit)
+    assert 0.05 < full_speed < 0.6
+    assert peak(4 * PlannerConfig.acceleration_limit) > full_speed + 0.05
+
+
 def test_cli_writes_json_and_prints_a_table(tmp_path, capsys):
     out = tmp_path / 'motion.json'
     assert main(['bench', 'motion', '--json', str(out), '--ik-poses', '20', '--queries', '3']) == 0
     written = json.loads(out.read_text())
     for key in ('ik_success_rate', 'ik_p50_ms', 'plan_success_rate', 'plan_p50_ms',
-                'plan_p95_ms', 'toppra_p50_ms', 'collisions'):
+                'plan_p95_ms', 'toppra_p50_ms', 'collisions', 'peak_torque_fraction'):
         assert key in written
     assert 'plan_p95_ms' in capsys.readouterr().out
     with pytest.raises(SystemExit):

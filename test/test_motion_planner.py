@@ -213,6 +213,6 @@ def test_time_parametrization_does_not_crawl_at_the_ends(backend):
     path = np.array([[-0.291, -2.001, 2.284, -2.05, -1.71, -2.652],
                      [1.203, -1.525, 1.897, -1.943, -1.571, -0.368]])
     trajectory = backend.planner.time_parametrize(path)
-    # bang-bang bound at 0.5 x (pi rad/s, 4 rad/s^2) on the 2.28 rad joint: ~1.9 s
+    # at 0.5 x (pi rad/s, 10 rad/s^2) the 2.28 rad joint takes ~1.8 s
     assert 1.4 < trajectory.duration < 3.0
     assert np.allclose(trajectory.positions[[0, -1]], path)

@@ -762,7 +762,7 @@ def test_the_hand_pushes_closed_and_not_at_all_when_a_part_holds_it_open(backend
 def test_a_push_that_stalls_ends_in_a_recovery(backend):
     robot = FakeRobot(object_width=0.0)
     task, states = make_task(backend, robot)
-    robot.on_wait = lambda r: setattr(r, 'stall', r.executions == 1 and r.t > 1.0)
+    robot.on_wait = lambda r: setattr(r, 'stall', r.executions == 1 and r.t > 0.5)
     result = task.pick_once([], 2, (PUSH,))
     assert result.outcome == PickOutcome.FAILED and result.reason.startswith(NO_FEASIBLE_GRASP)
     assert 'stopped: execution watchdog' in result.reason

@@ -19,6 +19,7 @@ from scipy.spatial.transform import Rotation
 from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.model import MotionError, Obstacle, RobotModel
 from litedet_ros.motion.task import TaskConfig, tool_down_pose
+from litedet_ros.trajectory import JointTrajectory, TrajectorySampler
 
 HOME = np.array([0.528, -1.86, 1.72, -1.431, -1.571, -1.043])  # the sim's home, rad
 BIN_CENTRE = (0.5, 0.0)  # m, planning frame (workcell defaults)
@@ -148,15 +149,17 @@ def planning_benchmark(backend: BuiltinBackend, queries: list[Query],
         ``plan_queries``, ``plan_success_rate`` (0-1), ``plan_p50_ms`` / ``plan_p95_ms`` (the
         full query: IK + plan + simplify + time-parametrize), ``ik_goal_p50_ms``,
         ``rrt_p50_ms`` / ``rrt_p95_ms``, ``toppra_p50_ms`` / ``toppra_p95_ms``,
-        ``duration_p50_s`` / ``duration_p95_s`` (trajectory durations) and ``collisions``
-        (trajectories found in collision on re-check).
+        ``duration_p50_s`` / ``duration_p95_s`` (trajectory durations), ``collisions``
+        (trajectories found in collision on re-check) and ``peak_torque_fraction`` (the
+        largest joint torque of any trajectory as a fraction of that joint's URDF effort
+        limit, :func:`peak_torque_fraction`).
     """
     config = config or TaskConfig()
     goal = np.array(config.place_pose)
     goal[2, 3] += config.place_height
     planner, robot = backend.planner, backend.robot
     total, ik_t, rrt_t, toppra_t, durations = [], [], [], [], []
-    collisions = 0
+    collisions, peak_torque = 0, 0.0
     for query in queries:
         x, z = config.attached_size
         backend.attach(Obstacle('held', 'box', (x, query.width, z), np.eye(4)))
@@ -178,6 +181,7 @@ def planning_benchmark(backend: BuiltinBackend, queries: list[Query],
         rrt_t.append(t2 - t1)
         toppra_t.append(t3 - t2)
         durations.append(trajectory.duration)
+        peak_torque = max(peak_torque, peak_torque_fraction(robot, trajectory))
         backend.attach(Obstacle('held', 'box', (x, query.width, z), np.eye(4)))
         collisions += not _collision_free(robot, trajectory.positions,
                                           planner.config.check_step / 2)
@@ -190,7 +194,25 @@ def planning_benchmark(backend: BuiltinBackend, queries: list[Query],
         (float(v) for v in np.percentile(durations, [50, 95])) if durations
         else (float('nan'), float('nan')))
     results['collisions'] = collisions
+    results['peak_torque_fraction'] = peak_torque
     return results
+
+
+def peak_torque_fraction(robot: RobotModel, trajectory: JointTrajectory,
+                         step: float = 0.005) -> float:
+    """Largest ``|torque| / effort limit`` over the joints and ``trajectory`` as executed.
+
+    The trajectory is sampled every ``step`` s as the robot interpolates it
+    (:class:`TrajectorySampler`), and the torques are its inverse dynamics with gravity
+    (:meth:`RobotModel.joint_torques`; no payload: the parts weigh at most 0.4 kg).
+    """
+    sampler = TrajectorySampler(trajectory, trajectory.positions[0])
+    times = np.append(np.arange(0.0, sampler.duration, step), sampler.duration)
+    states = [sampler(t) for t in times]
+    torques = robot.joint_torques(np.array([p for p, _ in states]),
+                                  np.array([v for _, v in states]),
+                                  np.array([sampler.acceleration(t) for t in times]))
+    return float((np.abs(torques) / robot.effort_limits).max())
 
 
 def _collision_free(robot: object, positions: np.ndarray, step: float) -> bool:

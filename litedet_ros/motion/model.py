@@ -129,6 +129,9 @@ class RobotModel:
         self.lower = self.model.lowerPositionLimit[self._arm_idx].copy()
         self.upper = self.model.upperPositionLimit[self._arm_idx].copy()
         self.velocity_limits = self.model.velocityLimit[self._arm_idx].copy()
+        self._arm_v = np.array([self.model.joints[self.model.getJointId(n)].idx_v
+                                for n in self.arm_joints])
+        self.effort_limits = self.model.effortLimit[self._arm_v].copy()
         self._tcp_id = self.model.getFrameId(tcp_frame)
         self._tcp_joint = self.model.frames[self._tcp_id].parentJoint
         self._q = pin.neutral(self.model)
@@ -196,6 +199,25 @@ class RobotModel:
     def static_frame(self, frame: str) -> np.ndarray:
         """Pose of a frame that does not move with the arm, ``float64[4, 4]`` planning frame."""
         return self.frame_pose(np.zeros(self.dof), frame)
+
+    def joint_torques(self, positions: np.ndarray, velocities: np.ndarray,
+                      accelerations: np.ndarray) -> np.ndarray:
+        """Arm joint torques of a motion, gravity included (inverse dynamics, URDF inertias).
+
+        Args:
+            positions: ``float64[N, dof]`` arm joint positions, rad.
+            velocities: ``float64[N, dof]`` arm joint velocities, rad/s.
+            accelerations: ``float64[N, dof]`` arm joint accelerations, rad/s^2.
+
+        Returns:
+            ``float64[N, dof]`` torques, N m (the fingers held still where they are).
+        """
+        torques = np.empty((len(positions), self.dof))
+        v, a = np.zeros(self.model.nv), np.zeros(self.model.nv)
+        for k, q in enumerate(positions):
+            v[self._arm_v], a[self._arm_v] = velocities[k], accelerations[k]
+            torques[k] = pin.rnea(self.model, self.data, self.configuration(q), v, a)[self._arm_v]
+        return torques
 
     def tcp_jacobian(self, arm_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """TCP pose and its Jacobian in the local TCP frame.

@@ -46,8 +46,11 @@ class PlannerConfig:
         simplify_time: time budget of path shortcutting, s.
         resample_step: largest joint distance between waypoints fed to the spline, rad.
         velocity_scaling: fraction of the URDF velocity limits used, (0, 1].
-        acceleration_limit: joint acceleration limit at scaling 1, rad/s^2 (5.0: the value
-            Universal Robots' MoveIt configuration gives every UR joint).
+        acceleration_limit: joint acceleration limit at scaling 1, rad/s^2. 10: twice the
+            5 that Universal Robots' MoveIt configuration gives every UR joint, which it calls
+            conservative (the robot itself limits torques, not accelerations); the moves
+            planned with it need under 40 % of the URDF's joint efforts, gravity included
+            (``RobotModel.joint_torques``; ``litedet-ros bench motion``).
         acceleration_scaling: fraction of ``acceleration_limit`` used, (0, 1].
         sample_period: time between points of the output trajectory, s.
         start_jiggle: a start in contact (an arm left touching the bin by a jammed motion) is
@@ -64,7 +67,7 @@ class PlannerConfig:
     simplify_time: float = 0.02
     resample_step: float = 0.05
     velocity_scaling: float = 0.5
-    acceleration_limit: float = 5.0
+    acceleration_limit: float = 10.0
     acceleration_scaling: float = 0.5
     sample_period: float = 0.02
     start_jiggle: float = 0.05
