@@ -17,6 +17,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from litedet_ros.motion.backend import BuiltinBackend
+from litedet_ros.motion.controller import ControllerConfig
 from litedet_ros.motion.model import MotionError, Obstacle, RobotModel
 from litedet_ros.motion.task import TaskConfig, tool_down_pose
 from litedet_ros.trajectory import JointTrajectory, TrajectorySampler
@@ -116,7 +117,9 @@ def run_benchmark(ik_poses: int = 1000, plan_queries: int = 200, seed: int = 0,
         IK and planning figures (:func:`ik_benchmark`, :func:`planning_benchmark`) plus
         ``ik_unreachable_skipped`` and ``seed``.
     """
-    backend = backend or BuiltinBackend(RobotModel.from_workcell())
+    # the controller's speed: the durations and torques of the moves it makes
+    backend = backend or BuiltinBackend(RobotModel.from_workcell(),
+                                        ControllerConfig().builtin_config())
     rng = np.random.default_rng(seed)
     backend.detach()
     backend.set_gripper_opening(GRIPPER_OPENING)
