@@ -123,6 +123,8 @@ def test_a_round_through_the_detector_accounts_for_every_object(parameters, tmp_
         assert all(report['phase_p50_s'][name] > 0 for name in ('approaching', 'transporting'))
     left = report['parts_left']
     assert left['visible'] <= round_result['final_objects']['in_bin']
+    assert set(left['visible_pixels_p50']) == {'detected', 'undetected'}
+    assert all(pixels is None or pixels > 0 for pixels in left['visible_pixels_p50'].values())
     assert report['latency']['detector']['n'] == report['latency']['grasp_planner']['n'] >= 1
     json.dumps(report, allow_nan=False)  # the --json file
 

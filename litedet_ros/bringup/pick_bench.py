@@ -334,6 +334,12 @@ def _leftover_summary(parts: list[dict]) -> dict:
         'by_label': dict(Counter(p['label'] for p in parts).most_common()),
         'undetected_by_label': dict(Counter(p['label'] for p in parts
                                             if not p['detected']).most_common()),
+        # how much of them the camera saw: the undetected ones are often mostly hidden
+        'visible_pixels_p50': {
+            kind: (float(np.median(pixels)) if pixels else None)
+            for kind, pixels in (
+                ('detected', [p['visible_pixels'] for p in parts if p['detected']]),
+                ('undetected', [p['visible_pixels'] for p in parts if not p['detected']]))},
     }
 
 
