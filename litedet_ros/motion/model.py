@@ -118,6 +118,7 @@ class RobotModel:
         self.arm_joints = tuple(arm_joints)
         self.tcp_frame = tcp_frame
         self.planning_frame = planning_frame
+        # one-dof joints only: their configuration and velocity indices are the same
         self._arm_idx = np.array([self.model.joints[self.model.getJointId(n)].idx_q
                                   for n in arm_joints])
         self._finger_idx = [self.model.joints[self.model.getJointId(n)].idx_q
@@ -129,9 +130,7 @@ class RobotModel:
         self.lower = self.model.lowerPositionLimit[self._arm_idx].copy()
         self.upper = self.model.upperPositionLimit[self._arm_idx].copy()
         self.velocity_limits = self.model.velocityLimit[self._arm_idx].copy()
-        self._arm_v = np.array([self.model.joints[self.model.getJointId(n)].idx_v
-                                for n in self.arm_joints])
-        self.effort_limits = self.model.effortLimit[self._arm_v].copy()
+        self.effort_limits = self.model.effortLimit[self._arm_idx].copy()
         self._tcp_id = self.model.getFrameId(tcp_frame)
         self._tcp_joint = self.model.frames[self._tcp_id].parentJoint
         self._q = pin.neutral(self.model)
@@ -215,8 +214,9 @@ class RobotModel:
         torques = np.empty((len(positions), self.dof))
         v, a = np.zeros(self.model.nv), np.zeros(self.model.nv)
         for k, q in enumerate(positions):
-            v[self._arm_v], a[self._arm_v] = velocities[k], accelerations[k]
-            torques[k] = pin.rnea(self.model, self.data, self.configuration(q), v, a)[self._arm_v]
+            v[self._arm_idx], a[self._arm_idx] = velocities[k], accelerations[k]
+            torques[k] = pin.rnea(self.model, self.data, self.configuration(q), v,
+                                  a)[self._arm_idx]
         return torques
 
     def tcp_jacobian(self, arm_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
