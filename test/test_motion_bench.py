@@ -1,5 +1,6 @@
 """``litedet-ros bench motion`` on a few seeded queries: figures, table and JSON."""
 
+from dataclasses import replace
 import json
 
 import numpy as np
@@ -7,7 +8,8 @@ import pytest
 
 from litedet_ros.cli import main
 from litedet_ros.motion import bench
-from litedet_ros.motion.backend import BuiltinBackend, BuiltinConfig
+from litedet_ros.motion.backend import BuiltinBackend
+from litedet_ros.motion.controller import ControllerConfig
 from litedet_ros.motion.model import RobotModel
 from litedet_ros.motion.planner import PlannerConfig
 from litedet_ros.motion.task import tool_down_pose
@@ -44,10 +46,11 @@ def test_full_speed_moves_need_a_fraction_of_the_joint_torques():
 
     The torque check itself: four times the acceleration limit asks for more torque.
     """
+    controller = ControllerConfig().builtin_config()
+
     def peak(acceleration_limit):
-        planner = PlannerConfig(velocity_scaling=1.0, acceleration_scaling=1.0,
-                                acceleration_limit=acceleration_limit)
-        backend = BuiltinBackend(RobotModel.from_workcell(), BuiltinConfig(planner=planner))
+        planner = replace(controller.planner, acceleration_limit=acceleration_limit)
+        backend = BuiltinBackend(RobotModel.from_workcell(), replace(controller, planner=planner))
         queries = bench.transport_queries(backend, 6, np.random.default_rng(5))
         results = bench.planning_benchmark(backend, queries)
         assert results['plan_success_rate'] == 1.0
