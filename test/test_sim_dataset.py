@@ -58,9 +58,10 @@ def test_dataset_deterministic(dataset, tmp_path):
     assert first['annotations'] == second['annotations']
 
 
-# Scene seed 1321 (as dataset scenes draw it: 4 objects, 1 distractor) diverges while settling
-# (656 did until session 19, when the mug stopped colliding as its hull).
-DIVERGING_SEED = 1321
+# Scene seed 693 (as dataset scenes draw it: 19 objects, 3 distractors) diverges while
+# settling (656 did until session 19, when the mug stopped colliding as its hull; 1321 until
+# session 22, when the parts got their own friction against the bin).
+DIVERGING_SEED = 693
 
 
 def test_a_diverging_scene_is_refused_and_skipped(tmp_path):

@@ -183,6 +183,25 @@ def test_gripper_holds_100g_part_for_10s(cell):
     assert cell.object_states()[0].location == Location.IN_HAND
 
 
+def test_a_part_slides_on_the_bin_floor_with_its_own_friction(cell):
+    """A 100 g box with friction 0.45 (a can's) pushed sideways by 0.7 N slides.
+
+    0.7 N exceeds 0.45 x 0.98 N. MuJoCo takes the larger friction of two geoms of equal
+    priority, and the bin's URDF default of 1.0 held it still.
+    """
+    import mujoco
+
+    part = ObjectInstance(0, 0, 1.0, (0.8, 0.5, 0.3, 1.0), 0.1, 0.45)  # 80x50x40 mm box
+    cell.reset_with([part], [(np.array([0.5, 0.0, 0.035]), np.array([1.0, 0, 0, 0]))])
+    start = cell.object_states()[0].pose[0, 3]
+    body = mujoco.mj_name2id(cell.model, mujoco.mjtObj.mjOBJ_BODY, part.body_name)
+    cell.data.xfrc_applied[body, :3] = (0.7, 0.0, 0.0)
+    cell.advance(0.3)
+    cell.data.xfrc_applied[body] = 0.0
+    # (0.7 - 0.45 x 0.98) N / 0.1 kg for 0.3 s: 11.7 cm
+    assert cell.object_states()[0].pose[0, 3] - start == pytest.approx(0.117, abs=0.01)
+
+
 def test_scripted_pick_lifts_part_out_of_bin(cell):
     cell.reset(seed=0, num_objects=8)
     # The highest box or can, grasped from above across its narrow horizontal side.

@@ -147,23 +147,43 @@ def test_reset_bin_service(sim, spin_until):
     assert node.failed_resets == 1
 
 
+def _count_settling(monkeypatch, calls):
+    """The number of ``calls`` once the first scene has settled (its only item), when it has.
+
+    Failures are injected in steps after it: settling takes as many steps as the parts need.
+    """
+    from litedet_ros.sim import workcell
+
+    real_settle, settled = workcell.Workcell._settle, []
+
+    def settle(cell):
+        real_settle(cell)
+        if not settled:
+            settled.append(len(calls))
+
+    monkeypatch.setattr(workcell.Workcell, '_settle', settle)
+    return settled
+
+
 def test_a_diverging_step_reloads_the_scene_and_the_node_keeps_serving(
         ros_context, ros_executor, spin_until, monkeypatch):
     # No seeded scene of the sim node diverges on demand, so the physics blow-up is injected.
     from litedet_ros.sim import workcell
 
     real_step, calls = workcell.Workcell.step, []
+    settled = _count_settling(monkeypatch, calls)
 
     def step_that_diverges_once(cell, count=1):
         calls.append(count)
-        if len(calls) == 20:
+        if settled and len(calls) == settled[0] + 20:
             raise workcell.PhysicsDivergedError('physics diverged (injected)')
         real_step(cell, count)
 
     monkeypatch.setattr(workcell.Workcell, 'step', step_that_diverges_once)
     node, probe = _start(ros_context, ros_executor, camera_rate=1.0)
     try:
-        assert spin_until(lambda: node.physics_errors == 1 and len(calls) > 40, timeout=30.0)
+        assert spin_until(lambda: node.physics_errors == 1 and len(calls) > settled[0] + 40,
+                          timeout=30.0)
         before = len(probe.messages[topics.JOINT_STATES])
         assert spin_until(lambda: len(probe.messages[topics.JOINT_STATES]) > before + 5,
                           timeout=10.0)
@@ -213,10 +233,11 @@ def test_a_failing_simulation_thread_ends_the_node_with_status_1(monkeypatch, ca
     from litedet_ros.sim import workcell
 
     real_step, calls = workcell.Workcell.step, []
+    settled = _count_settling(monkeypatch, calls)
 
     def step_that_fails(cell, count=1):
         calls.append(count)
-        if len(calls) == 20:
+        if settled and len(calls) == settled[0] + 20:
             raise RuntimeError('a bug (injected)')
         real_step(cell, count)
 
@@ -225,7 +246,7 @@ def test_a_failing_simulation_thread_ends_the_node_with_status_1(monkeypatch, ca
         sim_node.main(['--ros-args', '-p', 'seed:=3', '-p', 'num_objects:=4',
                        '-p', 'real_time_factor:=0.0', '-p', 'camera_rate:=1.0'])
     assert ended.value.code == 1
-    assert len(calls) == 20
+    assert len(calls) == settled[0] + 20
     log = capfd.readouterr().err
     assert 'simulation thread failed' in log and 'RuntimeError: a bug (injected)' in log
 

@@ -38,7 +38,8 @@ class ObjectClass:
             width, flange height, thickness); ring (centre-line radius, tube radius); mesh
             and cup (uniform mesh scale,).
         mass: nominal mass, kg.
-        friction: sliding friction coefficient against the gripper pads and the bin.
+        friction: sliding friction coefficient against the bin and other parts (the
+            gripper pads' own, 1.0, holds against them).
         rgba: base colour, randomized per instance around it.
         mesh: path of the mesh relative to ``pybullet_data`` ('' for primitives).
     """
@@ -205,8 +206,10 @@ def add_object(spec: mujoco.MjSpec, instance: ObjectInstance, position: np.ndarr
     body = spec.worldbody.add_body(name=instance.body_name, pos=list(position),
                                    quat=list(quaternion))
     body.add_freejoint(name=f'{instance.body_name}_joint')
+    # priority over the bin and the table (MuJoCo otherwise takes the larger of two
+    # frictions: the URDF's default 1.0), not over the pads, whose own friction holds
     common = {'rgba': list(instance.rgba), 'friction': [instance.friction, 0.005, 0.0001],
-                  'group': OBJECT_GEOM_GROUP, 'condim': 4}
+              'priority': 1, 'group': OBJECT_GEOM_GROUP, 'condim': 4}
     s = instance.scale
     if instance.class_id < 0:
         mesh = spec.add_mesh(name=f'{instance.body_name}_mesh', scale=[0.015 * s] * 3,
