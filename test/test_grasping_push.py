@@ -11,7 +11,11 @@ from litedet_ros.errors import InvalidMessageError
 from litedet_ros.grasping.collision import gripper_boxes, wall_clearance
 from litedet_ros.grasping.config import BinGeometry, PlannerConfig
 from litedet_ros.grasping.planner import GraspPlanner
-from litedet_ros.grasping.push import OFFERED_PUSHES, PUSH_WALL_CLEARANCE
+from litedet_ros.grasping.push import (
+    DRAG_WALL_CLEARANCE,
+    OFFERED_PUSHES,
+    PUSH_WALL_CLEARANCE,
+)
 from litedet_ros.grasping.synthetic import (
     Cuboid,
     bin_solids,
@@ -130,13 +134,34 @@ def test_no_push_when_a_part_has_a_grasp_or_pushes_are_off():
     assert off.grasps == () and off.pushes == ()
 
 
-def test_no_push_without_room_before_the_wall():
-    """Bars against the +y wall, pressed end to end into the corner: nowhere to go."""
+def test_parts_pressed_into_a_corner_are_dragged_away_from_the_walls():
+    """Bars against the +y wall, end to end into the +x corner: no room to push from behind.
+
+    The closed finger tips press on a bar's top and drag it off the walls; the hand leans off a
+    wall it would otherwise meet. Without drags nothing is offered.
+    """
     half_x, half_y = BIN.size_x / 2, BIN.size_y / 2
     corner = [(half_x - 0.05 - 0.001, half_y - 0.02 - 0.001),
               (half_x - 0.05 - 0.001, half_y - 0.06 - 0.001)]
-    result, _ = plan(corner)
-    assert result.grasps == () and result.pushes == ()
+    result, config = plan(corner)
+    assert result.grasps == () and result.pushes
+    column = replace(config.gripper, approach_distance=BIN.wall_height)
+    tilted = 0
+    for push in result.pushes:
+        move = push.end[:3, 3] - push.start[:3, 3]
+        assert push.length == pytest.approx(config.push_distance) and abs(move[2]) < 1e-9
+        # away from the walls the part touches: -y off the long wall, -x out of the corner
+        assert move[0] <= 1e-9 and move[1] <= 1e-9
+        tips = push.start[:3, 3] + config.gripper.tcp_to_tip * push.start[:3, 2]
+        assert BAR[2] - 0.015 < tips[2] < BAR[2]  # on the bar's top, pressing into it
+        for pose in (push.start, push.end):
+            assert wall_clearance(BIN, pose, column, 0.0) >= DRAG_WALL_CLEARANCE
+        tilted += push.start[2, 2] > -0.99
+        # a tilted hand leans off the wall behind the part: its approach points towards it
+        assert push.start[:3, 2] @ move <= 1e-9
+    assert tilted  # straight down, the palm would meet the +y wall beside the inner bar
+    off, _ = plan(corner, wall_drags=False)
+    assert off.grasps == () and off.pushes == ()
 
 
 def test_a_push_must_be_rigid_transforms():

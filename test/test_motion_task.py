@@ -697,6 +697,33 @@ def test_without_grasps_the_offered_push_is_made_and_counts_as_a_look_without_gr
     assert result.reason.endswith(f'{PUSHED} detection 1 6 cm')
 
 
+def test_a_tilted_push_comes_down_and_leaves_along_its_approach(backend):
+    """A push leaning off a wall comes down and leaves along its tilted tool axis.
+
+    As a tilted grasp's approach does, not straight down: a drag by a wall leans the hand off it.
+    """
+    robot = FakeRobot(object_width=0.0)
+    task, _ = make_task(backend, robot, clear_height=0.22)
+    tilt = np.radians(20.0)
+    start = np.eye(4)
+    start[:3, 0], start[:3, 2] = (1, 0, 0), (0, np.sin(tilt), -np.cos(tilt))
+    start[:3, 1] = np.cross(start[:3, 2], start[:3, 0])
+    start[:3, 3] = (0.45, 0.06, 0.05)
+    end = start.copy()
+    end[1, 3] -= 0.06
+    tcp = []
+    robot.on_wait = lambda r: tcp.append(backend.tcp_pose(r.q)[:3, 3])
+    result = task.pick_once([], 1, (Push(start, end, 0),))
+    assert result.reason.endswith(f'{PUSHED} detection 0 6 cm')
+    tcp = np.array(tcp)
+    back_off = (0.22 - 0.05) / np.cos(tilt)  # up to clear_height along the approach
+    approach = start[:3, 2]
+    for pose in (start, end):
+        for k in (1.0, 0.5, 0.0):
+            point = pose[:3, 3] - k * back_off * approach
+            assert np.linalg.norm(tcp - point, axis=1).min() < 2e-3, (k, point)
+
+
 def pushed_detections(results):
     return [int(r.reason.split('detection ')[1].split()[0]) if PUSHED in r.reason else None
             for r in results]
@@ -868,3 +895,35 @@ def test_sim_push_frees_one_of_two_boxes_pressed_together(backend, cell):
     assert task.pick_once(list(after.grasps), 2).outcome == PickOutcome.SUCCESS
     assert sorted(s.location for s in cell.object_states()) == [Location.IN_BIN,
                                                                 Location.PLACED]
+
+
+def test_sim_drag_pulls_a_box_off_a_wall_and_the_next_look_grasps_it(backend, cell):
+    """A box (8 x 5 cm) lengthwise against a bin wall is dragged off it, then picked.
+
+    No room for a finger behind it, too long to close across: the closed tips press on its top.
+    """
+    from litedet_ros.grasping.node_config import GraspNodeConfig
+    from litedet_ros.grasping.planner import GraspPlanner
+    from litedet_ros.motion.sim_robot import SimRobot
+    from litedet_ros.sim.objects import ObjectInstance
+    from litedet_ros.sim.workcell import Location
+
+    box = ObjectInstance(id=1, class_id=0, scale=1.0, rgba=(0.7, 0.5, 0.3, 1), mass=0.08,
+                         friction=0.6)
+    wall = 0.15  # the +y wall's inner face (bin centred on y = 0, 30 cm wide)
+    cell.reset_with([box], [(np.array([0.5, wall - 0.026, 0.04]), np.array([1.0, 0, 0, 0]))])
+    planner = GraspPlanner(GraspNodeConfig().planner_config())
+    before = look(cell, planner)
+    assert before.grasps == () and before.drops == {'all_colliding': 1} and before.pushes
+    drag = before.pushes[0]
+    assert drag.end[1, 3] < drag.start[1, 3]  # away from the wall
+    task = PickPlaceTask(backend, SimRobot(cell))
+    collisions = cell.robot_collisions
+    result = task.pick_once([], 1, (drag,))
+    assert result.reason.endswith(f'{PUSHED} detection 0 6 cm')
+    moved = wall - 0.025 - cell.object_states()[0].pose[1, 3]
+    assert moved > 0.03 and cell.robot_collisions == collisions
+    after = look(cell, planner)
+    assert after.grasps, (moved, after.drops)
+    assert task.pick_once(list(after.grasps), 1).outcome == PickOutcome.SUCCESS
+    assert cell.object_states()[0].location == Location.PLACED

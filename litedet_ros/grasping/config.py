@@ -260,6 +260,9 @@ class PlannerConfig:
         push_floor_clearance: ... and at least this far above the bin floor, m.
         rim_grasps: a part with no grasp that shows a hole a finger fits in is grasped across
             its rim (:mod:`~.rims`).
+        wall_drags: with pushes on, a part against a bin wall whose grasps all collide may also
+            be dragged away from the wall, the finger tips pressing on its top
+            (:func:`~.push.plan_pushes`).
     """
 
     gripper: GripperGeometry = field(default_factory=GripperGeometry)
@@ -299,6 +302,7 @@ class PlannerConfig:
     push_depth: float = 0.025
     push_floor_clearance: float = 0.01
     rim_grasps: bool = True
+    wall_drags: bool = True
 
     def __post_init__(self) -> None:
         up = np.asarray(self.up, dtype=np.float64)

@@ -74,6 +74,7 @@ class GraspNodeConfig:
     objects_per_image: int = _PLANNER.objects_per_image
     push_distance: float = _PLANNER.push_distance
     rim_grasps: bool = _PLANNER.rim_grasps
+    wall_drags: bool = _PLANNER.wall_drags
     max_candidates: int = _PLANNER.max_grasps
     marker_grasps: int = 10
 
@@ -168,6 +169,7 @@ class GraspNodeConfig:
                              objects_per_image=self.objects_per_image,
                              push_distance=self.push_distance,
                              rim_grasps=self.rim_grasps,
+                             wall_drags=self.wall_drags,
                              max_grasps=self.max_candidates)
 
 
@@ -237,6 +239,9 @@ DESCRIPTIONS: dict[str, str] = {
                      'disables, m.',
     'rim_grasps': 'A part with no grasp that shows a hole a finger fits in (a ring lying flat, '
                   'an upright mug) is grasped across its rim, one finger in the hole.',
+    'wall_drags': 'With pushes on, a part against a bin wall whose grasps all collide may be '
+                  'dragged away from the wall instead, the closed finger tips pressing on its '
+                  'top.',
     'max_candidates': 'Grasps published per image at most.',
     'marker_grasps': 'Best grasps drawn as gripper markers.',
 }

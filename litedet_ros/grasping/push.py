@@ -1,19 +1,22 @@
-"""Pushes that rearrange a bin in which no part has a trusted grasp.
+"""Pushes and drags that rearrange a bin in which no part has a trusted grasp.
 
 Parts pressed against each other or against a wall leave no room for the fingers, and the scene
 does not change between looks; a short straight push of the closed hand moves one of them
-into free space so that the next look may find a grasp.
+into free space so that the next look may find a grasp. A part against a wall leaves no room
+behind it to push from: the closed finger tips press on its top and drag it away from the wall
+(friction: the pads grip it better than the bin floor does).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import math
+from typing import Callable
 
 import numpy as np
 
 from litedet_ros.grasping.collision import swept_bounds, swept_collisions, wall_clearances
-from litedet_ros.grasping.config import PlannerConfig
+from litedet_ros.grasping.config import GripperGeometry, PlannerConfig
 from litedet_ros.grasping.estimation import ObjectEstimate
 from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.types import Push, tool_down_pose
@@ -29,6 +32,24 @@ FREE_WAY_POINTS = 3
 #: pushes deflect it (in the simulated cell the hand's coupling touched the rim of a wall it was
 #: planned to clear by 5-7 mm, in 3 pushes out of 3 along that wall).
 PUSH_WALL_CLEARANCE = 0.02
+#: A wedged part whose points come this close (m) to a wall is dragged away from it (the
+#: segmentation drops points within ``wall_margin`` of the walls: a part touching one shows
+#: 8-10 mm).
+DRAG_WALL_GAP = 0.02
+#: The dragging finger tips press this far (m) into the part.
+DRAG_PRESS = 0.004
+#: Part points this far (m) below its top still count as the top the tips may press on.
+DRAG_TOP_BAND = 0.01
+#: Spacing (m) of the contacts tried on a part's top, and how many (nearest its crest).
+DRAG_CONTACT_STEP = 0.01
+DRAG_CONTACTS = 40
+#: Part points this far (m) below its top make its crest, where the contacts tried first lie
+#: (pressed off the crest, a rounded part is pushed into the wall or the way it goes).
+DRAG_CREST_BAND = 0.003
+#: Least part points under the tips' footprint for a contact to bear the press.
+DRAG_SUPPORT_POINTS = 3
+#: Least distance (m) between the dragging hand and the walls at the start and end.
+DRAG_WALL_CLEARANCE = 0.005
 #: Feasible pushes offered per image, best first: a push that changed nothing is offered again
 #: by the next look at the unchanged bin, and the controller then takes the next one.
 OFFERED_PUSHES = 6
@@ -51,7 +72,8 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
     across the push (the widest blade), or else along it (narrow enough to push beside a wall).
     A push is feasible when its hand has a free column down to its start and stays
     ``PUSH_WALL_CLEARANCE`` from the walls at both ends; each (part, direction) option gives at
-    most one, its first feasible hand.
+    most one, its first feasible hand. Wedged parts near a wall also get drags away from it
+    (:func:`_drag_options`), ranked with the pushes by the same terms.
 
     Args:
         objects: estimates of the detected parts (none of which has a grasp).
@@ -105,8 +127,10 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
                           & (np.abs(hit @ side) < np.abs(offsets @ side).max())).sum())
             gain = off_walls(centre + travel * direction) - off_walls(centre)
             options.append(((in_way > FREE_WAY_POINTS, not wedged, -round(gain, 2), in_way,
-                             -top, -float(direction @ toward)),
-                            estimate.detection_index, centre, direction, tip, travel, back))
+                             -top, -float(direction @ toward)), estimate.detection_index,
+                            (centre, direction, tip, travel, back)))
+        if wedged and config.wall_drags:
+            options += _drag_options(estimate, local, scene_local, config, off_walls)
     # the hand descends to the start from above the walls: sweep its column that far
     column = replace(gripper, approach_distance=bin_geometry.wall_height)
     # (hand yaw from the push direction, half the closed fingers' extent along the push): tool
@@ -114,20 +138,143 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
     hands = ((0.0, gripper.finger_width / 2), (math.pi / 2, gripper.finger_thickness))
 
     pushes: list[Push] = []
-    for _, index, *option in sorted(options, key=lambda o: o[0]):
-        variants = _hand_variants(option, hands, config)  # bin <- tool, [V, (start, end)]
-        starts = bin_geometry.pose @ variants[:, 0]
+    for _, index, option in sorted(options, key=lambda o: o[0]):
+        if isinstance(option, Drag):
+            # the column down to the tips just above the part's top must be free
+            variants, clear_of_walls = option.variants, DRAG_WALL_CLEARANCE
+            swept = variants[:, 0].copy()
+            swept[:, :3, 3] -= (DRAG_PRESS + config.part_clearance) * swept[:, :3, 2]
+        else:
+            variants = _hand_variants(option, hands, config)  # bin <- tool, [V, (start, end)]
+            swept, clear_of_walls = variants[:, 0], PUSH_WALL_CLEARANCE
+        starts = bin_geometry.pose @ swept
         closed = np.zeros(len(starts))
         near = scene.box_points(*swept_bounds(starts, closed, column))
         for start_end in variants[~swept_collisions(near, starts, closed, column)]:
             if wall_clearances(bin_geometry, start_end, column, np.zeros(2)).min() \
-                    >= PUSH_WALL_CLEARANCE:
+                    >= clear_of_walls:
                 poses = bin_geometry.pose @ start_end
                 pushes.append(Push(poses[0], poses[1], index, frame_id, stamp_ns))
                 if len(pushes) == OFFERED_PUSHES:
                     return tuple(pushes)
                 break
     return tuple(pushes)
+
+
+@dataclass(frozen=True, eq=False)
+class Drag:
+    """A drag option of :func:`_drag_options`.
+
+    Attributes:
+        variants: bin <- tool poses ``float64[V, 2, 4, 4]`` (start, end) of its hands, in the
+            order they are preferred.
+    """
+
+    variants: np.ndarray
+
+
+def _drag_options(estimate: ObjectEstimate, local: np.ndarray, scene_local: np.ndarray,
+                  config: PlannerConfig, off_walls: Callable[[np.ndarray], float]) -> list:
+    """Drags of one wedged part away from the walls it lies within ``DRAG_WALL_GAP`` of.
+
+    One option per direction: away from each such wall, and from a corner diagonally too. The
+    closed hand, its palm's length along the wall (the palm's narrow side towards it), comes
+    down on the part's top, straight or tilted ``wall_tilt_deg`` towards the wall (the palm and
+    wrist lean off it), its tips' face ``DRAG_PRESS`` into the part point under them it meets
+    first, and moves ``push_distance`` away. Contacts tried: up to ``DRAG_CONTACTS`` points
+    ``DRAG_CONTACT_STEP`` apart on the part's top (its points within
+    ``DRAG_TOP_BAND`` of the highest), nearest its crest (``DRAG_CREST_BAND``) first; a contact
+    needs ``DRAG_SUPPORT_POINTS`` under the tips and the tips at least ``push_floor_clearance``
+    above the floor.
+
+    Args:
+        estimate: the part (all its grasps collided).
+        local: its points, bin frame.
+        scene_local: the scene's points, bin frame.
+        config: planner configuration (with a bin).
+        off_walls: distance of a bin-frame centre from the walls, capped (see plan_pushes).
+
+    Returns:
+        ``[(rank key, detection index, Drag)]``, the key as the pushes'.
+    """
+    bin_geometry, gripper = config.bin, config.gripper
+    half_inner = np.array([bin_geometry.size_x / 2, bin_geometry.size_y / 2])
+    xy = local[:, :2]
+    inward = []  # unit directions away from the near walls
+    for axis in (0, 1):
+        for sign in (1.0, -1.0):
+            if (half_inner[axis] - sign * xy[:, axis]).min() < DRAG_WALL_GAP:
+                inward.append(-sign * np.eye(2)[axis])
+    if len(inward) == 2:
+        inward.append((inward[0] + inward[1]) / math.sqrt(2))
+    if not inward:
+        return []
+    top = float(local[:, 2].max())
+    band = local[local[:, 2] >= top - DRAG_TOP_BAND]
+    centre = xy.mean(axis=0)
+    # contacts on a grid over the top anchored at its crest, nearest the crest first
+    crest = local[local[:, 2] >= top - DRAG_CREST_BAND, :2].mean(axis=0)
+    steps = np.unique(np.round((band[:, :2] - crest) / DRAG_CONTACT_STEP), axis=0)
+    steps = steps[np.argsort(np.hypot(*steps.T), kind='stable')]
+    contacts = crest + DRAG_CONTACT_STEP * steps
+    toward = -centre / max(float(np.linalg.norm(centre)), 1e-9)
+    # the closed tips' footprint: finger_width along tool x (the drag), two thicknesses across
+    reach_x, reach_y = gripper.finger_width / 2, gripper.finger_thickness
+    options = []
+    for direction in inward:
+        side = np.array([direction[1], -direction[0]])
+        travel = config.push_distance
+        ahead = (scene_local[:, :2] - centre)
+        along = ahead @ direction
+        front = float(((xy - centre) @ direction).max())
+        width = float(np.abs((xy - centre) @ side).max())
+        in_way = int(((along > front) & (along < front + travel)
+                      & (np.abs(ahead @ side) < width)
+                      & (scene_local[:, 2] > config.push_floor_clearance)).sum())
+        gain = off_walls(centre + travel * direction) - off_walls(centre)
+        variants = []
+        for contact in contacts[:DRAG_CONTACTS]:
+            offsets = xy - contact
+            ahead_of = offsets @ direction
+            under = (np.abs(ahead_of) <= reach_x) & (np.abs(offsets @ side) <= reach_y)
+            if under.sum() < DRAG_SUPPORT_POINTS:
+                continue
+            for tilt in sorted({0.0, math.radians(config.wall_tilt_deg)}):
+                # the tips' face, tilted, is lower ahead: it sinks DRAG_PRESS into the point
+                # it meets first
+                slope = math.tan(tilt)
+                face = float((local[under, 2] + slope * ahead_of[under]).max()) - DRAG_PRESS
+                if face - slope * reach_x < config.push_floor_clearance:
+                    continue
+                start = _drag_pose(contact, face, direction, tilt, gripper)
+                end = start.copy()
+                end[:2, 3] += travel * direction
+                variants.append((start, end))
+        if variants:
+            options.append(((in_way > FREE_WAY_POINTS, False, -round(gain, 2), in_way, -top,
+                             -float(direction @ toward)),
+                            estimate.detection_index, Drag(np.array(variants))))
+    return options
+
+
+def _drag_pose(contact: np.ndarray, face: float, direction: np.ndarray, tilt: float,
+               gripper: GripperGeometry) -> np.ndarray:
+    """Bin <- tool pose of a dragging hand (see :func:`_drag_options`), ``float64[4, 4]``.
+
+    Tool x along the drag, tilted down by ``tilt`` (so +z, the approach, leans towards the wall
+    behind the part), y along the wall; the centre of the tips' face at ``contact``, at height
+    ``face``.
+    """
+    c, s = math.cos(tilt), math.sin(tilt)
+    d = np.array([direction[0], direction[1], 0.0])
+    down = np.array([0.0, 0.0, -1.0])
+    z = c * down - s * d
+    x = c * d + s * down
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2] = x, np.cross(z, x), z
+    tips = np.array([contact[0], contact[1], face])
+    pose[:3, 3] = tips - gripper.tcp_to_tip * z
+    return pose
 
 
 def _hand_variants(option: list, hands: tuple[tuple[float, float], ...],

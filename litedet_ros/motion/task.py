@@ -498,15 +498,17 @@ class PickPlaceTask:
         backend, config = self.backend, self.config
         backend.set_gripper_opening(0.0)
         for push in pushes:
-            rise = max(config.pre_grasp_distance, config.clear_height - push.start[2, 3])
+            approach = push.start[:3, 2]  # straight down, or tilted for a drag by a wall
+            back_off = max(config.pre_grasp_distance,
+                           (config.clear_height - push.start[2, 3]) / max(-approach[2], 0.1))
             try:
                 if push.frame_id != backend.planning_frame:
                     raise MotionError(f'push in frame {push.frame_id!r}, expected '
                                       f'{backend.planning_frame!r}')
                 above = backend.plan_to_pose(self.robot.joint_positions(),
-                                             _translated(push.start, (0, 0, rise)))
+                                             _translated(push.start, -back_off * approach))
                 legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
-                        Leg(_translated(push.end, (0, 0, rise)), straight=True))
+                        Leg(_translated(push.end, -back_off * approach), straight=True))
                 motion = backend.plan_sequence(above.positions[-1], legs)
                 break
             except LitedetError as error:
