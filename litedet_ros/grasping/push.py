@@ -182,10 +182,10 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, scene_local: np.n
     down on the part's top, straight or tilted ``wall_tilt_deg`` towards the wall (the palm and
     wrist lean off it), its tips' face ``DRAG_PRESS`` into the part point under them it meets
     first, and moves ``push_distance`` away. Contacts tried: up to ``DRAG_CONTACTS`` points
-    ``DRAG_CONTACT_STEP`` apart on the part's top (its points within
-    ``DRAG_TOP_BAND`` of the highest), nearest its crest (``DRAG_CREST_BAND``) first; a contact
-    needs ``DRAG_SUPPORT_POINTS`` under the tips and the tips at least ``push_floor_clearance``
-    above the floor.
+    ``DRAG_CONTACT_STEP`` apart on the part's top (its points within ``DRAG_TOP_BAND`` of the
+    highest), nearest its crest (``DRAG_CREST_BAND``) first; a contact needs
+    ``DRAG_SUPPORT_POINTS`` under the tips and the tips at least ``push_floor_clearance`` above
+    the floor.
 
     Args:
         estimate: the part (all its grasps collided).
@@ -220,11 +220,11 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, scene_local: np.n
     toward = -centre / max(float(np.linalg.norm(centre)), 1e-9)
     # the closed tips' footprint: finger_width along tool x (the drag), two thicknesses across
     reach_x, reach_y = gripper.finger_width / 2, gripper.finger_thickness
+    travel = config.push_distance
+    ahead = scene_local[:, :2] - centre
     options = []
     for direction in inward:
         side = np.array([direction[1], -direction[0]])
-        travel = config.push_distance
-        ahead = (scene_local[:, :2] - centre)
         along = ahead @ direction
         front = float(((xy - centre) @ direction).max())
         width = float(np.abs((xy - centre) @ side).max())
