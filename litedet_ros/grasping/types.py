@@ -83,9 +83,10 @@ class Grasp:
 class Push:
     """A straight push of the closed hand through the bin, to free parts no grasp can take.
 
-    Tool axes as for :class:`Grasp`: the hand descends to ``start`` along +z (straight down),
-    then moves in a straight line to ``end``, its +x along the push (or +y: turned a quarter,
-    the palm's length along the push fits beside a wall).
+    Tool axes as for :class:`Grasp`: the hand descends to ``start`` along +z (straight down, or
+    leaning towards the wall behind a part it drags off that wall), then moves in a straight
+    line to ``end``, its +x along the push (or +y: turned a quarter, the palm's length along the
+    push fits beside a wall).
 
     Attributes:
         start: ``float64[4, 4]`` frame_id <- tcp where the push starts, metres.

@@ -484,11 +484,12 @@ class PickPlaceTask:
     def _push(self, pushes: Sequence[Push]) -> tuple[Push | None, str]:
         """Make the first push that plans, then leave the camera's view.
 
-        The hand goes above the push's start (as high as a pre-grasp), closing on the way, and
-        once it is closed (as the motion was planned) straight down, along the push and
-        straight up again, then to above the place zone like a recovery. Unless the emergency
-        stop was pressed, nothing it meets ends more than the push; fingers that do not close
-        (a part caught between them) end it above the start.
+        The hand goes above the push's start along its tool axis (as far as a pre-grasp, and
+        above ``clear_height``), closing on the way, and once it is closed (as the motion was
+        planned) down that axis (straight down, or leaning for a drag by a wall), along the
+        push and back up the same way, then to above the place zone like a recovery. Unless the
+        emergency stop was pressed, nothing it meets ends more than the push; fingers that do
+        not close (a part caught between them) end it above the start.
 
         Returns:
             ``(push, how)``: the push whose motion the arm started (None when none could be
