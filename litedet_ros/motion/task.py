@@ -441,11 +441,7 @@ class PickPlaceTask:
         current = self.robot.joint_positions()
         backend.set_gripper_opening(grasp.width)
         backend.ik(grasp.pose, current, contact=True)  # cheapest test first: reachable?
-        height = grasp.pose[2, 3]
-        back_off = config.pre_grasp_distance
-        if grasp.approach[2] < -0.1:  # descending: back off until above clear_height
-            back_off = max(back_off, (config.clear_height - height) / -grasp.approach[2])
-        pre_grasp = _translated(grasp.pose, -back_off * grasp.approach)
+        pre_grasp = _backed_off(grasp.pose, config)
         radius = config.blend_radius
         approach = backend.plan_sequence(current, (Leg(pre_grasp, blend_radius=radius),
                                                    Leg(grasp.pose, straight=True)))
@@ -499,17 +495,14 @@ class PickPlaceTask:
         backend, config = self.backend, self.config
         backend.set_gripper_opening(0.0)
         for push in pushes:
-            approach = push.start[:3, 2]  # straight down, or tilted for a drag by a wall
-            back_off = max(config.pre_grasp_distance,
-                           (config.clear_height - push.start[2, 3]) / max(-approach[2], 0.1))
             try:
                 if push.frame_id != backend.planning_frame:
                     raise MotionError(f'push in frame {push.frame_id!r}, expected '
                                       f'{backend.planning_frame!r}')
                 above = backend.plan_to_pose(self.robot.joint_positions(),
-                                             _translated(push.start, -back_off * approach))
+                                             _backed_off(push.start, config))
                 legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
-                        Leg(_translated(push.end, -back_off * approach), straight=True))
+                        Leg(_backed_off(push.end, config), straight=True))
                 motion = backend.plan_sequence(above.positions[-1], legs)
                 break
             except LitedetError as error:
@@ -836,6 +829,19 @@ def new_pushes(offered: Sequence[Push], made: Sequence[Push]) -> tuple[Push, ...
     return tuple(push for push in offered if not any(
         np.linalg.norm(push.start[:3, 3] - other.start[:3, 3]) < SAME_PUSH
         and np.linalg.norm(push.end[:3, 3] - other.end[:3, 3]) < SAME_PUSH for other in made))
+
+
+def _backed_off(pose: np.ndarray, config: TaskConfig) -> np.ndarray:
+    """``pose`` backed off along its tool +z, as a pre-grasp or above a push's ends.
+
+    By ``pre_grasp_distance``, and, when the tool points down (a grasp or push from above,
+    straight or tilted), until above ``clear_height``.
+    """
+    approach = pose[:3, 2]
+    back_off = config.pre_grasp_distance
+    if approach[2] < -0.1:
+        back_off = max(back_off, (config.clear_height - pose[2, 3]) / -approach[2])
+    return _translated(pose, -back_off * approach)
 
 
 def _translated(pose: np.ndarray, offset: Sequence[float]) -> np.ndarray:
