@@ -122,15 +122,14 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
             travel = min(config.push_distance, float(room) - config.push_gap)
             if travel < config.min_push_distance:
                 continue
-            ahead = hit @ direction
-            in_way = int(((ahead > front + config.push_gap) & (ahead < front + travel)
-                          & (np.abs(hit @ side) < np.abs(offsets @ side).max())).sum())
+            in_way = _points_in_way(hit, direction, front + config.push_gap, front + travel,
+                                    float(np.abs(offsets @ side).max()))
             gain = off_walls(centre + travel * direction) - off_walls(centre)
-            options.append(((in_way > FREE_WAY_POINTS, not wedged, -round(gain, 2), in_way,
-                             -top, -float(direction @ toward)), estimate.detection_index,
-                            (centre, direction, tip, travel, back)))
+            options.append((_rank(in_way, wedged, gain, top, direction, toward),
+                            estimate.detection_index, (centre, direction, tip, travel, back)))
         if wedged and config.wall_drags:
-            options += _drag_options(estimate, local, scene_local, config, off_walls)
+            options += _drag_options(estimate, local, centre, toward, scene_local, config,
+                                     off_walls)
     # the hand descends to the start from above the walls: sweep its column that far
     column = replace(gripper, approach_distance=bin_geometry.wall_height)
     # (hand yaw from the push direction, half the closed fingers' extent along the push): tool
@@ -173,8 +172,32 @@ class Drag:
     variants: np.ndarray
 
 
-def _drag_options(estimate: ObjectEstimate, local: np.ndarray, scene_local: np.ndarray,
-                  config: PlannerConfig, off_walls: Callable[[np.ndarray], float]) -> list:
+def _points_in_way(points: np.ndarray, direction: np.ndarray, near: float, far: float,
+                   half_width: float) -> int:
+    """Points in a part's way: how many lie ahead between ``near`` and ``far`` (m).
+
+    Args:
+        points: ``float[N, 2]`` xy relative to the part's centre, m.
+        direction: unit xy direction the part moves in.
+        near: the stretch along ``direction`` that counts starts here, m ...
+        far: ... and ends here, m.
+        half_width: ... within this distance (m) of the line through the centre.
+    """
+    ahead = points @ direction
+    across = points @ np.array([direction[1], -direction[0]])
+    return int(((ahead > near) & (ahead < far) & (np.abs(across) < half_width)).sum())
+
+
+def _rank(in_way: int, wedged: bool, gain: float, top: float, direction: np.ndarray,
+          toward: np.ndarray) -> tuple:
+    """Sort key of a push or drag option (smaller first): see :func:`plan_pushes`."""
+    return (in_way > FREE_WAY_POINTS, not wedged, -round(gain, 2), in_way, -top,
+            -float(direction @ toward))
+
+
+def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarray,
+                  toward: np.ndarray, scene_local: np.ndarray, config: PlannerConfig,
+                  off_walls: Callable[[np.ndarray], float]) -> list:
     """Drags of one wedged part away from the walls it lies within ``DRAG_WALL_GAP`` of.
 
     One option per direction: away from each such wall, and from a corner diagonally too. The
@@ -190,6 +213,8 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, scene_local: np.n
     Args:
         estimate: the part (all its grasps collided).
         local: its points, bin frame.
+        centre: the mean of their xy, bin frame.
+        toward: unit xy direction from ``centre`` to the bin's centre.
         scene_local: the scene's points, bin frame.
         config: planner configuration (with a bin).
         off_walls: distance of a bin-frame centre from the walls, capped (see plan_pushes).
@@ -211,26 +236,22 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, scene_local: np.n
         return []
     top = float(local[:, 2].max())
     band = local[local[:, 2] >= top - DRAG_TOP_BAND]
-    centre = xy.mean(axis=0)
     # contacts on a grid over the top anchored at its crest, nearest the crest first
     crest = local[local[:, 2] >= top - DRAG_CREST_BAND, :2].mean(axis=0)
     steps = np.unique(np.round((band[:, :2] - crest) / DRAG_CONTACT_STEP), axis=0)
     steps = steps[np.argsort(np.hypot(*steps.T), kind='stable')]
     contacts = crest + DRAG_CONTACT_STEP * steps
-    toward = -centre / max(float(np.linalg.norm(centre)), 1e-9)
     # the closed tips' footprint: finger_width along tool x (the drag), two thicknesses across
     reach_x, reach_y = gripper.finger_width / 2, gripper.finger_thickness
     travel = config.push_distance
-    ahead = scene_local[:, :2] - centre
+    # what the dragged part meets: the scene above the floor
+    hit = scene_local[scene_local[:, 2] > config.push_floor_clearance, :2] - centre
     options = []
     for direction in inward:
         side = np.array([direction[1], -direction[0]])
-        along = ahead @ direction
         front = float(((xy - centre) @ direction).max())
-        width = float(np.abs((xy - centre) @ side).max())
-        in_way = int(((along > front) & (along < front + travel)
-                      & (np.abs(ahead @ side) < width)
-                      & (scene_local[:, 2] > config.push_floor_clearance)).sum())
+        in_way = _points_in_way(hit, direction, front, front + travel,
+                                float(np.abs((xy - centre) @ side).max()))
         gain = off_walls(centre + travel * direction) - off_walls(centre)
         variants = []
         for contact in contacts[:DRAG_CONTACTS]:
@@ -251,8 +272,7 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, scene_local: np.n
                 end[:2, 3] += travel * direction
                 variants.append((start, end))
         if variants:
-            options.append(((in_way > FREE_WAY_POINTS, False, -round(gain, 2), in_way, -top,
-                             -float(direction @ toward)),
+            options.append((_rank(in_way, True, gain, top, direction, toward),
                             estimate.detection_index, Drag(np.array(variants))))
     return options
 
