@@ -140,7 +140,9 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
     for _, index, option in sorted(options, key=lambda o: o[0]):
         if isinstance(option, Drag):
             # the column down to the tips just above the part's top must be free
-            variants, clear_of_walls = option.variants, DRAG_WALL_CLEARANCE
+            variants, clear_of_walls = option.variants(config), DRAG_WALL_CLEARANCE
+            if not len(variants):
+                continue
             swept = variants[:, 0].copy()
             swept[:, :3, 3] -= (DRAG_PRESS + config.part_clearance) * swept[:, :3, 2]
         else:
@@ -162,14 +164,50 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
 
 @dataclass(frozen=True, eq=False)
 class Drag:
-    """A drag option of :func:`_drag_options`.
+    """A drag option of :func:`_drag_options`: one part, one direction away from a wall.
+
+    Its hands are built only when the option's rank comes up (most options of a dense bin are
+    never tried: the first ``OFFERED_PUSHES`` feasible ones end the search).
 
     Attributes:
-        variants: bin <- tool poses ``float64[V, 2, 4, 4]`` (start, end) of its hands, in the
-            order they are preferred.
+        local: the part's points, bin frame, ``float64[N, 3]``.
+        contacts: xy of the contacts to try on its top, in that order, ``float64[C, 2]``.
+        direction: unit xy direction of the drag, bin frame.
     """
 
-    variants: np.ndarray
+    local: np.ndarray
+    contacts: np.ndarray
+    direction: np.ndarray
+
+    def variants(self, config: PlannerConfig) -> np.ndarray:
+        """Bin <- tool poses ``float64[V, 2, 4, 4]`` (start, end) of the hands, preferred first.
+
+        Per contact (in order), straight then tilted: the tips' face, tilted, is lower ahead
+        and sinks ``DRAG_PRESS`` into the part point under it that it meets first. A contact
+        needs ``DRAG_SUPPORT_POINTS`` under the closed tips' footprint (``finger_width`` along
+        the drag, two ``finger_thickness`` across) and the face ``push_floor_clearance`` above
+        the floor; V may be 0.
+        """
+        gripper, direction = config.gripper, self.direction
+        reach_x, reach_y = gripper.finger_width / 2, gripper.finger_thickness
+        offsets = self.local[None, :, :2] - self.contacts[:, None]  # [C, N, 2]
+        ahead_of = offsets @ direction
+        under = (np.abs(ahead_of) <= reach_x) & (
+            np.abs(offsets @ np.array([direction[1], -direction[0]])) <= reach_y)
+        tilts = np.array(sorted({0.0, math.radians(config.wall_tilt_deg)}))
+        slopes = np.tan(tilts)
+        # [C, T]: the highest point of the tilted face's plane through each point under it
+        faces = np.where(under[:, None], self.local[None, None, :, 2]
+                         + slopes[None, :, None] * ahead_of[:, None], -np.inf).max(axis=2)
+        faces -= DRAG_PRESS
+        usable = ((under.sum(axis=1) >= DRAG_SUPPORT_POINTS)[:, None]
+                  & (faces - slopes * reach_x >= config.push_floor_clearance))
+        contact_index, tilt_index = np.nonzero(usable)  # contact-major: the order preferred
+        starts = _drag_poses(self.contacts[contact_index], faces[usable], direction,
+                             tilts[tilt_index], gripper)
+        ends = starts.copy()
+        ends[:, :2, 3] += config.push_distance * direction
+        return np.stack([starts, ends], axis=1)
 
 
 def _points_in_way(points: np.ndarray, direction: np.ndarray, near: float, far: float,
@@ -206,9 +244,7 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
     wrist lean off it), its tips' face ``DRAG_PRESS`` into the part point under them it meets
     first, and moves ``push_distance`` away. Contacts tried: up to ``DRAG_CONTACTS`` points
     ``DRAG_CONTACT_STEP`` apart on the part's top (its points within ``DRAG_TOP_BAND`` of the
-    highest), nearest its crest (``DRAG_CREST_BAND``) first; a contact needs
-    ``DRAG_SUPPORT_POINTS`` under the tips and the tips at least ``push_floor_clearance`` above
-    the floor.
+    highest), nearest its crest (``DRAG_CREST_BAND``) first (see :meth:`Drag.variants`).
 
     Args:
         estimate: the part (all its grasps collided).
@@ -222,7 +258,7 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
     Returns:
         ``[(rank key, detection index, Drag)]``, the key as the pushes'.
     """
-    bin_geometry, gripper = config.bin, config.gripper
+    bin_geometry = config.bin
     half_inner = np.array([bin_geometry.size_x / 2, bin_geometry.size_y / 2])
     xy = local[:, :2]
     inward = []  # unit directions away from the near walls
@@ -241,8 +277,6 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
     steps = np.unique(np.round((band[:, :2] - crest) / DRAG_CONTACT_STEP), axis=0)
     steps = steps[np.argsort(np.hypot(*steps.T), kind='stable')]
     contacts = crest + DRAG_CONTACT_STEP * steps
-    # the closed tips' footprint: finger_width along tool x (the drag), two thicknesses across
-    reach_x, reach_y = gripper.finger_width / 2, gripper.finger_thickness
     travel = config.push_distance
     # what the dragged part meets: the scene above the floor
     hit = scene_local[scene_local[:, 2] > config.push_floor_clearance, :2] - centre
@@ -253,48 +287,31 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
         in_way = _points_in_way(hit, direction, front, front + travel,
                                 float(np.abs((xy - centre) @ side).max()))
         gain = off_walls(centre + travel * direction) - off_walls(centre)
-        variants = []
-        for contact in contacts[:DRAG_CONTACTS]:
-            offsets = xy - contact
-            ahead_of = offsets @ direction
-            under = (np.abs(ahead_of) <= reach_x) & (np.abs(offsets @ side) <= reach_y)
-            if under.sum() < DRAG_SUPPORT_POINTS:
-                continue
-            for tilt in sorted({0.0, math.radians(config.wall_tilt_deg)}):
-                # the tips' face, tilted, is lower ahead: it sinks DRAG_PRESS into the point
-                # it meets first
-                slope = math.tan(tilt)
-                face = float((local[under, 2] + slope * ahead_of[under]).max()) - DRAG_PRESS
-                if face - slope * reach_x < config.push_floor_clearance:
-                    continue
-                start = _drag_pose(contact, face, direction, tilt, gripper)
-                end = start.copy()
-                end[:2, 3] += travel * direction
-                variants.append((start, end))
-        if variants:
-            options.append((_rank(in_way, True, gain, top, direction, toward),
-                            estimate.detection_index, Drag(np.array(variants))))
+        options.append((_rank(in_way, True, gain, top, direction, toward),
+                         estimate.detection_index,
+                         Drag(local, contacts[:DRAG_CONTACTS], direction)))
     return options
 
 
-def _drag_pose(contact: np.ndarray, face: float, direction: np.ndarray, tilt: float,
-               gripper: GripperGeometry) -> np.ndarray:
-    """Bin <- tool pose of a dragging hand (see :func:`_drag_options`), ``float64[4, 4]``.
+def _drag_poses(contacts: np.ndarray, faces: np.ndarray, direction: np.ndarray,
+                tilts: np.ndarray, gripper: GripperGeometry) -> np.ndarray:
+    """Bin <- tool poses of dragging hands (see :class:`Drag`), ``float64[K, 4, 4]``.
 
-    Tool x along the drag, tilted down by ``tilt`` (so +z, the approach, leans towards the wall
-    behind the part), y along the wall; the centre of the tips' face at ``contact``, at height
-    ``face``.
+    Tool x along the drag, tilted down by ``tilts`` (so +z, the approach, leans towards the
+    wall behind the part), y along the wall; the centre of the tips' face at ``contacts``
+    (``float[K, 2]``), at heights ``faces`` (``float[K]``).
     """
-    c, s = math.cos(tilt), math.sin(tilt)
+    c, s = np.cos(tilts)[:, None], np.sin(tilts)[:, None]
     d = np.array([direction[0], direction[1], 0.0])
     down = np.array([0.0, 0.0, -1.0])
     z = c * down - s * d
     x = c * d + s * down
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2] = x, np.cross(z, x), z
-    tips = np.array([contact[0], contact[1], face])
-    pose[:3, 3] = tips - gripper.tcp_to_tip * z
-    return pose
+    poses = np.zeros((len(tilts), 4, 4))
+    poses[:, 3, 3] = 1.0
+    poses[:, :3, 0], poses[:, :3, 1], poses[:, :3, 2] = x, np.cross(z, x), z
+    tips = np.column_stack([contacts, faces])
+    poses[:, :3, 3] = tips - gripper.tcp_to_tip * z
+    return poses
 
 
 def _hand_variants(option: list, hands: tuple[tuple[float, float], ...],
