@@ -122,6 +122,8 @@ DESCRIPTORS = {
     'place_height': _float('Transport goal height above place_position, m.', 0.0, 0.5),
     'retreat_distance': _float('Straight rise after the release, m (0: none, the part is '
                                'dropped).', 0.0, 0.5),
+    'departure_rise': _float('The next move from a release spot starts this far straight up, '
+                             'without stopping, m (0: off).', 0.0, 0.5),
     'descent_guard': _float('The descent into the bin stops where the TCP is this far off its '
                             'line; the hand closes there, m (0: off).', 0.0, 0.1),
     'min_grip_width': _float('Finger width below which the hand is empty, m.', 0.0, 0.1),

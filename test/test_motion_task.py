@@ -113,6 +113,28 @@ def make_task(backend, robot, **config):
     return task, states
 
 
+@pytest.mark.parametrize('rise', [0.0, 0.1])
+def test_the_move_after_a_release_rises_off_the_spot_first(backend, rise):
+    """The next approach leaves a release spot straight up with a departure rise.
+
+    Parts piled under the open fingers stay on the tray; without the rise it heads for the bin
+    at once.
+    """
+    robot = FakeRobot()
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, _ = make_task(backend, robot, departure_rise=rise)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    release = backend.tcp_pose(robot.q)[:3, 3]
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    path = backend.tcp_path(sent[2])  # the second approach, from the release spot
+    risen = np.flatnonzero(path[:, 2] >= release[2] + 0.05)
+    start = path[:risen[0] if len(risen) else len(path)]  # up to 5 cm above the spot
+    off_line = np.linalg.norm(start[:, :2] - release[:2], axis=1).max()
+    assert off_line < 2e-3 if rise else off_line > 0.02
+
+
 def test_success_goes_through_every_state(backend):
     robot = FakeRobot()
     task, states = make_task(backend, robot, retreat_distance=0.1)

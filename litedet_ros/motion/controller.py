@@ -66,6 +66,8 @@ class ControllerConfig:
         place_height: height of the transport goal above the place position, m.
         retreat_distance: straight rise after the release, m; 0: none, the part is dropped
             (see :class:`~litedet_ros.motion.task.TaskConfig`).
+        departure_rise: the next move from the spot of a release starts this far straight up,
+            without stopping (see :class:`~litedet_ros.motion.task.TaskConfig`); 0: off, m.
         descent_guard: the descent into the bin stops where the TCP gets this far off its line
             (a part pushing the arm aside) and the hand closes there (see
             :class:`~litedet_ros.motion.task.TaskConfig`); 0 disables, m.
@@ -94,6 +96,7 @@ class ControllerConfig:
     place_spacing: float = 0.08
     place_height: float = 0.10
     retreat_distance: float = 0.0
+    departure_rise: float = 0.05
     descent_guard: float = 0.003
     min_grip_width: float = 0.004
     gripper_timeout: float = 2.0
@@ -118,7 +121,8 @@ class ControllerConfig:
             if not getattr(self, name) > 0.0:
                 raise ControllerConfigError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'clear_height',
-                     'place_height', 'retreat_distance', 'descent_guard', 'min_grip_width'):
+                     'place_height', 'retreat_distance', 'departure_rise', 'descent_guard',
+                     'min_grip_width'):
             if not getattr(self, name) >= 0.0:
                 raise ControllerConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
         if len(self.place_grid) != 2 or min(self.place_grid) < 1:
@@ -156,6 +160,7 @@ class ControllerConfig:
             pre_grasp_distance=self.pre_grasp_distance, lift_height=self.lift_height,
             clear_height=self.clear_height,
             place_height=self.place_height, retreat_distance=self.retreat_distance,
+            departure_rise=self.departure_rise,
             descent_guard=self.descent_guard, min_grip_width=self.min_grip_width,
             max_consecutive_failures=self.max_consecutive_failures,
             max_pushes_in_a_row=self.max_pushes_in_a_row,

@@ -18,6 +18,10 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
     PLACING       open -> SUCCESS, or with a ``retreat_distance``:
     RETREATING    straight line up -> SUCCESS
 
+The next move away from the release spot (to the next pre-grasp, or a push) starts with a straight
+rise of ``departure_rise`` turning into the rest of the move without stopping: parts piled on the
+place zone under the open fingers are not swept off it.
+
 Planning failures move on to the next grasp candidate without moving the arm; a failure after the
 arm moved ends the attempt (RECOVERING: open, back off upwards, move out of the camera's view to
 above the place zone) and :meth:`run` re-detects; grasps near the last few that failed so are then
@@ -71,6 +75,8 @@ FINGER_START_TIMEOUT = 0.3
 FINGERS_BLOCKED = 3e-3
 #: A push whose start and end both lie this close to those of a push made is the same push, m.
 SAME_PUSH = 0.02
+#: A TCP this close to the last release (m) is still at its spot: the next move rises off it.
+AT_RELEASE = 0.02
 
 
 class RobotInterface(Protocol):
@@ -145,9 +151,13 @@ class TaskConfig:
         place_height: height above ``place_pose`` of the transport goal, m.
         retreat_distance: straight rise after the release, m. 0 (the default) ends the
             attempt at the release: the part is dropped from ``place_pose`` (in the simulated
-            cell the TCP is 12 cm above the table, the tray's rim 4 cm high), so the hand has
-            nothing to clear, and the next move to the bin starts from there (planned around
-            the cell like any other). A place pose on a surface needs a retreat.
+            cell the TCP is 12 cm above the table, the tray's rim 4 cm high), and the next move
+            to the bin starts from there (see ``departure_rise``). A place pose on a surface
+            needs a retreat.
+        departure_rise: the next move from the spot of a release (no retreat) starts straight up
+            this far, turning into the rest of the move within ``blend_radius`` (at most half
+            the rise) of its top: parts piled under the open fingers stay put; 0: the move
+            leaves the spot any way the planner finds, m.
         blend_radius: the approach and the carry turn their corners (the pre-grasp; the top
             of the lift, the transport goal) without stopping, leaving the paths within this
             distance of the corner. The lift rises this much further, so that it is straight
@@ -204,6 +214,7 @@ class TaskConfig:
     clear_height: float = 0.0
     place_height: float = 0.10
     retreat_distance: float = 0.0
+    departure_rise: float = 0.0
     blend_radius: float = 0.03
     descent_guard: float = 0.003
     open_margin: float = 0.02
@@ -284,6 +295,7 @@ class PickPlaceTask:
         self._lock = threading.Lock()
         self._status = PickStatus(PickState.IDLE, enabled=True)
         self._placed = 0  # objects released in the place zone: picks the next place offset
+        self._released_at: np.ndarray | None = None  # TCP pose of the last release, no retreat
         # positions of the grasps that last failed after the arm moved, oldest first
         self._failed_at: deque[np.ndarray] = deque(maxlen=self.config.failed_grasp_memory)
         self._pushes_made: list[Push] = []  # since a grasp was last tried
@@ -443,7 +455,8 @@ class PickPlaceTask:
         backend.ik(grasp.pose, current, contact=True)  # cheapest test first: reachable?
         pre_grasp = _backed_off(grasp.pose, config)
         radius = config.blend_radius
-        approach = backend.plan_sequence(current, (Leg(pre_grasp, blend_radius=radius),
+        approach = backend.plan_sequence(current, (*self._departure(current),
+                                                   Leg(pre_grasp, blend_radius=radius),
                                                    Leg(grasp.pose, straight=True)))
         dx, dy = config.place_offsets[self._placed % len(config.place_offsets)]
         place = _translated(config.place_pose, (dx, dy, 0.0))
@@ -499,8 +512,9 @@ class PickPlaceTask:
                 if push.frame_id != backend.planning_frame:
                     raise MotionError(f'push in frame {push.frame_id!r}, expected '
                                       f'{backend.planning_frame!r}')
-                above = backend.plan_to_pose(self.robot.joint_positions(),
-                                             _backed_off(push.start, config))
+                current = self.robot.joint_positions()
+                above = backend.plan_sequence(current, (*self._departure(current),
+                                                        Leg(_backed_off(push.start, config))))
                 legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
                         Leg(_backed_off(push.end, config), straight=True))
                 motion = backend.plan_sequence(above.positions[-1], legs)
@@ -627,6 +641,7 @@ class PickPlaceTask:
         self._gripper(release, until=lambda width: width >= off)
         self._placed += 1
         if not retreat:
+            self._released_at = place
             return
         self._update(state=PickState.RETREATING)
         above = _translated(place, (0, 0, self.config.retreat_distance))
@@ -657,6 +672,21 @@ class PickPlaceTask:
             self._leave_view()
         except (_AbortError, _EmergencyStopError, LitedetError):
             pass  # the arm stays where it is; the next attempt plans from there
+
+    def _departure(self, current: np.ndarray) -> tuple[Leg, ...]:
+        """The first leg of a move from joints ``current``: up off a release spot, or none.
+
+        See ``departure_rise``: only when the TCP is within ``AT_RELEASE`` of the last
+        release (made without a retreat).
+        """
+        rise = self.config.departure_rise
+        if rise <= 0 or self._released_at is None:
+            return ()
+        tcp = self.backend.tcp_pose(current)
+        if np.linalg.norm(tcp[:3, 3] - self._released_at[:3, 3]) > AT_RELEASE:
+            return ()
+        return (Leg(_translated(tcp, (0, 0, rise)), straight=True,
+                    blend_radius=min(self.config.blend_radius, rise / 2)),)
 
     def _leave_view(self) -> None:
         """Go to above the place zone, out of the camera's view of the bin."""
