@@ -4,7 +4,11 @@ Subscribes ``camera/camera/color/image_raw`` (rgb8, bgr8 or mono8) with sensor-d
 depth-1 queue, so a slow model always works on the newest frame; frames older than
 ``max_frame_age`` on arrival, or not newer than the last one, are dropped and counted.
 Publishes ``detections`` (header of the source image, boxes in its pixels) and
-``detections/image`` (the image with boxes drawn, only while someone subscribes). ``~/enable``
+``detections/image`` (the image with boxes drawn, only while someone subscribes). While some node
+publishes ``grasps``, one image is in flight: after publishing an image's detections the node
+skips images (counted, ``awaiting_grasps``) until the grasps of that image or a later one arrive
+or ``await_grasps`` wall seconds pass (counted as ``unanswered``): the planner takes only the
+newest detections, and detecting the images it would never plan slows the planning. ``~/enable``
 (std_srvs/SetBool) pauses and resumes detection. Images taken while the controller's
 ``pick_status`` says a pick is under way, or before it ended, are skipped and counted
 (``picking``) unless ``detect_while_picking`` is set (see
@@ -81,6 +85,9 @@ class DetectorNode(Node):
         self.drops: Counter = Counter()
         self.stats = LatencyStats()
         self.enabled = True
+        #: Detections whose grasps did not come within ``await_grasps``.
+        self.unanswered = 0
+        self._in_flight: tuple[int, float] | None = None  # (image stamp ns, monotonic s sent)
         self.detector: Detector | None = None
         self._last_stamp_ns = -1
         try:
@@ -97,6 +104,7 @@ class DetectorNode(Node):
                                                 qos_profile_sensor_data)
         self._latency_pub = self.create_publisher(String, '~/latency', 10)
         self.create_subscription(Image, topics.COLOR_IMAGE, self._on_image, IMAGE_QOS)
+        self.create_subscription(conversions.GraspArrayMsg, topics.GRASPS, self._on_grasps, 10)
         self.create_service(SetBool, '~/enable', self._on_enable)
         self.pick_gate = follow_pick_status(self)
         self._stats_timer = self.create_timer(self.config.stats_period, self._report)
@@ -155,6 +163,9 @@ class DetectorNode(Node):
         if not self.config.detect_while_picking and self.pick_gate.blocks(stamp_ns):
             self.drops['picking'] += 1  # by design: no warning
             return
+        if self._awaiting_grasps():
+            self.drops['awaiting_grasps'] += 1  # by design: no warning
+            return
         age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
         if self.config.max_frame_age and age > self.config.max_frame_age:
             self._drop('stale', f'image is {age:.3f} s old')
@@ -171,6 +182,8 @@ class DetectorNode(Node):
             return
         self._last_stamp_ns = stamp_ns
         self._detections_pub.publish(conversions.detections_to_msg(detections))
+        if self.config.await_grasps:
+            self._in_flight = (stamp_ns, time.monotonic())
         self.stats.add(preprocess=times.preprocess, inference=times.inference,
                        postprocess=times.postprocess, total=time.perf_counter() - start)
         if self.config.publish_debug_image and self._debug_pub.get_subscription_count():
@@ -178,9 +191,25 @@ class DetectorNode(Node):
                 draw_detections(pixels, msg.encoding, detections), msg.encoding, stamp_ns,
                 msg.header.frame_id))
 
+    def _awaiting_grasps(self) -> bool:
+        """Whether the last detections are still in flight (see the module docstring)."""
+        if self._in_flight is None:
+            return False
+        if self.count_publishers(topics.GRASPS):
+            if time.monotonic() - self._in_flight[1] < self.config.await_grasps:
+                return True
+            self.unanswered += 1
+        self._in_flight = None
+        return False
+
+    def _on_grasps(self, msg: conversions.GraspArrayMsg) -> None:
+        if self._in_flight and conversions.stamp_to_ns(msg.header.stamp) >= self._in_flight[0]:
+            self._in_flight = None
+
     def _report(self) -> None:
         summary = self.stats.summary()
-        report = {'latency_ms': summary, 'drops': dict(self.drops), 'enabled': self.enabled,
+        report = {'latency_ms': summary, 'drops': dict(self.drops), 'unanswered': self.unanswered,
+                  'enabled': self.enabled,
                   'model': str(self.config.model_path()) if self.detector else None}
         self._latency_pub.publish(String(data=json.dumps(report)))
         if summary:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from litedet_ros import conversions, topics  # noqa: E402
 from litedet_ros.detection.export import export_onnx  # noqa: E402
 from litedet_ros.detector_node import DetectorNode  # noqa: E402
 from litedet_ros.motion.status import PickState  # noqa: E402
-from litedet_ros.msg import DetectionArray, PickStatus  # noqa: E402
+from litedet_ros.msg import DetectionArray, GraspArray, PickStatus  # noqa: E402
 
 FRAME = 'camera_color_optical_frame'
 
@@ -152,6 +153,45 @@ def test_images_of_a_pick_under_way_are_not_detected(graph, image, spin_until):
     ended = say(PickState.WAITING_FOR_GRASPS)
     assert publish_until(publisher, client, spin_until, make, lambda: received['detections'])
     assert conversions.stamp_to_ns(received['detections'][0].header.stamp) >= ended
+
+
+AWAIT = 3.0  # await_grasps, s
+
+
+def test_one_image_in_flight_while_a_planner_publishes_grasps(ros_context, ros_executor,
+                                                               model_file, image, spin_until):
+    node, client, publisher, received = make_graph(ros_context, ros_executor, [
+        Parameter('model_file_path', value=str(model_file)),
+        Parameter('confidence_threshold', value=0.05), Parameter('await_grasps', value=AWAIT)])
+
+    def make(stamp_ns):
+        return conversions.numpy_to_image(image, 'rgb8', stamp_ns, FRAME)
+
+    def detected(count):
+        return lambda: len(received['detections']) >= count
+
+    # no node publishes grasps: every image is detected
+    assert publish_until(publisher, client, spin_until, make, detected(3))
+    assert node.drops['awaiting_grasps'] == 0
+    grasps = client.create_publisher(GraspArray, topics.GRASPS, 10)
+    assert spin_until(lambda: node.count_publishers(topics.GRASPS) == 1)
+    # a planner runs (it answers the last detections): after the next detections, images
+    # wait for their grasps
+    grasps.publish(GraspArray(header=received['detections'][-1].header))
+    count = len(received['detections'])
+    assert publish_until(publisher, client, spin_until, make, detected(count + 1))
+    assert publish_until(publisher, client, spin_until, make,
+                         lambda: node.drops['awaiting_grasps'] >= 3, timeout=AWAIT / 2)
+    assert len(received['detections']) == count + 1
+    in_flight = received['detections'][-1].header
+    grasps.publish(GraspArray(header=in_flight))
+    assert publish_until(publisher, client, spin_until, make, detected(count + 2),
+                         timeout=AWAIT / 2)
+    assert node.unanswered == 0
+    # grasps that never come: the next image is detected after await_grasps
+    waited = time.monotonic()
+    assert publish_until(publisher, client, spin_until, make, detected(count + 3))
+    assert time.monotonic() - waited >= AWAIT - 0.1 and node.unanswered == 1
 
 
 def test_enable_service_and_parameter_validation(graph, image, spin_until):

@@ -53,6 +53,9 @@ DESCRIPTIONS = {
     'detect_while_picking': 'also detect images taken while pick_status says a pick is under '
                             'way (the controller takes no grasps of them); without pick_status '
                             'every image is detected',
+    'await_grasps': 'one image in flight: after publishing detections, skip images until the '
+                    'grasps of that image (or a later one) arrive, at most this many wall '
+                    'seconds, while some node publishes grasps (0: detect every image), s',
     'publish_debug_image': 'publish detections/image with the boxes drawn (when subscribed)',
     'stats_period': 'seconds between latency statistics logs and messages, > 0',
 }
@@ -80,6 +83,10 @@ class DetectorNodeConfig:
     num_threads: int = 1
     max_frame_age: float = 0.5
     detect_while_picking: bool = False
+    # the planner works on the newest detections only: those of images detected while it plans
+    # are never planned, and their detection takes the cores from the planning (bench
+    # perception, README)
+    await_grasps: float = 0.3
     publish_debug_image: bool = True
     stats_period: float = 5.0
 
@@ -92,8 +99,8 @@ class DetectorNodeConfig:
             raise ValueError('the torch backend needs model_file_path (a .pt checkpoint)')
         if self.num_threads < 1:
             raise ValueError(f'num_threads must be >= 1, got {self.num_threads}')
-        if self.max_frame_age < 0 or self.stats_period <= 0:
-            raise ValueError('max_frame_age must be >= 0 and stats_period > 0')
+        if self.max_frame_age < 0 or self.await_grasps < 0 or self.stats_period <= 0:
+            raise ValueError('max_frame_age and await_grasps must be >= 0 and stats_period > 0')
         self.postprocess_config()  # validates the thresholds
 
     @staticmethod
