@@ -195,7 +195,7 @@ class DetectorNode(Node):
         """Whether the last detections are still in flight (see the module docstring)."""
         if self._in_flight is None:
             return False
-        if self.count_publishers(topics.GRASPS):
+        if self.config.await_grasps and self.count_publishers(topics.GRASPS):
             if time.monotonic() - self._in_flight[1] < self.config.await_grasps:
                 return True
             self.unanswered += 1
@@ -215,7 +215,7 @@ class DetectorNode(Node):
         if summary:
             self.get_logger().info('latency ms (p50/p99): ' + ', '.join(
                 f'{stage} {s["p50"]:.1f}/{s["p99"]:.1f}' for stage, s in summary.items())
-                + f'; drops {dict(self.drops)}')
+                + f'; drops {dict(self.drops)}, unanswered {self.unanswered}')
 
 
 def measure_end_to_end(models: dict[str, Path], frames: list[np.ndarray], count: int,
