@@ -13,6 +13,7 @@ from litedet_ros.errors import InvalidCameraInfoError, InvalidImageError, Invali
 from litedet_ros.grasping import candidates as candidates_module
 from litedet_ros.grasping.candidates import generate_candidates
 from litedet_ros.grasping.collision import (
+    PREFILTER_STRIDE,
     gripper_boxes,
     points_clearance,
     points_clearances,
@@ -499,6 +500,19 @@ def test_swept_volume_checks_match_a_box_by_box_reference():
     assert any(expected_hit) and not all(expected_hit)
     np.testing.assert_allclose(points_clearances(points, poses, widths, gripper, 0.02),
                                expected_clearance, atol=1e-12)
+
+
+def test_a_grasp_met_by_one_point_between_the_prefilter_samples_collides():
+    gripper = GripperGeometry()
+    poses = np.tile(np.eye(4), (3, 1, 1))
+    poses[:, 0, 3] = [0.0, 1.0, 2.0]  # three grasps 1 m apart, along x
+    widths = np.full(3, 0.04)
+    centres, _ = gripper_boxes(gripper, 0.04)
+    points = np.full((10 * PREFILTER_STRIDE, 3), 5.0)  # far from every grasp
+    points[PREFILTER_STRIDE + 1] = centres[0]  # in the first grasp's +y finger, off the sample
+    points[3 * PREFILTER_STRIDE] = centres[2] + [2.0, 0.0, 0.0]  # the third grasp's palm
+    np.testing.assert_array_equal(swept_collisions(points, poses, widths, gripper),
+                                  [True, False, True])
 
 
 def test_swept_bounds_hold_every_point_a_swept_volume_meets():

@@ -7,6 +7,8 @@ import numpy as np
 
 from litedet_ros.grasping.config import BinGeometry, GripperGeometry
 
+#: Every this-many-th scene point is checked first (see :func:`swept_collisions`).
+PREFILTER_STRIDE = 16
 #: Signs of the eight corners of a box relative to its centre.
 _BOX_CORNER_SIGNS = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
 
@@ -73,6 +75,10 @@ def swept_collisions(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
                      gripper: GripperGeometry) -> np.ndarray:
     """Tell which grasps' swept volumes contain a scene point.
 
+    Exact, in two passes: a point meeting a part of the gripper usually has many neighbours
+    doing so too, so every ``PREFILTER_STRIDE``-th point settles most colliding grasps at a
+    fraction of the cost, and only the grasps it leaves free are checked against all points.
+
     Args:
         points: ``float[N, 3]`` scene points, planning frame, metres.
         poses: ``float[K, 4, 4]`` planning <- tool transforms of the grasps.
@@ -82,8 +88,22 @@ def swept_collisions(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
     Returns:
         ``bool[K]``, True where a finger, the palm or the coupling meets a point on the way in.
     """
+    points = np.asarray(points, dtype=np.float64)
+    widths = np.asarray(widths, dtype=np.float64)
     if len(points) == 0:
         return np.zeros(len(poses), dtype=bool)
+    if len(points) < 2 * PREFILTER_STRIDE:
+        return _swept_hits(points, poses, widths, gripper)
+    hit = _swept_hits(points[::PREFILTER_STRIDE], poses, widths, gripper)
+    unsettled = np.flatnonzero(~hit)
+    if len(unsettled):
+        hit[unsettled] = _swept_hits(points, poses[unsettled], widths[unsettled], gripper)
+    return hit
+
+
+def _swept_hits(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
+                gripper: GripperGeometry) -> np.ndarray:
+    """:func:`swept_collisions` against every point in one pass."""
     tool = _tool_coordinates(points, poses)
     centres, half = gripper_boxes(gripper, widths)  # K x 4 boxes x 3 axes
     # the boxes are centred on x = 0 and the fingers mirror each other in y: test |x|, |y|

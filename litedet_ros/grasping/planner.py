@@ -26,8 +26,9 @@ from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.segmentation import GraspDropError, object_points
 from litedet_ros.grasping.types import Grasp, Push
 
-#: Candidates checked together, in the order of their score bound; the batch doubles after a
-#: batch that all collides (a buried object's candidates mostly all collide).
+#: Collision-free candidates whose clearances are measured together, in the order of their score
+#: bound; the batch doubles after a batch that all collides (a buried object's candidates mostly
+#: all collide).
 CLEARANCE_BATCH = 8
 
 
@@ -72,8 +73,9 @@ class GraspPlanner:
     Per detection: object points inside the box (bin floor and walls removed, nearest coherent
     surface kept), a shape estimate, candidates from straight-down and surface-normal approaches
     (see :func:`~.candidates.generate_candidates`), then collision checks of the fingers' and
-    palm's swept volumes against the depth scene and the bin walls, in the order of an upper
-    bound of the score so that only the promising candidates are checked; objects likewise go
+    palm's swept volumes against the depth scene, and their clearances from it and the bin
+    walls measured in the order of an upper bound of the score so that only the promising
+    candidates are measured; objects likewise go
     in the order of their bound, and once ``objects_per_image`` have grasps, objects that cannot
     beat them are skipped. The score in
     ``[0, 1]`` is the weighted mean of: top of the pile, free space around the fingers, surface
@@ -269,11 +271,19 @@ class GraspPlanner:
         widths = np.array([c.width for c in candidates])
         kinds = np.array([c.approach_kind for c in candidates])
         local = {kind: self._local_scene(scene, poses[kinds == kind]) for kind in set(kinds)}
-        obstacles = {kind: np.concatenate([points, neighbours]) for kind, points in local.items()}
         scene_points = np.concatenate([*local.values(), neighbours])
+        # every candidate above the limit at once (cheap: see swept_collisions); clearances
+        # only as needed
+        collides = np.zeros(len(candidates), dtype=bool)
+        for kind, points in local.items():
+            mine = (kinds == kind) & (bounds > limit)
+            if not mine.any():
+                continue
+            collides[mine] = swept_collisions(np.concatenate([points, neighbours]), poses[mine],
+                                              widths[mine], config.gripper)
         best: list[tuple[float, int, Candidate]] = []  # min-heap of (score, -rank, candidate)
         rank = 0  # among the collision-free candidates, in the order of their bound
-        # in bound order, a batch at a time: sweep collisions, then clearances of the free ones
+        # in bound order, a batch at a time: clearances of the free ones
         start, size = 0, CLEARANCE_BATCH
         while start < len(order):
             chunk = order[start:start + size]
@@ -282,12 +292,7 @@ class GraspPlanner:
             start += size
             if len(best) == config.candidates_per_object and best[0][0] >= bounds[chunk[0]]:
                 break
-            free = np.ones(len(chunk), dtype=bool)
-            for kind in set(kinds[chunk]):
-                mine = kinds[chunk] == kind
-                free[mine] = ~swept_collisions(obstacles[kind], poses[chunk[mine]],
-                                               widths[chunk[mine]], config.gripper)
-            chunk = chunk[free]
+            chunk = chunk[~collides[chunk]]
             if not len(chunk):
                 size *= 2
                 continue
