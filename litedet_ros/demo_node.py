@@ -43,6 +43,7 @@ from litedet_ros.bringup.recording import McapRecorder
 from litedet_ros.bringup.report import (
     LOCATIONS,
     NO_GRASP,
+    CollisionStates,
     PickRecord,
     attempts_without_success,
     format_table,
@@ -58,6 +59,8 @@ from litedet_ros.srv import ResetBin
 
 IMAGE_TOPICS = {topics.COLOR_IMAGE, topics.DETECTIONS_IMAGE}
 RUN_SERVICE = 'controller_node/run'  # std_srvs/SetBool: true = pick until the bin is empty
+#: Collisions while the controller is not running a round (resetting, settling) count apart.
+BETWEEN_ROUNDS = 'between_rounds'
 STATUS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 # topic -> (type, QoS): what is recorded
@@ -144,8 +147,10 @@ class DemoNode(Node):
         self._last_detection_image: bytes | None = None
         self.objects: dict[str, int] = dict.fromkeys(LOCATIONS, 0)
         self._objects_stamp_ns = 0
-        self.robot_collisions = 0  # the sim's count (since it started), latest seen
-        self._round_collisions_from = 0
+        #: The sim's collision count (since it started), by the state the controller last
+        #: reported when it rose.
+        self.collisions = CollisionStates()
+        self._task_state = 'before_the_task'
         self.picks: list[PickRecord] = []
         #: Finished rounds: seed, objects, attempts, successes, final objects, duration, reason.
         self.round_results: list[dict] = []
@@ -185,10 +190,20 @@ class DemoNode(Node):
             for state in msg.objects:
                 counts[LOCATIONS[state.location]] += 1
             self.objects = counts
-            self.robot_collisions = msg.robot_collisions
+            self.collisions.update(
+                msg.robot_collisions,
+                self._task_state if self.phase in ('starting', 'running', 'stopping')
+                else BETWEEN_ROUNDS,
+                round=len(self.round_results) + 1, pick=len(self.picks) + 1,
+                sim_time_s=round(conversions.stamp_to_ns(msg.header.stamp) / NS_PER_S, 2))
             self._objects_stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         elif topic == topics.PICK_STATUS:
             status = deserialize_message(data, PickStatus)
+            try:
+                self._task_state = PickState(status.state).name.lower()
+            except ValueError:
+                self.get_logger().warning(f'pick_status dropped: unknown state {status.state}')
+                return
             self._latest_attempts = status.attempts  # counted from the controller's start-up
             if self.phase in ('starting', 'running', 'stopping'):
                 self._on_status(status)
@@ -282,7 +297,9 @@ class DemoNode(Node):
             'attempts': sum(p.outcome != NO_GRASP for p in picks),
             'successes': sum(p.outcome == 'SUCCESS' for p in picks),
             'final_objects': dict(self.objects),
-            'collisions': self.robot_collisions - self._round_collisions_from,
+            'collisions': sum(e['collisions'] for e in self.collisions.events
+                              if e['round'] == len(self.round_results) + 1
+                              and e['state'] != BETWEEN_ROUNDS),
             'duration_s': (self._now_ns() - self.run_started_ns) / NS_PER_S,
             'stop_reason': reason})
         self._round_first_pick = len(self.picks)
@@ -318,7 +335,6 @@ class DemoNode(Node):
                 self.finish(f'sim/reset_bin refused: {response.message}')
                 return
             self.reset_time_ns = self._now_ns()
-            self._round_collisions_from = self.robot_collisions
             self._set_phase('settling')
         elif self.phase == 'settling':
             grasps = self.latency.latest_stamp(topics.GRASPS)
@@ -351,6 +367,8 @@ class DemoNode(Node):
         report = summarize(sum(r['objects'] for r in rounds), self.picks, final,
                            sum(r['duration_s'] for r in rounds), self.latency.samples, reason,
                            collisions=sum(r['collisions'] for r in rounds),
+                           collision_states=dict(self.collisions.states.most_common()),
+                           collision_events=self.collisions.events,
                            seed=self.seed, rounds=rounds,
                            wall_s=time.monotonic() - self.started_wall,
                            recording='recording.mcap' if self.recorder else '')

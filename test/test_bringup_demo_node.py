@@ -131,6 +131,11 @@ def test_demo_node_runs_records_and_reports_rounds(ros_executor, spin_until, tmp
     assert report['mean_cycle_s'] == pytest.approx(2.0)
     assert report['objects'] == 6 and report['lost'] == 0
     assert [r['collisions'] for r in report['rounds']] == [1, 1] and report['collisions'] == 2
+    # the controller's state when the sim's count rose; none counted before the demo began
+    events = report['collision_events']
+    assert [(e['round'], e['collisions']) for e in events if e['state'] != 'between_rounds'] \
+        == [(1, 1), (2, 1)]
+    assert sum(report['collision_states'].values()) == sum(e['collisions'] for e in events) == 3
     assert report['final_objects']['placed'] == 2
     assert report['latency']['frame_to_grasp']['n'] > 0
     assert 0 < report['latency']['frame_to_grasp']['p50_ms'] <= report['latency'][

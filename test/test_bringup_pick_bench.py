@@ -57,7 +57,9 @@ def test_the_recorder_names_the_state_in_which_each_collision_began():
                               (PickState.PUSHING, 2), (PickState.IDLE, 3)):
         clock.robot_collisions = collisions
         recorder(status(state, 1))
-    assert recorder.collision_states == {'approaching': 2, 'pushing': 1}
+    assert recorder.collisions.states == {'approaching': 2, 'pushing': 1}
+    assert [(e['state'], e['collisions']) for e in recorder.collisions.events] == [
+        ('approaching', 2), ('pushing', 1)]
 
 
 def test_failed_in_a_row_skips_looks_without_a_grasp_and_starts_again_each_round():

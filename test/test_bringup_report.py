@@ -93,6 +93,9 @@ def test_summary_figures(tmp_path):
     table = format_table(report)
     assert '66.7 %' in table and '3.00 s (sim)' in table and 'bin empty' in table
     assert re.search(r'robot collisions +\| 2\n', table)
+    report['collision_states'] = {'approaching': 1, 'placing': 1}
+    assert re.search(r'robot collisions +\| 2 \(approaching 1, placing 1\)\n',
+                     format_table(report))
     plot_report(report, latencies, tmp_path / 'timing.png')
     assert (tmp_path / 'timing.png').stat().st_size > 10_000
 

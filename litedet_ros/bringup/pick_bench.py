@@ -44,6 +44,7 @@ from litedet_ros.bringup.graph import (
 from litedet_ros.bringup.report import (
     LOCATIONS,
     NO_GRASP,
+    CollisionStates,
     PickRecord,
     attempts_without_success,
     format_table,
@@ -211,18 +212,17 @@ class Recorder:
         self.picks: list[PickRecord] = []
         self.round = 1
         self.phases: dict[str, list[float]] = {state.name.lower(): [] for state in PHASES}
-        self.collision_states: Counter = Counter()
+        self.collisions = CollisionStates(cell.robot_collisions)
         self._entered: list[tuple[PickState, float]] = []
         self._finished = 0  # the task's attempt count at the last finished attempt
-        self._collisions = cell.robot_collisions
 
     def __call__(self, status: PickStatus) -> None:
         now = self.cell.time
         # the collisions since the last status began in the state it reported
-        if self.cell.robot_collisions > self._collisions:
-            state = self._entered[-1][0].name.lower() if self._entered else 'before_the_task'
-            self.collision_states[state] += self.cell.robot_collisions - self._collisions
-        self._collisions = self.cell.robot_collisions
+        self.collisions.update(
+            self.cell.robot_collisions,
+            self._entered[-1][0].name.lower() if self._entered else 'before_the_task',
+            round=self.round, pick=len(self.picks) + 1, sim_time_s=round(now, 2))
         if status.state == PickState.WAITING_FOR_GRASPS:
             self._entered = []
         if not self._entered or self._entered[-1][0] != status.state:
@@ -311,7 +311,8 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
                        if p.outcome not in ('SUCCESS', NO_GRASP))
     report.update(rounds=round_results, failure_reasons=dict(failures.most_common()),
                   no_grasp_drops=dict(look.drops.most_common()),
-                  collision_states=dict(recorder.collision_states.most_common()),
+                  collision_states=dict(recorder.collisions.states.most_common()),
+                  collision_events=recorder.collisions.events,
                   physics_recoveries=sum(r['physics_recoveries'] for r in round_results),
                   phase_p50_s={name: float(np.median(v)) if v else None
                                for name, v in recorder.phases.items()},

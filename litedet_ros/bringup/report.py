@@ -7,6 +7,7 @@ for the pipeline latencies measured through the running graph). A figure without
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +46,30 @@ class PickRecord:
     objects: Mapping[str, int]
     image: str = ''
     round: int = 1
+
+
+class CollisionStates:
+    """Robot collisions by the task state they began in, from the simulator's running count.
+
+    Attributes:
+        count: the simulator's count at the last update; None before the first.
+        states: collisions per task state name.
+        events: one dict per update that found new collisions: the state, how many, and what
+            the caller added to say where (round, pick, time...).
+    """
+
+    def __init__(self, count: int | None = None) -> None:
+        """Start from the simulator's current ``count``, or from its first update's."""
+        self.count = count
+        self.states: Counter = Counter()
+        self.events: list[dict] = []
+
+    def update(self, count: int, state: str, **where: object) -> None:
+        """Attribute the collisions counted since the last update to ``state``."""
+        if self.count is not None and count > self.count:
+            self.states[state] += count - self.count
+            self.events.append({'state': state, 'collisions': count - self.count, **where})
+        self.count = count
 
 
 def round_objects(seed: int) -> int:
@@ -121,6 +146,10 @@ def _figure(value: float | None, form: str, unit: str) -> str:
 
 def format_table(report: Mapping) -> str:
     """The results table printed at the end of the demo."""
+    collisions = _figure(report['collisions'], 'd', '')
+    if report.get('collision_states'):  # by the controller's state when they began
+        collisions += ' (' + ', '.join(
+            f'{state} {n}' for state, n in report['collision_states'].items()) + ')'
     rows = [
         ('objects in the bin', f'{report["objects"]}'),
         ('attempts', f'{report["attempts"]}'),
@@ -133,7 +162,7 @@ def format_table(report: Mapping) -> str:
         ('objects at the end', ', '.join(f'{k.replace("_", " ")} {v}'
                                          for k, v in report['final_objects'].items())),
         ('unaccounted objects', f'{report["lost"]}'),
-        ('robot collisions', _figure(report['collisions'], 'd', '')),
+        ('robot collisions', collisions),
         ('stopped because', report['stop_reason']),
     ]
     rows += [(f'latency {stage}', f'p50 {_figure(s["p50_ms"], ".1f", " ms")}, p99 '
