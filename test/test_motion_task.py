@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from litedet_ros.errors import StaleInputError
+from litedet_ros.errors import LitedetError, StaleInputError
 from litedet_ros.grasping.types import Grasp, Push
 from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.model import RobotModel
@@ -132,7 +132,9 @@ def test_the_move_after_a_release_rises_off_the_spot_first(backend, rise):
     risen = np.flatnonzero(path[:, 2] >= release[2] + 0.05)
     start = path[:risen[0] if len(risen) else len(path)]  # up to 5 cm above the spot
     off_line = np.linalg.norm(start[:, :2] - release[:2], axis=1).max()
-    assert off_line < 2e-3 if rise else off_line > 0.02
+    # without the rise the planned path is not held to the vertical line (its lateral offset
+    # in the first 5 cm up varies with the sampling planner: 5-530 mm in 15 runs)
+    assert off_line < 2e-3 if rise else off_line > 2e-3
 
 
 def test_success_goes_through_every_state(backend):
@@ -290,6 +292,50 @@ def test_a_descent_pushed_off_its_line_stops_and_the_hand_closes_there(backend, 
     tcp = backend.tcp_path(sent[1])
     rising = tcp[:np.argmax(tcp[:, 2] >= 0.2)]
     np.testing.assert_allclose(rising[:, :2], [stopped[:2]] * len(rising), atol=1e-3)
+
+
+def test_an_attempt_ended_on_the_way_down_backs_out_without_opening_wider(backend, monkeypatch):
+    """A descent stopped by the guard, with no carry from there, ends in a safe recovery.
+
+    Pushed aside towards a wall maybe, the hand keeps its opening (wider would press a finger
+    into the wall) and, with no free way straight up, backs out the way it came down.
+    """
+    robot = FakeRobot()
+    robot.backend = backend
+    robot.on_wait = pushed_aside_below(0.09, 0.01)
+    commands = []
+    command = robot.command_gripper
+    robot.command_gripper = lambda opening: (commands.append(opening), command(opening))
+    task, states = make_task(backend, robot, descent_guard=0.003)
+    pre_grasp = task._plan_grasp(GRASP).pre_grasp[:3, 3]
+    plan_carry, calls = task._plan_carry, []
+
+    def walled_in(*args):  # planned with the grasp; not from where the descent stopped
+        calls.append(args)
+        if len(calls) > 1:
+            raise LitedetError('straight line collides at 3%')
+        return plan_carry(*args)
+    monkeypatch.setattr(task, '_plan_carry', walled_in)
+    plan_cartesian, targets = backend.plan_cartesian, []
+
+    def no_way_up(start, target):  # the first straight move after the stop: the rise
+        if len(calls) > 1:
+            targets.append(target[:3, 3].copy())
+            if len(targets) == 1:
+                raise LitedetError('straight line collides at 2%')
+        return plan_cartesian(start, target)
+    monkeypatch.setattr(backend, 'plan_cartesian', no_way_up)
+    sent = sent_motions(robot)
+    result = task.pick_once([GRASP])  # opening 50 mm, at (0.5, 0, 0.05) straight down
+    assert result.reason.startswith('planning the carry from where the descent stopped'), \
+        result.reason
+    assert robot.halted == 1 and PickState.RECOVERING in states
+    assert commands == [0.05]  # shaped for the grasp, and never wider
+    assert targets[0][2] > targets[1][2] == pytest.approx(pre_grasp[2])  # the rise, refused
+    np.testing.assert_allclose(targets[1], pre_grasp)
+    np.testing.assert_allclose(backend.tcp_pose(sent[1].positions[-1])[:3, 3], pre_grasp,
+                               atol=1e-3)
+    assert len(sent) == 3  # down, back out, out of the camera's view
 
 
 def test_the_approach_passes_the_pre_grasp_without_stopping(backend):
@@ -547,14 +593,14 @@ def test_an_arm_held_back_at_the_end_of_a_move_may_settle_until_the_watchdog(bac
 
 def test_an_arm_that_stays_off_its_goal_fails_the_attempt_at_the_watchdog(backend):
     robot = FakeRobot()
-    task, states = make_task(backend, robot)
-    held_back, recovered_at = held_back_after_the_descent(10.0), []
+    robot.on_wait = held_back_after_the_descent(10.0)
+    states, recovered_at = [], []
 
-    def on_wait(r):
-        held_back(r)
-        if task.status.state == PickState.RECOVERING and not recovered_at:
-            recovered_at.append(r.t)
-    robot.on_wait = on_wait
+    def on_status(status):
+        states.append(status.state)
+        if status.state == PickState.RECOVERING:
+            recovered_at.append(robot.t)
+    task = PickPlaceTask(backend, robot, TaskConfig(), on_status=on_status)
     result = task.pick_once([GRASP])
     assert result.outcome == PickOutcome.FAILED
     assert result.reason == 'motion ended 0.050 rad from its goal'

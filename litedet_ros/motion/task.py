@@ -410,7 +410,7 @@ class PickPlaceTask:
             if abort.moved and plan is not None and abort.outcome == PickOutcome.FAILED:
                 self._failed_at.append(plan.grasp.pose[:3, 3])
             if abort.moved and not self._estop.is_set():
-                self._recover()
+                self._recover(plan if self.status.state == PickState.APPROACHING else None)
         except LitedetError as error:  # e.g. joint states went stale mid-attempt
             result = PickResult(PickOutcome.FAILED, str(error))
             self._recover()
@@ -653,22 +653,33 @@ class PickPlaceTask:
                               PickOutcome.PARTIAL_SUCCESS) from error
         self._execute(retreat)
 
-    def _recover(self) -> None:
+    def _recover(self, descent: _Plan | None = None) -> None:
         """After a failed attempt: open, back off upwards, then leave the camera's view.
 
         The fingers open ``open_margin`` wider than they are, so that a part still between
-        them (a slip verdict on a part that only turned) is let go rather than squeezed. The
-        arm then goes to above the place zone, where a successful attempt ends too: the next
-        look at the bin sees the parts, not the arm over them.
+        them (a slip verdict on a part that only turned) is let go rather than squeezed.
+        After an attempt that ended on the way down to the grasp of ``descent`` (the guard
+        stopped the hand where a part pushed it, towards a wall maybe): fingers still at the
+        grasp's opening hold nothing and stay there, as wider could press one into the wall,
+        and when the straight rise is not free the hand backs out the way it came, to the
+        pre-grasp. The arm then goes to above the place zone, where a successful attempt ends
+        too: the next look at the bin sees the parts, not the arm over them.
         """
         self._update(state=PickState.RECOVERING)
         try:
             opening = max(self.robot.finger_width(), self.config.min_grip_width)
-            self._gripper(opening + self.config.open_margin)
+            if descent is None or abs(opening - descent.grasp.width) > FINGERS_BLOCKED:
+                self._gripper(opening + self.config.open_margin)
             current = self.robot.joint_positions()
             up = _translated(self.backend.tcp_pose(current),
                              (0, 0, self.config.pre_grasp_distance))
-            self._execute(self.backend.plan_cartesian(current, up))
+            try:
+                back_off = self.backend.plan_cartesian(current, up)
+            except LitedetError:
+                if descent is None:
+                    raise
+                back_off = self.backend.plan_cartesian(current, descent.pre_grasp)
+            self._execute(back_off)
             self._leave_view()
         except (_AbortError, _EmergencyStopError, LitedetError):
             pass  # the arm stays where it is; the next attempt plans from there
