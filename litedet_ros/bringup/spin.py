@@ -6,11 +6,7 @@ from collections.abc import Callable, Mapping
 
 from rcl_interfaces.msg import ParameterDescriptor
 import rclpy
-from rclpy.executors import (
-    ExternalShutdownException,
-    MultiThreadedExecutor,
-    SingleThreadedExecutor,
-)
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
@@ -24,20 +20,17 @@ LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
 
 
 def spin_node(node_class: Callable[[], Node], args: list[str] | None = None, *,
-              multi_threaded: bool = False,
               until: Callable[[Node], bool] | None = None) -> None:
     """Create the node, spin it until shutdown (or ``until(node)``), then clean up.
 
     Args:
         node_class: builds the node (after ``rclpy.init``).
         args: command line arguments for ``rclpy.init`` (``--ros-args ...``).
-        multi_threaded: spin with a :class:`MultiThreadedExecutor` (callbacks that block, such as
-            services waiting on a worker, need it).
         until: stop spinning once this returns True (checked every 0.1 s); None: until shutdown.
     """
     rclpy.init(args=args)
     node = node_class()
-    executor = MultiThreadedExecutor() if multi_threaded else SingleThreadedExecutor()
+    executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
         while until is None or not until(node):
