@@ -78,6 +78,9 @@ RECORDED = {
     topics.PICK_STATUS: (PickStatus, STATUS_QOS),
     topics.SIM_OBJECTS: (ObjectStateArray, 10),
 }
+#: What the report needs when nothing is recorded (the other topics are not subscribed to:
+#: joint_states alone would wake the node 100 times a sim second).
+REPORTED = (*PIPELINE_TOPICS, topics.DETECTIONS_IMAGE, topics.PICK_STATUS, topics.SIM_OBJECTS)
 PARAMETERS = {
     'seed': (400_000, 'Seed of the first round; round k uses seed + k.'),
     'num_objects': (10, 'Objects per bin, 1-25; 0 draws 5-25 per round from its seed.'),
@@ -129,7 +132,8 @@ class DemoNode(Node):
                 name = msg_type.__module__.split('.')[0]
                 self.recorder.add_topic(self.resolve_topic_name(topic),
                                         f'{name}/msg/{msg_type.__name__}')
-        for topic, (msg_type, qos) in RECORDED.items():
+        for topic in RECORDED if self.recorder is not None else REPORTED:
+            msg_type, qos = RECORDED[topic]
             self.create_subscription(msg_type, topic,
                                      lambda data, info, topic=topic: self._on_message(
                                          topic, data, info['received_timestamp']),
