@@ -24,6 +24,9 @@ GRIPPER_MIMIC_JOINT = 'right_finger_joint'
 BASE_FRAME = 'base_link'
 TCP_FRAME = 'tcp'
 CAMERA_FRAME = 'camera_color_optical_frame'
+#: The arm's home (``ARM_JOINTS``, rad): the TCP 0.40 m above the table beside the bin, elbow up,
+#: wrist down; the sim starts each bin here and the built-in planner's IK prefers its branch.
+HOME_JOINTS = (0.528, -1.86, 1.72, -1.431, -1.571, -1.043)
 
 
 class DescriptionError(LitedetError):

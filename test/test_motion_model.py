@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from litedet_ros.description import workcell_urdf
-from litedet_ros.motion.ik import IkError, InverseKinematics
+from litedet_ros.description import HOME_JOINTS
+from litedet_ros.motion.ik import IkConfig, IkError, InverseKinematics
 from litedet_ros.motion.model import MotionError, Obstacle, RobotModel, default_srdf_path
 from litedet_ros.motion.task import tool_down_pose
 
@@ -103,6 +104,29 @@ def test_closed_form_ik_is_exact_fast_and_nearest(robot, ik):
     assert np.median(times) < 1e-3
     q = ik.solve(robot.frame_pose(HOME), HOME)
     assert np.allclose(q, HOME, atol=1e-9)
+
+
+def test_ik_turns_a_joint_the_long_way_rather_than_leave_the_branch(robot, ik):
+    # from a wrist 3 at -200 deg, the goal's -12 deg is nearest as -372, past the -360 limit:
+    # the solver once dropped that branch and took one that flips the elbow (a part in the
+    # hand flew off on the way)
+    start = np.radians([-22.0, -77.0, 92.0, -105.0, -90.0, -200.0])
+    goal = np.radians([78.0, -88.0, 109.0, -111.0, -90.0, -12.0])
+    np.testing.assert_allclose(ik.solve(robot.frame_pose(goal), start), goal, atol=1e-9)
+
+
+def test_ik_goals_return_to_the_posture_branch(robot, ik):
+    # an arm left elbow down and wrist up: the nearest goal keeps the elbow down; with the
+    # home posture set, the goal is elbow up, wrist down again
+    start = np.radians([188.0, -98.0, -98.0, -73.0, -270.0, 281.0])
+    place = tool_down_pose((0.05, 0.5, 0.22))
+    nearest = ik.solve(place, start)
+    assert np.sin(nearest[2]) < 0
+    homing = InverseKinematics(robot, IkConfig(posture=HOME_JOINTS))
+    goal = homing.solve(place, start)
+    assert np.sin(goal[2]) > 0 and np.sin(goal[4]) < 0
+    assert np.allclose(robot.frame_pose(goal), place, atol=1e-9)
+    assert not robot.in_collision(goal)
 
 
 def test_numerical_ik_fallback(robot):

@@ -16,13 +16,14 @@ import time
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from litedet_ros.description import HOME_JOINTS
 from litedet_ros.motion.backend import BuiltinBackend
 from litedet_ros.motion.controller import ControllerConfig
 from litedet_ros.motion.model import MotionError, Obstacle, RobotModel
 from litedet_ros.motion.task import TaskConfig, tool_down_pose
 from litedet_ros.trajectory import JointTrajectory, TrajectorySampler
 
-HOME = np.array([0.528, -1.86, 1.72, -1.431, -1.571, -1.043])  # the sim's home, rad
+HOME = np.array(HOME_JOINTS)
 BIN_CENTRE = (0.5, 0.0)  # m, planning frame (workcell defaults)
 BIN_HALF_EXTENT = (0.15, 0.10)  # sampled half extents: the inner bin less 5 cm, m
 MAX_TILT = 0.3  # rad

@@ -16,10 +16,11 @@ import time
 
 import numpy as np
 
-from litedet_ros.description import GRIPPER_JOINT, default_finger_length
+from litedet_ros.description import GRIPPER_JOINT, HOME_JOINTS, default_finger_length
 from litedet_ros.errors import InvalidMessageError, LitedetError, StaleInputError
 from litedet_ros.grasping.types import Grasp, Push
 from litedet_ros.motion.backend import BACKENDS, BuiltinConfig, MotionBackend, make_backend
+from litedet_ros.motion.ik import IkConfig
 from litedet_ros.motion.planner import PlannerConfig
 from litedet_ros.motion.task import GraspCandidates, TaskConfig, tool_down_pose
 from litedet_ros.trajectory import JointTrajectory
@@ -172,10 +173,10 @@ class ControllerConfig:
         return make_backend(self.backend, self.builtin_config(), finger_length=self.finger_length)
 
     def builtin_config(self) -> BuiltinConfig:
-        """Settings of the built-in motion backend."""
+        """Settings of the built-in motion backend (goals in the home posture's branch)."""
         return BuiltinConfig(planner=PlannerConfig(
             velocity_scaling=self.velocity_scaling,
-            acceleration_scaling=self.acceleration_scaling))
+            acceleration_scaling=self.acceleration_scaling), ik=IkConfig(posture=HOME_JOINTS))
 
 
 class RemoteRobot:

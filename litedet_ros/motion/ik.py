@@ -39,6 +39,11 @@ class IkConfig:
         cartesian_angle_step: largest TCP rotation between Cartesian waypoints, rad.
         max_joint_step: largest joint change between consecutive Cartesian waypoints, rad
             (a larger one means a branch switch or a singularity: the path is refused).
+        posture: joints (rad) whose branch the closed-form solver's goals are taken in when
+            one there is free (the elbow and wrist 2 bent the same way: the signs of the sines
+            of joints 3 and 5), before the nearest in another branch: a goal nearest the
+            current joints in another branch flips the elbow or the wrist on the way, and
+            the arm carries on from there. None: the nearest.
     """
 
     tolerance: float = 1e-6
@@ -49,6 +54,7 @@ class IkConfig:
     cartesian_step: float = 0.005
     cartesian_angle_step: float = 0.05
     max_joint_step: float = 0.15
+    posture: tuple[float, ...] | None = None
 
 
 def _ur_solver(robot: RobotModel) -> object | None:
@@ -70,9 +76,24 @@ def _ur_solver(robot: RobotModel) -> object | None:
     return None
 
 
-def _wrap_near(solution: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Shift each joint by multiples of 2 pi to the value nearest ``reference``."""
-    return reference + np.remainder(solution - reference + np.pi, 2 * np.pi) - np.pi
+def _wrap_near(solution: np.ndarray, reference: np.ndarray, lower: np.ndarray,
+               upper: np.ndarray) -> np.ndarray | None:
+    """Shift each joint by a multiple of 2 pi to the value within the limits nearest ``reference``.
+
+    Only the nearest value at all (within pi of ``reference``) would, from a wrist already
+    turned most of a turn, put the solution past a limit and drop the branch the arm works in,
+    leaving one that flips the elbow or swings the arm up: a part in the hand flies off.
+
+    Returns:
+        The shifted joints, or None when a joint has no value within its limits.
+    """
+    nearest = reference + np.remainder(solution - reference + np.pi, 2 * np.pi) - np.pi
+    shifted = nearest + 2 * np.pi * np.array([[0.0], [-1.0], [1.0]])
+    inside = (shifted >= lower - 1e-9) & (shifted <= upper + 1e-9)
+    if not inside.any(axis=0).all():
+        return None
+    pick = np.where(inside, np.abs(shifted - reference), np.inf).argmin(axis=0)
+    return shifted[pick, np.arange(len(solution))]
 
 
 class InverseKinematics:
@@ -104,7 +125,7 @@ class InverseKinematics:
         return self._ur is not None
 
     def solutions(self, pose: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        """All IK branches for ``pose``, each wrapped nearest ``reference``, within limits.
+        """All IK branches for ``pose``, each turned nearest ``reference`` within the limits.
 
         Args:
             pose: ``float64[4, 4]`` TCP target, planning frame.
@@ -120,7 +141,9 @@ class InverseKinematics:
         reference = np.asarray(reference, dtype=np.float64)
         if self._ur is not None:
             target = self._base_inv @ pose @ self._tcp_to_tool0
-            raw = [_wrap_near(q, reference) for q in self._ur.inverse_kinematics(target)]
+            lower, upper = self.robot.lower, self.robot.upper
+            raw = [q for q in (_wrap_near(q, reference, lower, upper)
+                               for q in self._ur.inverse_kinematics(target)) if q is not None]
         else:
             found = self._dls(pose, reference)
             raw = [] if found is None else [found]
@@ -130,7 +153,7 @@ class InverseKinematics:
         return candidates[order]
 
     def solve(self, pose: np.ndarray, reference: np.ndarray, margin: float = 0.0) -> np.ndarray:
-        """Collision-free IK solution nearest ``reference``.
+        """Collision-free IK solution nearest ``reference`` (in the branch of ``posture`` first).
 
         Args:
             pose: ``float64[4, 4]`` TCP target, planning frame.
@@ -146,6 +169,8 @@ class InverseKinematics:
         candidates = self.solutions(pose, reference)
         if self._ur is None:
             candidates = itertools.chain(candidates, self._restarts(pose))
+        elif self.config.posture is not None:
+            candidates = candidates[np.argsort(~self._in_posture(candidates), kind='stable')]
         colliding = []
         for q in candidates:
             if not self.robot.in_collision(q, margin):
@@ -155,6 +180,11 @@ class InverseKinematics:
             raise IkError('pose is out of reach (no IK solution within joint limits)')
         pairs = self.robot.colliding_pairs(colliding[0], margin)
         raise IkError(f'all {len(colliding)} IK solutions collide (nearest: {pairs[:3]})')
+
+    def _in_posture(self, solutions: np.ndarray) -> np.ndarray:
+        """``bool[K]``: which UR ``solutions`` ``[K, 6]`` lie in the branch of ``posture``."""
+        bends = np.sign(np.sin(solutions[:, [2, 4]]))
+        return (bends == np.sign(np.sin(np.asarray(self.config.posture)[[2, 4]]))).all(axis=1)
 
     def cartesian(self, start: np.ndarray, pose: np.ndarray, margin: float = 0.0) -> np.ndarray:
         """Joint waypoints moving the TCP on a straight line from FK(start) to ``pose``.

@@ -26,6 +26,7 @@ from litedet_ros.description import (
     CAMERA_FRAME,
     GRIPPER_JOINT,
     GRIPPER_MIMIC_JOINT,
+    HOME_JOINTS,
     joint_limits,
     workcell_args,
     workcell_urdf,
@@ -43,7 +44,6 @@ from litedet_ros.trajectory import (
 MAX_OBJECTS = 25
 MAX_SEED = 2 ** 32 - 1
 CAMERA_NAME = 'd435_color'
-HOME = (0.528, -1.86, 1.72, -1.431, -1.571, -1.043)  # tcp 0.40 m above the table, beside the bin
 SPAWN_LAYER_HEIGHT = 0.12  # vertical spacing of the drop grid, m
 FINGER_BODIES = ('left_finger', 'right_finger')
 #: The state :meth:`Workcell.step` restores after a physics blow-up: everything that integrates.
@@ -141,7 +141,7 @@ class WorkcellConfig:
     timestep: float = 0.002
     grip_force: float = 40.0
     gripper_speed: float = 0.15
-    home: tuple[float, ...] = HOME
+    home: tuple[float, ...] = HOME_JOINTS
     start_tolerance: float = 0.05
     settle_time: float = 2.0
     shadows: bool = False
