@@ -6,8 +6,7 @@ import xml.etree.ElementTree as ElementTree
 import numpy as np
 import pytest
 
-from litedet_ros.description import workcell_urdf
-from litedet_ros.description import HOME_JOINTS
+from litedet_ros.description import HOME_JOINTS, workcell_urdf
 from litedet_ros.motion.ik import IkConfig, IkError, InverseKinematics
 from litedet_ros.motion.model import MotionError, Obstacle, RobotModel, default_srdf_path
 from litedet_ros.motion.task import tool_down_pose
