@@ -117,6 +117,9 @@ DESCRIPTORS = {
     'place_position': ParameterDescriptor(description='TCP position at release [x, y, z], '
                                           'planning frame, m.'),
     'place_yaw': _float('Tool rotation about the vertical at release, rad.', -math.pi, math.pi),
+    'place_half_turn': ParameterDescriptor(description='The release may also be half a turn '
+                                           'from place_yaw, whichever the arm turns less to '
+                                           'reach (false: exactly place_yaw).'),
     'place_grid': ParameterDescriptor(description='Release spots [columns along x, rows along '
                                       'y] centred on place_position, used in turn.'),
     'place_spacing': _float('Distance between neighbouring release spots, m.', 0.0, 0.5),

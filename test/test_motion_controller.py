@@ -1,5 +1,6 @@
 """The controller's ROS-free parts: settings, the robot over messages, the grasp inbox."""
 
+from dataclasses import replace
 from pathlib import Path
 import threading
 import time
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
-from litedet_ros.description import ARM_JOINTS, GRIPPER_JOINT
+from litedet_ros.description import ARM_JOINTS, GRIPPER_JOINT, HOME_JOINTS
 from litedet_ros.errors import InvalidMessageError, StaleInputError
 from litedet_ros.grasping.types import Grasp, Push
 from litedet_ros.motion.backend import BuiltinBackend
@@ -58,6 +59,9 @@ def test_settings_reach_the_task_and_planner():
     assert np.allclose(task.place_pose[:3, 3], (0.1, 0.4, 0.2)) and task.lift_height == 0.2
     assert task.place_pose[2, 2] == pytest.approx(-1.0)
     assert config.builtin_config().planner.velocity_scaling == 0.8
+    assert config.builtin_config().ik.posture == HOME_JOINTS  # goals in the home branch first
+    assert task.place_half_turn and not replace(config, place_half_turn=False
+                                                ).task_config().place_half_turn
 
 
 class Clock:

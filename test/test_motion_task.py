@@ -405,6 +405,30 @@ def test_parts_are_released_at_the_place_spots_in_turn(backend):
     assert releases[2] == pytest.approx(releases[0], abs=1e-3)
 
 
+@pytest.mark.parametrize('half_turn', [False, True])
+def test_the_release_may_be_half_a_turn_from_the_place_yaw(backend, half_turn):
+    # a grasp and the same grasp turned half a turn (the fingers swap sides): without the
+    # option one of the two carries turns the wrist about half a turn with the part in hand
+    # (174 deg against 6; the transports all turn the shoulder 84 deg)
+    largest, yaws = [], []
+    for yaw in (np.pi / 2, -np.pi / 2):
+        robot = FakeRobot()
+        sent = sent_motions(robot)
+        task, _ = make_task(backend, robot, place_half_turn=half_turn)
+        grasp = Grasp(tool_down_pose((0.5, 0.0, 0.05), yaw), width=0.05, score=0.9)
+        assert task.pick_once([grasp]).outcome == PickOutcome.SUCCESS
+        carry = sent[1]
+        largest.append(np.ptp(carry.positions, axis=0).max())
+        release = backend.tcp_pose(carry.positions[-1])
+        assert release[:3, 3] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)
+        assert release[:3, 2] == pytest.approx([0.0, 0.0, -1.0], abs=1e-6)
+        yaws.append(release[:3, 0] @ TaskConfig().place_pose[:3, 0])  # +1 or -1
+    if half_turn:
+        assert max(largest) < np.radians(90) and sorted(yaws) == pytest.approx([-1.0, 1.0])
+    else:
+        assert max(largest) > np.radians(170) and yaws == pytest.approx([1.0, 1.0])
+
+
 def test_next_candidate_after_an_unreachable_one(backend):
     robot = FakeRobot()
     task, _ = make_task(backend, robot)

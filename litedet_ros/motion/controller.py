@@ -61,6 +61,8 @@ class ControllerConfig:
             0 disables, m.
         place_position: (x, y, z) of the TCP at release, planning frame, m.
         place_yaw: tool rotation about the vertical at release, rad.
+        place_half_turn: the release may also be half a turn from ``place_yaw``, whichever
+            the arm turns less to get to (see :class:`~litedet_ros.motion.task.TaskConfig`).
         place_grid: (columns along x, rows along y) of release spots centred on
             ``place_position``, used in turn; (1, 1) releases every part at the same spot.
         place_spacing: distance between neighbouring release spots, m.
@@ -93,6 +95,7 @@ class ControllerConfig:
     clear_height: float = 0.22
     place_position: tuple[float, float, float] = (0.05, 0.46, 0.12)
     place_yaw: float = 0.0
+    place_half_turn: bool = True
     place_grid: tuple[int, int] = (3, 2)
     place_spacing: float = 0.08
     place_height: float = 0.10
@@ -157,7 +160,7 @@ class ControllerConfig:
         """Settings of the pick-and-place task."""
         return TaskConfig(
             place_pose=tool_down_pose(self.place_position, self.place_yaw),
-            place_offsets=self.place_offsets(),
+            place_offsets=self.place_offsets(), place_half_turn=self.place_half_turn,
             pre_grasp_distance=self.pre_grasp_distance, lift_height=self.lift_height,
             clear_height=self.clear_height,
             place_height=self.place_height, retreat_distance=self.retreat_distance,

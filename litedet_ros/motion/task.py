@@ -77,6 +77,8 @@ FINGERS_BLOCKED = 3e-3
 SAME_PUSH = 0.02
 #: A TCP this close to the last release (m) is still at its spot: the next move rises off it.
 AT_RELEASE = 0.02
+#: Right-multiplied, turns a pose half a turn about its own z (the tool axis).
+HALF_TURN = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 class RobotInterface(Protocol):
@@ -139,6 +141,11 @@ class TaskConfig:
 
     Attributes:
         place_pose: ``float64[4, 4]`` TCP pose at release (default: 12 cm above the tray).
+        place_half_turn: the release may also be ``place_pose`` turned half a turn about the
+            tool axis, whichever the arm gets to from the grasp with the smaller turn of its
+            most turned joint (parallel fingers let a part go alike either way; the wrist
+            otherwise turned up to a half turn with the part in the hand). Off for a fixture
+            that needs the part's yaw.
         place_offsets: (dx, dy) shifts of ``place_pose`` used in turn, one per object placed,
             so that parts are laid side by side instead of piled up, m.
         pre_grasp_distance: back-off along the approach axis before the grasp, m.
@@ -209,6 +216,7 @@ class TaskConfig:
 
     place_pose: np.ndarray = field(default_factory=lambda: tool_down_pose((0.05, 0.5, 0.12)))
     place_offsets: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
+    place_half_turn: bool = True
     pre_grasp_distance: float = 0.10
     lift_height: float = 0.15
     clear_height: float = 0.0
@@ -459,13 +467,31 @@ class PickPlaceTask:
                                                    Leg(pre_grasp, blend_radius=radius),
                                                    Leg(grasp.pose, straight=True)))
         dx, dy = config.place_offsets[self._placed % len(config.place_offsets)]
-        place = _translated(config.place_pose, (dx, dy, 0.0))
+        place = self._release_pose(_translated(config.place_pose, (dx, dy, 0.0)),
+                                   approach.positions[-1])
         carry, lifted_at = self._plan_carry(approach.positions[-1], grasp.pose, grasp.width,
                                             place)
         to_pre_grasp = np.linalg.norm(backend.tcp_path(approach) - pre_grasp[:3, 3], axis=1)
         near = to_pre_grasp <= radius
         descent_at = approach.times[np.argmax(near) if near.any() else np.argmin(to_pre_grasp)]
         return _Plan(grasp, pre_grasp, approach, float(descent_at), carry, lifted_at, place)
+
+    def _release_pose(self, place: np.ndarray, grasp_joints: np.ndarray) -> np.ndarray:
+        """The release pose: ``place`` or, with ``place_half_turn``, ``place`` turned.
+
+        Turned half a turn about the tool axis when the transport goal above it needs a
+        smaller turn of the most turned joint from ``grasp_joints``.
+        """
+        if not self.config.place_half_turn:
+            return place
+        turns = []
+        for pose in (place, place @ HALF_TURN):
+            above = _translated(pose, (0, 0, self.config.place_height))
+            try:
+                turns.append(np.abs(self.backend.ik(above, grasp_joints) - grasp_joints).max())
+            except MotionError:
+                turns.append(np.inf)
+        return place @ HALF_TURN if turns[1] < turns[0] else place
 
     def _plan_carry(self, start: np.ndarray, grasp_pose: np.ndarray, width: float,
                     place: np.ndarray) -> tuple[JointTrajectory, float]:
