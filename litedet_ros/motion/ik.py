@@ -80,9 +80,9 @@ def _wrap_near(solution: np.ndarray, reference: np.ndarray, lower: np.ndarray,
                upper: np.ndarray) -> np.ndarray | None:
     """Shift each joint by a multiple of 2 pi to the value within the limits nearest ``reference``.
 
-    Only the nearest value at all (within pi of ``reference``) would, from a wrist already
-    turned most of a turn, put the solution past a limit and drop the branch the arm works in,
-    leaving one that flips the elbow or swings the arm up: a part in the hand flies off.
+    The nearest value at all (within pi of ``reference``) is not enough: from a wrist 3 at -200
+    deg a goal's -12 deg comes out as -372, past the -360 limit, and its branch would be dropped
+    for one that flips the elbow on the way (a part in the hand flies off).
 
     Returns:
         The shifted joints, or None when a joint has no value within its limits.
