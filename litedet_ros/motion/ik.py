@@ -76,24 +76,30 @@ def _ur_solver(robot: RobotModel) -> object | None:
     return None
 
 
-def _wrap_near(solution: np.ndarray, reference: np.ndarray, lower: np.ndarray,
-               upper: np.ndarray) -> np.ndarray | None:
+def _wrap_near(solutions: np.ndarray, reference: np.ndarray, lower: np.ndarray,
+               upper: np.ndarray) -> np.ndarray:
     """Shift each joint by a multiple of 2 pi to the value within the limits nearest ``reference``.
 
     The nearest value at all (within pi of ``reference``) is not enough: from a wrist 3 at -200
     deg a goal's -12 deg comes out as -372, past the -360 limit, and its branch would be dropped
     for one that flips the elbow on the way (a part in the hand flies off).
 
+    Args:
+        solutions: ``float64[K, dof]`` joints, rad.
+        reference: ``float64[dof]`` joints to be near, rad.
+        lower: ``float64[dof]`` lower joint limits, rad.
+        upper: ``float64[dof]`` upper joint limits, rad.
+
     Returns:
-        The shifted joints, or None when a joint has no value within its limits.
+        ``float64[K', dof]``: the shifted solutions that have a value within the limits for
+        every joint, in their order.
     """
-    nearest = reference + np.remainder(solution - reference + np.pi, 2 * np.pi) - np.pi
-    shifted = nearest + 2 * np.pi * np.array([[0.0], [-1.0], [1.0]])
-    inside = (shifted >= lower - 1e-9) & (shifted <= upper + 1e-9)
-    if not inside.any(axis=0).all():
-        return None
+    nearest = reference + np.remainder(solutions - reference + np.pi, 2 * np.pi) - np.pi
+    shifted = nearest[None] + 2 * np.pi * np.array([0.0, -1.0, 1.0])[:, None, None]
+    inside = (shifted >= lower - 1e-9) & (shifted <= upper + 1e-9)  # [3, K, dof]
     pick = np.where(inside, np.abs(shifted - reference), np.inf).argmin(axis=0)
-    return shifted[pick, np.arange(len(solution))]
+    wrapped = np.take_along_axis(shifted, pick[None], axis=0)[0]
+    return wrapped[inside.any(axis=0).all(axis=1)]
 
 
 class InverseKinematics:
@@ -141,14 +147,13 @@ class InverseKinematics:
         reference = np.asarray(reference, dtype=np.float64)
         if self._ur is not None:
             target = self._base_inv @ pose @ self._tcp_to_tool0
-            lower, upper = self.robot.lower, self.robot.upper
-            raw = [q for q in (_wrap_near(q, reference, lower, upper)
-                               for q in self._ur.inverse_kinematics(target)) if q is not None]
+            found = np.asarray(self._ur.inverse_kinematics(target), dtype=np.float64)
+            candidates = _wrap_near(found.reshape(-1, self.robot.dof), reference,
+                                    self.robot.lower, self.robot.upper)
         else:
             found = self._dls(pose, reference)
-            raw = [] if found is None else [found]
-        candidates = np.array([q for q in raw if self.robot.within_limits(q)]).reshape(
-            -1, self.robot.dof)
+            candidates = np.array([] if found is None or not self.robot.within_limits(found)
+                                  else [found]).reshape(-1, self.robot.dof)
         order = np.argsort(np.linalg.norm(candidates - reference, axis=1))
         return candidates[order]
 
