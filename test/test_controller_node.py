@@ -25,14 +25,14 @@ from visualization_msgs.msg import Marker  # noqa: E402
 
 from litedet_ros import conversions, topics  # noqa: E402
 from litedet_ros.controller_node import ControllerNode  # noqa: E402
-from litedet_ros.description import ARM_JOINTS, GRIPPER_JOINT  # noqa: E402
+from litedet_ros.description import ARM_JOINTS, GRIPPER_JOINT, HOME_JOINTS  # noqa: E402
 from litedet_ros.grasping.types import Grasp  # noqa: E402
 from litedet_ros.motion.status import PickOutcome, PickState  # noqa: E402
 from litedet_ros.motion.task import tool_down_pose  # noqa: E402
 from litedet_ros.msg import GraspArray, PickStatus  # noqa: E402
 from litedet_ros.trajectory import JointTrajectory, TrajectorySampler  # noqa: E402
 
-START = np.array([0.528, -1.86, 1.72, -1.431, -1.571, -1.043])  # the sim's home
+START = np.array(HOME_JOINTS)  # the sim's home
 REACHABLE = tool_down_pose((0.5, 0.0, 0.05))
 UNREACHABLE = tool_down_pose((1.5, 0.0, 0.05))
 TIME_FACTOR = 4.0  # sim seconds per wall second

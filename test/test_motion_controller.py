@@ -212,7 +212,7 @@ def test_inbox_forgets_arrays_taken_before_the_scene_changed():
 
 def test_tcp_path_follows_the_trajectory_by_forward_kinematics():
     backend = BuiltinBackend(RobotModel.from_workcell())
-    start = np.array([0.528, -1.86, 1.72, -1.431, -1.571, -1.043])
+    start = np.array(HOME_JOINTS)
     down = backend.tcp_pose(start)
     down[2, 3] -= 0.1
     trajectory = backend.plan_cartesian(start, down)  # straight line 10 cm down

@@ -7,6 +7,7 @@ import time
 import numpy as np
 import pytest
 
+from litedet_ros.description import HOME_JOINTS
 from litedet_ros.errors import LitedetError, StaleInputError
 from litedet_ros.grasping.types import Grasp, Push
 from litedet_ros.motion.backend import BuiltinBackend
@@ -23,7 +24,7 @@ from litedet_ros.motion.task import (
 )
 from litedet_ros.trajectory import TrajectorySampler
 
-START = np.array([0.528, -1.86, 1.72, -1.431, -1.571, -1.043])  # the sim's home
+START = np.array(HOME_JOINTS)  # the sim's home
 GRASP = Grasp(tool_down_pose((0.5, 0.0, 0.05)), width=0.05, score=0.9)
 UNREACHABLE = Grasp(tool_down_pose((1.5, 0.0, 0.05)), width=0.05, score=0.95)
 
