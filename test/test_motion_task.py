@@ -531,6 +531,28 @@ def test_a_part_that_turned_in_the_grip_on_the_lift_is_carried(backend):
     assert PickState.TRANSPORTING in states and robot.halted == 0
 
 
+def test_a_part_still_turning_at_the_top_of_the_lift_is_carried(backend):
+    robot = FakeRobot()
+    turn = {}
+
+    def turning(r):  # from the lift's check on, the part turns, narrowing 12 mm at 60 mm/s
+        if 'start' in turn:
+            r.object_width = max(0.05 - 0.06 * (r.t - turn['start']), 0.038)
+            if r.target < r.object_width:  # the closed fingers follow it
+                r.width = r.object_width
+
+    def finger_width():
+        if robot.executions == 2:
+            turn.setdefault('start', robot.t)
+        return robot.width
+
+    robot.on_wait, robot.finger_width = turning, finger_width
+    task, states = make_task(backend, robot)
+    # 9 mm narrower and still closing after grip_settle_time; still 0.05 s later
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    assert PickState.TRANSPORTING in states and robot.halted == 0
+
+
 def test_a_part_still_sliding_at_the_top_of_the_lift_is_let_go_over_the_bin(backend):
     robot = FakeRobot()
     carry = {}

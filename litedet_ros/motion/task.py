@@ -13,7 +13,7 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
                   descent pushed off its line by a part stops there, the carry is re-planned
     GRASPING      close, verify the finger width (empty hand -> FAILED)
     LIFTING       start the carry; once the object is lifted out, verify again on the move
-                  (slip -> halt, FAILED)
+                  (slip: fingers closing on and on -> halt, FAILED)
     TRANSPORTING  the rest of the carry, verify (drop -> PARTIAL_SUCCESS)
     PLACING       open -> SUCCESS, or with a ``retreat_distance``:
     RETREATING    straight line up -> SUCCESS
@@ -73,6 +73,8 @@ AT_OPENING = 1e-3
 FINGER_START_TIMEOUT = 0.3
 #: Fingers settled farther than this from the grasp opening are held off it (m).
 FINGERS_BLOCKED = 3e-3
+#: Fingers still for this long have stopped on a part that turned in the grip, s.
+STILL_TIME = 0.05
 #: A push whose start and end both lie this close to those of a push made is the same push, m.
 SAME_PUSH = 0.02
 #: A TCP this close to the last release (m) is still at its spot: the next move rises off it.
@@ -188,7 +190,8 @@ class TaskConfig:
         min_grip_width: finger width below which the hand is considered empty, m.
         slip_tolerance: finger closing after the grasp that counts as a slip, m; at the top of
             the lift only if the fingers are still closing (faster than ``still_speed`` over
-            ``grip_settle_time``): a part that turned in the grip and stopped them is carried.
+            ``grip_settle_time``) and do not stop within ``grip_turn_time``: a part that turned
+            in the grip and stopped them is carried.
         attached_size: (x, z) extents of the box modelling a held object, m (y = grip width);
             x is the fingers' width: the grasp planner keeps the fingers off the bin walls,
             and a wider box refused lifts beside a wall that the part itself, inside the bin,
@@ -206,6 +209,8 @@ class TaskConfig:
         gripper_timeout: longest wait for the fingers to settle, s.
         grip_settle_time: fingers still for this long short of their command have closed on
             an object (0.3 s cost 0.25 s a pick for the same picks), s.
+        grip_turn_time: fingers still closing at the top of the lift are watched this much
+            longer, the arm carrying on, for a part turning in the grip to stop them, s.
         still_speed: fingers moving slower than this are still (they move at up to
             0.15 m/s; a part creeping in the closed grip does not hold the task up), m/s.
         goal_tolerance: largest joint error accepted at the end of a motion (the arm has
@@ -239,6 +244,7 @@ class TaskConfig:
     control_period: float = 0.01
     gripper_timeout: float = 2.0
     grip_settle_time: float = 0.15
+    grip_turn_time: float = 0.3
     still_speed: float = 0.02
     goal_tolerance: float = 0.03
     watchdog_factor: float = 1.1
@@ -642,9 +648,10 @@ class PickPlaceTask:
             before, since = self.robot.finger_width(), self.robot.now()
             self.robot.wait(settle)
             # fingers closed on since the grasp: a part that only turned in the grip has stopped
-            # them again, a slipping one has not (over the time the wait really took)
-            turned = settle > 0 and before - self.robot.finger_width() \
-                <= self.config.still_speed * (self.robot.now() - since)
+            # them again (over the time the wait really took) or soon does, a slipping one not
+            turned = settle > 0 and (before - self.robot.finger_width()
+                                     <= self.config.still_speed * (self.robot.now() - since)
+                                     or self._fingers_stop())
             self._verify_held(width, 'object slipped after lift', PickOutcome.FAILED,
                               allow_slip=turned)
             self._update(state=PickState.TRANSPORTING)
@@ -654,6 +661,33 @@ class PickPlaceTask:
         # still held, and placing it beats dropping it back into the bin from the recovery
         self._verify_held(width, 'object dropped in transit', PickOutcome.PARTIAL_SUCCESS,
                           allow_slip=True)
+
+    def _fingers_stop(self) -> bool:
+        """Whether fingers still closing on a lifted part stop within ``grip_turn_time``.
+
+        A part turning in the grip stops them again once it lies flat between the pads; a
+        slipping one does not until the hand is empty.
+        """
+        robot, config = self.robot, self.config
+        deadline = robot.now() + config.grip_turn_time
+        still_since = None
+        while robot.now() < deadline:
+            previous, last = robot.finger_width(), robot.now()
+            robot.wait(config.control_period)
+            if self._estop.is_set():
+                raise _EmergencyStopError
+            width, now = robot.finger_width(), robot.now()
+            if width < config.min_grip_width:
+                return False
+            if now <= last:
+                continue
+            if previous - width > config.still_speed * (now - last):
+                still_since = None
+            elif still_since is None:
+                still_since = last
+            elif now - still_since >= STILL_TIME:
+                return True
+        return False
 
     def _place(self, place: np.ndarray) -> None:
         self._update(state=PickState.PLACING)
