@@ -1,5 +1,6 @@
 """The pick-and-place state machine: every transition, failure paths, stop, pause, and the sim."""
 
+from dataclasses import replace
 import os
 import threading
 import time
@@ -136,6 +137,36 @@ def test_the_move_after_a_release_rises_off_the_spot_first(backend, rise):
     # without the rise the planned path is not held to the vertical line (its lateral offset
     # in the first 5 cm up varies with the sampling planner: 5-530 mm in 15 runs)
     assert off_line < 2e-3 if rise else off_line > 2e-3
+
+
+@pytest.mark.parametrize('next_move', ['grasp', 'push'])
+def test_the_fingers_move_for_the_next_move_once_risen_off_the_release(backend, next_move):
+    """A part just released may rest between the open fingers on the pile below them.
+
+    Fingers closing there (to a narrower grasp, or shut for a push) would take it back.
+    """
+    robot = FakeRobot()
+    task, _ = make_task(backend, robot, departure_rise=0.05, clear_height=0.22)
+    assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
+    release = backend.tcp_pose(robot.q)[:3, 3]
+    caught, risen = [], []
+    elsewhere = 0.05 if next_move == 'grasp' else 0.0  # the part grasped next, 50 mm wide
+
+    def part_under_the_fingers(r):  # 60 mm wide, until the fingers have risen 3 cm off it
+        tcp = backend.tcp_pose(r.q)[:3, 3]
+        on_spot = not risen or risen[-1] < 0.03 and \
+            np.linalg.norm(tcp[:2] - release[:2]) < 0.01
+        risen.append(tcp[2] - release[2] if on_spot else np.inf)
+        r.object_width = 0.06 if risen[-1] < 0.03 else elsewhere
+        caught.append(r.object_width == 0.06 and r.target < 0.06)
+
+    robot.on_wait = part_under_the_fingers
+    if next_move == 'grasp':
+        result = task.pick_once([replace(GRASP, width=0.055)])
+        assert result.outcome == PickOutcome.SUCCESS, result.reason
+    else:
+        assert task.pick_once([], 4, (PUSH,)).reason.endswith('detection 3 6 cm')
+    assert not any(caught) and np.isinf(risen[-1])
 
 
 def test_success_goes_through_every_state(backend):

@@ -273,8 +273,10 @@ class _Plan:
     """A feasible attempt.
 
     ``approach`` goes to ``pre_grasp`` (a TCP pose) and on, straight, to the grasp;
-    ``descent_at`` is the time into it at which the TCP comes within the blend radius of the
-    pre-grasp (where the straight descent begins). ``lifted_at`` is the time into ``carry``
+    ``departed_at`` is the time into it at which the TCP has risen off the last release spot
+    (0 when it does not start there), ``descent_at`` the time at which it comes within the
+    blend radius of the pre-grasp (where the straight descent begins). ``lifted_at`` is the
+    time into ``carry``
     at the end of the straight lift (the object out of the bin); ``place`` the TCP pose at
     release.
     """
@@ -282,6 +284,7 @@ class _Plan:
     grasp: Grasp
     pre_grasp: np.ndarray
     approach: JointTrajectory
+    departed_at: float
     descent_at: float
     carry: JointTrajectory
     lifted_at: float
@@ -469,7 +472,8 @@ class PickPlaceTask:
         backend.ik(grasp.pose, current, contact=True)  # cheapest test first: reachable?
         pre_grasp = _backed_off(grasp.pose, config)
         radius = config.blend_radius
-        approach = backend.plan_sequence(current, (*self._departure(current),
+        departure = self._departure(current)
+        approach = backend.plan_sequence(current, (*departure,
                                                    Leg(pre_grasp, blend_radius=radius),
                                                    Leg(grasp.pose, straight=True)))
         dx, dy = config.place_offsets[self._placed % len(config.place_offsets)]
@@ -477,10 +481,8 @@ class PickPlaceTask:
                                    approach.positions[-1])
         carry, lifted_at = self._plan_carry(approach.positions[-1], grasp.pose, grasp.width,
                                             place)
-        to_pre_grasp = np.linalg.norm(backend.tcp_path(approach) - pre_grasp[:3, 3], axis=1)
-        near = to_pre_grasp <= radius
-        descent_at = approach.times[np.argmax(near) if near.any() else np.argmin(to_pre_grasp)]
-        return _Plan(grasp, pre_grasp, approach, float(descent_at), carry, lifted_at, place)
+        return _Plan(grasp, pre_grasp, approach, self._departed_at(approach, departure),
+                     self._time_near(approach, pre_grasp, radius), carry, lifted_at, place)
 
     def _release_pose(self, place: np.ndarray, grasp_joints: np.ndarray) -> np.ndarray:
         """The release pose: ``place`` or, with ``place_half_turn``, ``place`` turned.
@@ -526,7 +528,8 @@ class PickPlaceTask:
         """Make the first push that plans, then leave the camera's view.
 
         The hand goes above the push's start along its tool axis (as far as a pre-grasp, and
-        above ``clear_height``), closing on the way, and once it is closed (as the motion was
+        above ``clear_height``), closing on the way (once off a release spot: see
+        :meth:`_departed_at`), and once it is closed (as the motion was
         planned) down that axis (straight down, or leaning for a drag by a wall), along the
         push and back up the same way, then to above the place zone like a recovery. Unless the
         emergency stop was pressed, nothing it meets ends more than the push; fingers that do
@@ -545,7 +548,8 @@ class PickPlaceTask:
                     raise MotionError(f'push in frame {push.frame_id!r}, expected '
                                       f'{backend.planning_frame!r}')
                 current = self.robot.joint_positions()
-                above = backend.plan_sequence(current, (*self._departure(current),
+                departure = self._departure(current)
+                above = backend.plan_sequence(current, (*departure,
                                                         Leg(_backed_off(push.start, config))))
                 legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
                         Leg(_backed_off(push.end, config), straight=True))
@@ -556,8 +560,8 @@ class PickPlaceTask:
         else:
             return None, f'nothing: planning failed: {failure}'
         try:
-            self._command_gripper(0.0)
-            self._execute(above)
+            self._execute(above, checks=((self._departed_at(above, departure),
+                                          lambda: self.robot.command_gripper(0.0)),))
             width = self._await_fingers(0.0)
             if width > FINGERS_BLOCKED:
                 raise _AbortError(f'fingers held at {1e3 * width:.1f} mm')
@@ -579,7 +583,9 @@ class PickPlaceTask:
         # the pre-grasp. Held off the width by a part caught between them (one that stayed in
         # the hand at the last release), they open to let it fall back into the bin first.
         width = plan.grasp.width
-        self._command_gripper(width)
+
+        def shape_fingers() -> None:
+            self.robot.command_gripper(width)
 
         def fingers_shaped() -> None:
             if abs(self.robot.finger_width() - width) >= AT_OPENING:
@@ -590,8 +596,10 @@ class PickPlaceTask:
 
         guarded = self.config.descent_guard > 0
         try:
-            finished = self._execute(plan.approach, check=(plan.descent_at, fingers_shaped),
-                                     guard=(plan.descent_at, pushed_aside) if guarded else None)
+            finished = self._execute(
+                plan.approach, checks=((plan.departed_at, shape_fingers),
+                                       (plan.descent_at, fingers_shaped)),
+                guard=(plan.descent_at, pushed_aside) if guarded else None)
         except _FingersLateError:
             opening = self._await_fingers(width)
             if abs(opening - width) > FINGERS_BLOCKED:
@@ -656,7 +664,7 @@ class PickPlaceTask:
                               allow_slip=turned)
             self._update(state=PickState.TRANSPORTING)
 
-        self._execute(plan.carry, check=(max(plan.lifted_at - settle, 0.0), lifted))
+        self._execute(plan.carry, checks=((max(plan.lifted_at - settle, 0.0), lifted),))
         # only an empty hand: a part that turned in the grip (a can rolling a few mm) is
         # still held, and placing it beats dropping it back into the bin from the recovery
         self._verify_held(width, 'object dropped in transit', PickOutcome.PARTIAL_SUCCESS,
@@ -744,6 +752,25 @@ class PickPlaceTask:
         except (_AbortError, _EmergencyStopError, LitedetError):
             pass  # the arm stays where it is; the next attempt plans from there
 
+    def _time_near(self, trajectory: JointTrajectory, pose: np.ndarray,
+                   radius: float = 0.0) -> float:
+        """Time into ``trajectory`` where the TCP first comes within ``radius`` (m) of ``pose``.
+
+        Where it comes nearest to ``pose``'s position if it never does.
+        """
+        distance = np.linalg.norm(self.backend.tcp_path(trajectory) - pose[:3, 3], axis=1)
+        near = distance <= radius
+        return float(trajectory.times[np.argmax(near) if near.any() else np.argmin(distance)])
+
+    def _departed_at(self, trajectory: JointTrajectory, departure: tuple[Leg, ...]) -> float:
+        """Time into a move starting with ``departure`` when its fingers may start to move.
+
+        At the top of the rise off a release spot (:meth:`_departure`), 0 without one. A
+        part just released may still lie between the open fingers, on the parts piled on the
+        tray below them: fingers closing there would take it back.
+        """
+        return self._time_near(trajectory, departure[0].pose) if departure else 0.0
+
     def _departure(self, current: np.ndarray) -> tuple[Leg, ...]:
         """The first leg of a move from joints ``current``: up off a release spot, or none.
 
@@ -766,13 +793,14 @@ class PickPlaceTask:
 
     # -- helpers -------------------------------------------------------------------------------
     def _execute(self, trajectory: JointTrajectory,
-                 check: tuple[float, Callable[[], None]] | None = None,
+                 checks: Sequence[tuple[float, Callable[[], None]]] = (),
                  guard: tuple[float, Callable[[], bool]] | None = None) -> bool:
         """Run a trajectory under the watchdog and the emergency stop.
 
-        ``check = (t, verify)``: ``verify()`` runs once, ``t`` s into the motion; the robot
-        halts if it raises. ``guard = (t, stop)``: from ``t`` s into the motion ``stop()`` is
-        asked every control period; the robot halts when it says so.
+        ``checks``: ``(t, verify)`` pairs, in the order of ``t``; each ``verify()`` runs once,
+        ``t`` s into the motion (at its end, if it ends first); the robot halts if one raises.
+        ``guard = (t, stop)``: from ``t`` s into the motion ``stop()`` is asked every control
+        period; the robot halts when it says so.
 
         Returns:
             True when the motion ran to its goal, False when the guard halted it.
@@ -786,7 +814,7 @@ class PickPlaceTask:
         if self._estop.is_set():  # the stop's halt may have landed just before the send
             robot.halt()
             raise _EmergencyStopError
-        started = robot.now()
+        started, pending = robot.now(), list(checks)
         limit = trajectory.duration * config.watchdog_factor + config.watchdog_slack
         while robot.executing():
             if self._estop.is_set():
@@ -795,10 +823,9 @@ class PickPlaceTask:
             if robot.now() > started + limit:
                 robot.halt()
                 raise _AbortError(f'execution watchdog: motion not finished after {limit:.2f} s')
-            if check is not None and robot.now() - started >= check[0]:
-                verify, check = check[1], None
+            while pending and robot.now() - started >= pending[0][0]:
                 try:
-                    verify()
+                    pending.pop(0)[1]()
                 except (_AbortError, _FingersLateError):
                     robot.halt()
                     raise
@@ -808,8 +835,8 @@ class PickPlaceTask:
             robot.wait(config.control_period)
         if self._estop.is_set():  # halted from another thread while we waited
             raise _EmergencyStopError
-        if check is not None:  # the motion ended before the check was due
-            check[1]()
+        for _, verify in pending:  # the motion ended before they were due
+            verify()
         # the arm may end behind the trajectory (fingers landing on a part hold it back for a
         # moment): like a controller's goal time, it has until the watchdog's limit to settle
         def goal_error() -> float:
