@@ -276,9 +276,8 @@ class _Plan:
     ``departed_at`` is the time into it at which the TCP has risen off the last release spot
     (0 when it does not start there), ``descent_at`` the time at which it comes within the
     blend radius of the pre-grasp (where the straight descent begins). ``lifted_at`` is the
-    time into ``carry``
-    at the end of the straight lift (the object out of the bin); ``place`` the TCP pose at
-    release.
+    time into ``carry`` at the end of the straight lift (the object out of the bin); ``place``
+    the TCP pose at release.
     """
 
     grasp: Grasp
