@@ -42,6 +42,7 @@ class Candidate:
             axis, in ``[0, 1]``; 1 for every yaw of a footprint that is not ``ELONGATED``.
         approach_kind: ``'top_down'``, ``'surface_normal'`` or ``'wall_tilt_<axis><sign>'``
             (see :func:`approach_directions`).
+        fallback: its yaw is one of ``fallback_yaw_offsets_deg``.
     """
 
     pose: np.ndarray
@@ -50,6 +51,7 @@ class Candidate:
     vertical: float
     aligned: float
     approach_kind: str
+    fallback: bool = False
 
 
 def approach_directions(estimate: ObjectEstimate, config: PlannerConfig
@@ -193,7 +195,7 @@ def _beyond_reach(to_support: float, config: PlannerConfig) -> bool:
     return config.min_depth_fraction * to_support > config.gripper.finger_length - PALM_CLEARANCE
 
 
-def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
+def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallback: bool = False
                         ) -> tuple[list[Candidate], Counter]:
     """Grasp candidates across the object's narrow extent, with yaw and centre variants.
 
@@ -212,22 +214,28 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
     Args:
         estimate: the object.
         config: planner configuration.
+        fallback: also the variants of ``fallback_yaw_offsets_deg`` (marked ``fallback``), in
+            the same pass over the approaches: they share everything but their yaws.
 
     Returns:
         ``(candidates, rejected)``: kinematically valid candidates, and counts of rejected
-        variants by reason (``too_wide``, ``too_deep``, ``too_low``, ``empty_slab``).
+        variants of ``yaw_offsets_deg`` by reason (``too_wide``, ``too_deep``, ``too_low``,
+        ``empty_slab``).
     """
     gripper = config.gripper
     up = np.asarray(config.up)
     points = estimate.points
-    variants = [(yaw, offset) for yaw in np.radians(config.yaw_offsets_deg)
+    yaw_sets = (config.yaw_offsets_deg, config.fallback_yaw_offsets_deg if fallback else ())
+    variants = [(yaw, offset, tier) for tier, yaw_set in enumerate(yaw_sets)
+                for yaw in np.radians(yaw_set)
                 for offset in (config.center_offsets if abs(math.cos(yaw)) > 0.5 else (0.0,))]
-    yaws, offsets = np.array(variants).T
+    yaws, offsets, tiers = np.array(variants).T
+    primary = int((tiers == 0).sum())
     aligned = 1 - np.abs((yaws + math.pi / 2) % math.pi - math.pi / 2) / (math.pi / 2)
     cos, sin = np.cos(yaws)[:, None], np.sin(yaws)[:, None]
     flat_topped = estimate.flatness >= FLAT_TOPPED or estimate.rim  # both straight-sided
     if not flat_topped and _out_of_reach(points, config):
-        return [], Counter(too_deep=len(variants))
+        return [], Counter(too_deep=primary)
     candidates, rejected = [], Counter()
     for kind, approach in approach_directions(estimate, config):
         e1, e2 = plane_basis(approach)
@@ -284,15 +292,15 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
         for k, (slab, extent, height, need, underside) in enumerate(zip(
                 in_slab.sum(axis=1).tolist(), extents.tolist(), heights, required.tolist(),
                 to_underside.tolist())):
+            reason = None
             if slab < 3:
-                rejected['empty_slab'] += 1
-                continue
-            if extent + gripper.min_width_margin > gripper.stroke:
-                rejected['too_wide'] += 1
-                continue
-            depths, reason = _tip_depths(config, height, down_rate, need, flat_topped,
-                                         underside)
-            if reason:
+                reason, depths = 'empty_slab', []
+            elif extent + gripper.min_width_margin > gripper.stroke:
+                reason, depths = 'too_wide', []
+            else:
+                depths, reason = _tip_depths(config, height, down_rate, need, flat_topped,
+                                             underside)
+            if reason and k < primary:
                 rejected[reason] += 1
             chosen.extend([k] * len(depths))
             chosen_depths.extend(depths)
@@ -307,6 +315,6 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig
         candidates.extend(
             Candidate(pose=pose, width=float(widths[k]), central=float(central[k]),
                       vertical=vertical, aligned=float(aligned[k]) if elongated else 1.0,
-                      approach_kind=kind)
+                      approach_kind=kind, fallback=k >= primary)
             for pose, k in zip(poses, chosen))
     return candidates, rejected

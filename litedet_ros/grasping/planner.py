@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 import heapq
 
 import numpy as np
@@ -89,8 +89,6 @@ class GraspPlanner:
         self._weights = weights / weights.sum()
         if self.config.bin is not None:
             self._bin_from_planning = np.linalg.inv(self.config.bin.pose)
-        fallback = self.config.fallback_yaw_offsets_deg
-        self._fallback = replace(self.config, yaw_offsets_deg=fallback) if fallback else None
 
     def plan(self, depth: np.ndarray, camera: PinholeCamera, detections: Detections,
              planning_from_camera: np.ndarray, frame_id: str = 'base_link') -> PlanResult:
@@ -212,15 +210,9 @@ class GraspPlanner:
             GraspDropError: as :meth:`_best_grasps` with the primary yaw offsets.
         """
         try:
-            return self._best_grasps(estimate, scene, top, neighbours, limit, self.config)
+            return self._best_grasps(estimate, scene, top, neighbours, limit, fallback=True)
         except GraspDropError as error:
             first_error = error
-        if first_error.reason == 'all_colliding' and self._fallback is not None:
-            try:
-                return self._best_grasps(estimate, scene, top, neighbours, limit,
-                                         self._fallback)
-            except GraspDropError:
-                pass
         found: list[tuple[float, Candidate]] = []
         outranked = False  # a section had free grasps, none above the limit
         up = np.asarray(self.config.up)
@@ -228,7 +220,7 @@ class GraspPlanner:
             if self.config.rim_grasps else []
         for section in sections:
             try:
-                best = self._best_grasps(section, scene, top, neighbours, limit, self.config)
+                best = self._best_grasps(section, scene, top, neighbours, limit)
             except GraspDropError:
                 continue
             found += best
@@ -239,25 +231,29 @@ class GraspPlanner:
         return found[:self.config.candidates_per_object]
 
     def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
-                     neighbours: np.ndarray, limit: float, config: PlannerConfig
+                     neighbours: np.ndarray, limit: float, fallback: bool = False
                      ) -> list[tuple[float, Candidate]]:
         """Check candidates in the order of their score bound; keep the best collision-free ones.
 
         The obstacles are the scene cloud near the candidates plus ``neighbours`` (``float[M,
         3]``: the box's other surfaces at its finer sampling, so that a thin rim of a part
         showing around the object is not missed between the scene cloud's samples).
-        Candidates whose bound does not exceed ``limit`` are not checked.
+        Candidates whose bound does not exceed ``limit`` are not checked. With ``fallback``,
+        the candidates of the fallback yaw offsets are generated and swept with the primary
+        ones (one pass costs less than two), and ranked only if every primary one collides.
 
         Returns:
             Up to ``candidates_per_object`` (score, candidate), best first; empty when no
             candidate above ``limit`` is free.
 
         Raises:
-            GraspDropError: no kinematically valid candidate (reason: most frequent rejection)
-                or all candidates collide (``all_colliding``).
+            GraspDropError: no kinematically valid primary candidate (reason: most frequent
+                rejection) or all candidates collide (``all_colliding``).
         """
-        candidates, rejected = generate_candidates(estimate, config)
-        if not candidates:
+        config = self.config
+        candidates, rejected = generate_candidates(estimate, config, fallback)
+        fallbacks = np.array([c.fallback for c in candidates], dtype=bool)
+        if fallbacks.all():
             reason = rejected.most_common(1)[0][0] if rejected else 'no_candidates'
             raise GraspDropError(reason, f'no candidate grasp ({dict(rejected)})')
         w_top, w_exposed, w_flat, w_central, w_vertical, w_narrow, w_aligned = self._weights
@@ -266,7 +262,6 @@ class GraspPlanner:
         bounds = np.array([base + w_central * c.central + w_vertical * c.vertical
                            + w_narrow * (1 - c.width / stroke) + w_aligned * c.aligned
                            for c in candidates])
-        order = np.argsort(-bounds, kind='stable')
         poses = np.stack([c.pose for c in candidates])
         widths = np.array([c.width for c in candidates])
         kinds = np.array([c.approach_kind for c in candidates])
@@ -281,16 +276,41 @@ class GraspPlanner:
                 continue
             collides[mine] = swept_collisions(np.concatenate([points, neighbours]), poses[mine],
                                               widths[mine], config.gripper)
+        for tier in (False, True):
+            members = np.flatnonzero(fallbacks == tier)
+            if not len(members):
+                break
+            order = members[np.argsort(-bounds[members], kind='stable')]
+            best, exhausted = self._rank_free(order, bounds, collides, poses, widths,
+                                              candidates, scene_points, limit)
+            if best or not exhausted:
+                return best
+        raise GraspDropError('all_colliding',
+                             f'all {len(candidates) - fallbacks.sum()} candidates collide')
+
+    def _rank_free(self, order: np.ndarray, bounds: np.ndarray, collides: np.ndarray,
+                   poses: np.ndarray, widths: np.ndarray, candidates: list[Candidate],
+                   scene_points: np.ndarray, limit: float
+                   ) -> tuple[list[tuple[float, Candidate]], bool]:
+        """The best free candidates, clearances measured a batch at a time in ``order``.
+
+        Stops once no further candidate can beat the kept ones or reach above ``limit``.
+
+        Returns:
+            ``(best, exhausted)``: up to ``candidates_per_object`` (score, candidate), best
+            first, and whether every candidate in ``order`` was looked at.
+        """
+        w_exposed = self._weights[1]
+        kept = self.config.candidates_per_object
         best: list[tuple[float, int, Candidate]] = []  # min-heap of (score, -rank, candidate)
         rank = 0  # among the collision-free candidates, in the order of their bound
-        # in bound order, a batch at a time: clearances of the free ones
         start, size = 0, CLEARANCE_BATCH
         while start < len(order):
             chunk = order[start:start + size]
             if bounds[chunk[0]] <= limit:
                 break
             start += size
-            if len(best) == config.candidates_per_object and best[0][0] >= bounds[chunk[0]]:
+            if len(best) == kept and best[0][0] >= bounds[chunk[0]]:
                 break
             chunk = chunk[~collides[chunk]]
             if not len(chunk):
@@ -301,15 +321,15 @@ class GraspPlanner:
                 rank += 1
                 if clearance <= 0:
                     continue
-                score = bounds[i] - w_exposed * (1 - min(clearance / config.clearance_scale, 1))
+                score = bounds[i] - w_exposed * (1 - min(clearance / self.config.clearance_scale,
+                                                         1))
                 item = (float(score), -rank, candidates[i])
-                if len(best) < config.candidates_per_object:
+                if len(best) < kept:
                     heapq.heappush(best, item)
                 elif item > best[0]:
                     heapq.heapreplace(best, item)
-        if not best and start >= len(order):
-            raise GraspDropError('all_colliding', f'all {len(candidates)} candidates collide')
-        return [(score, candidate) for score, _, candidate in sorted(best, reverse=True)]
+        return ([(score, candidate) for score, _, candidate in sorted(best, reverse=True)],
+                start >= len(order))
 
     def _local_scene(self, scene: SceneCloud, poses: np.ndarray) -> np.ndarray:
         """Scene points within ``clearance_scale`` of the swept volumes of grasps.
