@@ -106,6 +106,30 @@ def test_matched_inputs_give_ranked_grasps_in_the_target_frame(graph, spin_until
     assert {'grasps', 'objects'} <= kinds
 
 
+def test_poses_and_markers_are_built_only_for_a_subscriber(graph, spin_until, scene,
+                                                          ros_executor, monkeypatch):
+    node, publishers, received = graph
+    depth, box = scene
+    built = []
+    markers = node._markers
+    monkeypatch.setattr(node, '_markers', lambda *args: built.append(1) or markers(*args))
+    assert spin_until(lambda: node._markers_pub.get_subscription_count() > 0
+                      and publishers['depth'].get_subscription_count() > 0)
+    send(publishers, 1_000_000_000, depth, box)
+    assert spin_until(lambda: received['grasps'] and received['poses'] and received['markers'])
+    assert built == [1]
+    client = next(n for n in ros_executor.get_nodes() if n.get_name() == 'grasp_test_client')
+    for subscription in list(client.subscriptions):
+        if subscription.topic_name.endswith((topics.GRASP_POSES, topics.GRASP_MARKERS)):
+            client.destroy_subscription(subscription)
+    assert spin_until(lambda: node._markers_pub.get_subscription_count() == 0
+                      and node._poses_pub.get_subscription_count() == 0)
+    send(publishers, 2_000_000_000, depth, box)
+    assert spin_until(lambda: len(received['grasps']) == 2)
+    assert received['grasps'][1].grasps  # planned and sent as before
+    assert built == [1] and len(received['poses']) == len(received['markers']) == 1
+
+
 def test_bad_inputs_are_counted_and_the_node_keeps_working(graph, spin_until, scene):
     node, publishers, received = graph
     depth, box = scene
