@@ -292,7 +292,6 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallbac
         for k, (slab, extent, height, need, underside) in enumerate(zip(
                 in_slab.sum(axis=1).tolist(), extents.tolist(), heights, required.tolist(),
                 to_underside.tolist())):
-            reason = None
             if slab < 3:
                 reason, depths = 'empty_slab', []
             elif extent + gripper.min_width_margin > gripper.stroke:

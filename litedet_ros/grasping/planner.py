@@ -300,7 +300,7 @@ class GraspPlanner:
             ``(best, exhausted)``: up to ``candidates_per_object`` (score, candidate), best
             first, and whether every candidate in ``order`` was looked at.
         """
-        w_exposed = self._weights[1]
+        w_exposed, scale = self._weights[1], self.config.clearance_scale
         kept = self.config.candidates_per_object
         best: list[tuple[float, int, Candidate]] = []  # min-heap of (score, -rank, candidate)
         rank = 0  # among the collision-free candidates, in the order of their bound
@@ -321,8 +321,7 @@ class GraspPlanner:
                 rank += 1
                 if clearance <= 0:
                     continue
-                score = bounds[i] - w_exposed * (1 - min(clearance / self.config.clearance_scale,
-                                                         1))
+                score = bounds[i] - w_exposed * (1 - min(clearance / scale, 1))
                 item = (float(score), -rank, candidates[i])
                 if len(best) < kept:
                     heapq.heappush(best, item)
