@@ -1066,7 +1066,8 @@ def test_sim_drag_pulls_a_box_off_a_wall_and_the_next_look_grasps_it(backend, ce
     task = PickPlaceTask(backend, SimRobot(cell))
     collisions = cell.robot_collisions
     result = task.pick_once([], 1, (drag,))
-    assert result.reason.endswith(f'{PUSHED} detection 0 6 cm')
+    assert result.reason.endswith(
+        f'{PUSHED} detection 0 {100 * planner.config.push_distance:.0f} cm')
     moved = wall - 0.025 - cell.object_states()[0].pose[1, 3]
     assert moved > 0.03 and cell.robot_collisions == collisions
     after = look(cell, planner)

@@ -296,7 +296,7 @@ class PlannerConfig:
     candidates_per_object: int = 3
     objects_per_image: int = 2
     max_grasps: int = 100
-    push_distance: float = 0.06
+    push_distance: float = 0.12
     min_push_distance: float = 0.02
     push_gap: float = 0.01
     push_depth: float = 0.025
