@@ -130,6 +130,8 @@ DESCRIPTORS = {
                              'without stopping, m (0: off).', 0.0, 0.5),
     'descent_guard': _float('The descent into the bin stops where the TCP is this far off its '
                             'line; the hand closes there, m (0: off).', 0.0, 0.1),
+    'push_guard': _float('A push stops where the TCP is this far below its path; the hand '
+                         'backs off upwards, m (0: off).', 0.0, 0.1),
     'min_grip_width': _float('Finger width below which the hand is empty, m.', 0.0, 0.1),
     'gripper_timeout': _float('Longest wait for the fingers to settle, s.', 0.1, 30.0),
     'goal_tolerance': _float('Largest joint error at the end of a motion, rad.', 0.001, 0.5),

@@ -942,6 +942,45 @@ def test_a_push_that_stalls_ends_in_a_recovery(backend):
     assert PickState.RECOVERING in states and robot.halted
 
 
+def moved_vertically_on_the_push(backend, dz):
+    """A ``FakeRobot.on_wait`` moving the TCP ``dz`` m up (down if < 0) along ``PUSH``.
+
+    As a part in the push's way would: ridden over, or jammed and twisting the hand down.
+    Only during the motion down to the push, along it and back up (the second one sent).
+    """
+    def on_wait(robot):
+        if robot.executions != 2 or robot._sampler is None or \
+                backend.tcp_pose(robot.q)[2, 3] > PUSH.start[2, 3] + 1e-3:
+            return
+        nudge = np.array([0.0, 1e-3, 0, 0, 0, 0])  # the shoulder
+        rate = (backend.tcp_pose(robot.q + nudge)[2, 3] - backend.tcp_pose(robot.q)[2, 3]) / 1e-3
+        robot.q = robot.q + nudge * dz / rate / 1e-3
+    return on_wait
+
+
+@pytest.mark.parametrize(('guard', 'dz', 'stopped'), [(0.003, -0.005, True),
+                                                       (0.003, 0.01, False),
+                                                       (0.0, -0.005, False)])
+def test_a_push_twisted_down_below_its_path_stops_and_backs_off_up(backend, guard, dz,
+                                                                   stopped):
+    robot = FakeRobot(object_width=0.0)
+    task, states = make_task(backend, robot, clear_height=0.22, push_guard=guard)
+    robot.on_wait = moved_vertically_on_the_push(backend, dz)
+    sent = sent_motions(robot)
+    result = task.pick_once([], 4, (PUSH,))
+    if not stopped:  # not guarded, or ridden up over a part: the whole push
+        assert result.reason.endswith(f'{PUSHED} detection 3 6 cm') and robot.halted == 0
+        return
+    assert result.reason.endswith('detection 3, stopped: pushed 3 mm below its path')
+    assert robot.halted == 1 and PickState.RECOVERING in states
+    # halted within a control period of sinking 3 mm: on the push, short of its end
+    rise = backend.tcp_path(sent[2])  # the back-off, from where the push stopped
+    assert PUSH.start[2, 3] + dz - 1e-3 < rise[0, 2] < PUSH.start[2, 3] - guard
+    assert rise[0, 0] < PUSH.end[0, 3] - 0.01
+    np.testing.assert_allclose(rise[:, :2], [rise[0, :2]] * len(rise), atol=1e-3)  # straight up
+    assert rise[-1, 2] > rise[0, 2] + 0.09
+
+
 def test_emergency_stop_from_another_thread(backend):
     robot = FakeRobot()
     task, _ = make_task(backend, robot)

@@ -74,6 +74,9 @@ class ControllerConfig:
         descent_guard: the descent into the bin stops where the TCP gets this far off its line
             (a part pushing the arm aside) and the hand closes there (see
             :class:`~litedet_ros.motion.task.TaskConfig`); 0 disables, m.
+        push_guard: a push stops where the TCP gets this far below its path (a jammed part
+            twisting the hand down towards the floor) and the hand backs off upwards (see
+            :class:`~litedet_ros.motion.task.TaskConfig`); 0 disables, m.
         min_grip_width: finger width below which the hand counts as empty, m.
         gripper_timeout: longest wait for the fingers to settle, s.
         goal_tolerance: largest joint error accepted at the end of a motion, rad.
@@ -102,6 +105,7 @@ class ControllerConfig:
     retreat_distance: float = 0.0
     departure_rise: float = 0.05
     descent_guard: float = 0.003
+    push_guard: float = 0.003
     min_grip_width: float = 0.004
     gripper_timeout: float = 2.0
     goal_tolerance: float = 0.03
@@ -126,7 +130,7 @@ class ControllerConfig:
                 raise ControllerConfigError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'clear_height',
                      'place_height', 'retreat_distance', 'departure_rise', 'descent_guard',
-                     'min_grip_width'):
+                     'push_guard', 'min_grip_width'):
             if not getattr(self, name) >= 0.0:
                 raise ControllerConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
         if len(self.place_grid) != 2 or min(self.place_grid) < 1:
@@ -165,7 +169,8 @@ class ControllerConfig:
             clear_height=self.clear_height,
             place_height=self.place_height, retreat_distance=self.retreat_distance,
             departure_rise=self.departure_rise,
-            descent_guard=self.descent_guard, min_grip_width=self.min_grip_width,
+            descent_guard=self.descent_guard, push_guard=self.push_guard,
+            min_grip_width=self.min_grip_width,
             max_consecutive_failures=self.max_consecutive_failures,
             max_pushes_in_a_row=self.max_pushes_in_a_row,
             max_grasp_age=self.max_grasp_age, control_period=self.control_period,
