@@ -216,7 +216,9 @@ class PlannerConfig:
             its IK). At most ``floor_clearance``.
         wall_clearance: the gripper's swept volume stays this far from the bin walls, m. More
             than the controller's ``descent_guard`` (3 mm): a part pushing the hand towards a
-            wall stops the descent before the palm reaches the wall.
+            wall stops the descent before the palm reaches the wall; and fingers closing on a
+            part tilt and lift the hand a little (1.4 deg and 7 mm brought a palm planned
+            beside a wall onto its rim).
         part_clearance: the gripper's swept volume stays this far from the depth points around
             the object (its neighbours), m: a finger planned to pass a neighbour closer than
             this lands on it often enough (depth noise, edges between the scene's samples) to
@@ -276,7 +278,7 @@ class PlannerConfig:
     min_grasp_depth: float = 0.01
     floor_clearance: float = 0.003
     bin_clearance: float = 0.0025
-    wall_clearance: float = 0.004
+    wall_clearance: float = 0.006
     part_clearance: float = 0.003
     wall_margin: float = 0.008
     floor_margin: float = 0.006
