@@ -97,8 +97,8 @@ def ring_solids(x, y, segments=16):
 
 
 def test_a_ring_boxed_in_by_a_wall_and_neighbours_is_grasped_by_its_free_rim():
-    """8 mm from a wall, 6 mm from a tall part on either side: no finger fits outside it."""
-    centre = np.array([0.0, BIN.size_y / 2 - RADIUS - TUBE / 2 - 0.008])
+    """10 mm from a wall, 6 mm from a tall part on either side: no finger fits outside it."""
+    centre = np.array([0.0, BIN.size_y / 2 - RADIUS - TUBE / 2 - 0.010])
     ring = ring_solids(*centre)
     beside = [Cuboid(np.array([side * (RADIUS + TUBE / 2 + 0.021), centre[1], 0.04]),
                      np.array([0.015, 0.04, 0.04])) for side in (-1, 1)]
