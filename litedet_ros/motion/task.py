@@ -184,7 +184,7 @@ class TaskConfig:
             in its way holds the hand back and twists it down (in the simulated cell the finger
             tips then met the floor 10 mm below within 0.1 s). Riding up over parts and being
             deflected sideways are let be (there, 29 % of pushes went more than 3 mm off their
-            path so; stopping those too ended as many pushes). 0 disables, m.
+            path so; a guard on those too stopped as many pushes). 0 disables, m.
         open_margin: opening added to the current finger width to let go of a part after a
             failed attempt, m. (The approach opens to the grasp's own width: the grasp
             planner's margin is in it, and its collision checks assumed it.)
@@ -548,11 +548,6 @@ class PickPlaceTask:
         self._update(state=PickState.PUSHING)
         backend, config = self.backend, self.config
         backend.set_gripper_opening(0.0)
-
-        def sunk() -> bool:
-            tcp = backend.tcp_pose(self.robot.joint_positions())[:3, 3]
-            return _below_path(tcp, path) > config.push_guard
-
         for push in pushes:
             try:
                 if push.frame_id != backend.planning_frame:
@@ -565,13 +560,18 @@ class PickPlaceTask:
                 legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
                         Leg(_backed_off(push.end, config), straight=True))
                 motion = backend.plan_sequence(above.positions[-1], legs)
-                path = np.array([_backed_off(push.start, config)[:3, 3],
-                                 *(leg.pose[:3, 3] for leg in legs)])
                 break
             except LitedetError as error:
                 failure = error
         else:
             return None, f'nothing: planning failed: {failure}'
+        path = np.array([_backed_off(push.start, config)[:3, 3],
+                         *(leg.pose[:3, 3] for leg in legs)])
+
+        def sunk() -> bool:
+            tcp = backend.tcp_pose(self.robot.joint_positions())[:3, 3]
+            return _below_path(tcp, path) > config.push_guard
+
         try:
             self._execute(above, checks=((self._departed_at(above, departure),
                                           lambda: self.robot.command_gripper(0.0)),))
