@@ -952,9 +952,10 @@ def moved_vertically_on_the_push(backend, dz):
         if robot.executions != 2 or robot._sampler is None or \
                 backend.tcp_pose(robot.q)[2, 3] > PUSH.start[2, 3] + 1e-3:
             return
-        nudge = np.array([0.0, 1e-3, 0, 0, 0, 0])  # the shoulder
-        rate = (backend.tcp_pose(robot.q + nudge)[2, 3] - backend.tcp_pose(robot.q)[2, 3]) / 1e-3
-        robot.q = robot.q + nudge * dz / rate / 1e-3
+        shoulder = np.eye(6)[1]
+        rate = (backend.tcp_pose(robot.q + 1e-3 * shoulder)[2, 3]
+                - backend.tcp_pose(robot.q)[2, 3]) / 1e-3  # TCP height per rad
+        robot.q = robot.q + shoulder * dz / rate
     return on_wait
 
 

@@ -555,8 +555,8 @@ class PickPlaceTask:
                                       f'{backend.planning_frame!r}')
                 current = self.robot.joint_positions()
                 departure = self._departure(current)
-                above = backend.plan_sequence(current, (*departure,
-                                                        Leg(_backed_off(push.start, config))))
+                over_start = _backed_off(push.start, config)
+                above = backend.plan_sequence(current, (*departure, Leg(over_start)))
                 legs = (Leg(push.start, straight=True), Leg(push.end, straight=True),
                         Leg(_backed_off(push.end, config), straight=True))
                 motion = backend.plan_sequence(above.positions[-1], legs)
@@ -565,8 +565,7 @@ class PickPlaceTask:
                 failure = error
         else:
             return None, f'nothing: planning failed: {failure}'
-        path = np.array([_backed_off(push.start, config)[:3, 3],
-                         *(leg.pose[:3, 3] for leg in legs)])
+        path = np.array([over_start[:3, 3], *(leg.pose[:3, 3] for leg in legs)])
 
         def sunk() -> bool:
             tcp = backend.tcp_pose(self.robot.joint_positions())[:3, 3]
