@@ -236,13 +236,18 @@ def grasp_to_msg(grasp: Grasp, detection: DetectionMsg | None = None) -> GraspMs
 def msg_to_grasp(msg: GraspMsg) -> Grasp:
     """Return a core grasp from a ``litedet_ros/Grasp`` (the approach field is derived data).
 
+    Its box is that of the copied source detection, None when the copy is empty.
+
     Raises:
         InvalidMessageError: malformed pose, width or score, or an approach vector that
             disagrees with the pose's tool z axis.
     """
+    source = msg.detection
+    box = (source.x_min, source.y_min, source.x_max, source.y_max)
     grasp = Grasp(pose=pose_to_matrix(msg.pose.pose), width=msg.width, score=msg.score,
                   detection_index=msg.detection_index, frame_id=msg.pose.header.frame_id,
-                  stamp_ns=stamp_to_ns(msg.pose.header.stamp))
+                  stamp_ns=stamp_to_ns(msg.pose.header.stamp),
+                  box=box if box[2] > box[0] and box[3] > box[1] else None)
     approach = np.array([msg.approach.x, msg.approach.y, msg.approach.z])
     if not np.allclose(approach, grasp.approach, atol=1e-3):
         raise InvalidMessageError(

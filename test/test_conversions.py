@@ -143,6 +143,9 @@ def test_grasp_array_is_ranked_and_round_trips_with_source_detection():
         [0, 0, -1], atol=1e-12)
     back = conversions.msg_to_grasps(msg)
     assert [g.detection_index for g in back] == [0, -1, 1]
+    boxes = make_detections().boxes
+    assert back[0].box == pytest.approx(tuple(boxes[0])) and back[1].box is None
+    assert back[2].box == pytest.approx(tuple(boxes[1]))
     np.testing.assert_allclose(back[0].pose, grasps[1].pose, atol=1e-12)
     assert back[0].width == pytest.approx(0.06) and back[0].frame_id == 'base_link'
 

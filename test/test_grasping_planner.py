@@ -251,6 +251,8 @@ def test_grasps_are_sorted_and_the_top_of_the_pile_comes_first():
     assert result.grasps[0].detection_index == 1  # the taller box
     assert {g.detection_index for g in result.grasps} == {0, 1}
     assert len(result.grasps) == 2 * CONFIG.candidates_per_object
+    boxes = scene('pile')[1].boxes  # each grasp carries its detection's box
+    assert all(g.box == pytest.approx(tuple(boxes[g.detection_index])) for g in result.grasps)
 
 
 @pytest.mark.parametrize('kept', [1, 2])

@@ -177,7 +177,8 @@ class GraspPlanner:
         scored.sort(key=lambda item: -item[0])
         grasps = tuple(
             Grasp(pose=candidate.pose, width=candidate.width, score=score,
-                  detection_index=index, frame_id=frame_id, stamp_ns=detections.stamp_ns)
+                  detection_index=index, frame_id=frame_id, stamp_ns=detections.stamp_ns,
+                  box=tuple(detections.boxes[index]))
             for score, candidate, index in scored[:self.config.max_grasps])
         pushes = () if grasps else plan_pushes(
             [o for o in objects if o is not None], reasons, scene, self.config, frame_id,

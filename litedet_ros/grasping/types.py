@@ -51,6 +51,8 @@ class Grasp:
         detection_index: index of the source detection in its detection array, -1 if none.
         frame_id: frame the pose is expressed in.
         stamp_ns: time of the source image, nanoseconds (ROS clock).
+        box: the source detection's box ``(x_min, y_min, x_max, y_max)``, pixels of the
+            source image; None if unknown.
     """
 
     pose: np.ndarray
@@ -59,9 +61,15 @@ class Grasp:
     detection_index: int = -1
     frame_id: str = 'base_link'
     stamp_ns: int = 0
+    box: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         pose = rigid_pose(self.pose, 'grasp pose')
+        if self.box is not None:
+            box = tuple(map(float, self.box))
+            if len(box) != 4 or not np.isfinite(box).all():
+                raise InvalidMessageError(f'grasp box must be 4 finite values, got {self.box}')
+            object.__setattr__(self, 'box', box)
         if not np.isfinite(self.width) or self.width <= 0:
             raise InvalidMessageError(f'grasp width must be positive, got {self.width}')
         if not np.isfinite(self.score):
