@@ -132,6 +132,13 @@ DESCRIPTORS = {
                             'line; the hand closes there, m (0: off).', 0.0, 0.1),
     'push_guard': _float('A push stops where the TCP is this far below its path; the hand '
                          'backs off upwards, m (0: off).', 0.0, 0.1),
+    'still_looks': ParameterDescriptor(
+        description='Grasps are tried only on parts whose box held still between two looks; '
+        'at most this many more looks when all moved (0: one look).',
+        integer_range=[IntegerRange(from_value=0, to_value=100)]),
+    'still_gap': _float('Least time between the images of those two looks, s.', 0.0, 10.0),
+    'still_box_tolerance': _float("Largest shift of a box's side between the two looks, px.",
+                                  0.0, 1000.0),
     'min_grip_width': _float('Finger width below which the hand is empty, m.', 0.0, 0.1),
     'gripper_timeout': _float('Longest wait for the fingers to settle, s.', 0.1, 30.0),
     'goal_tolerance': _float('Largest joint error at the end of a motion, rad.', 0.001, 0.5),
@@ -347,11 +354,15 @@ class ControllerNode(Node):
         self.get_logger().info(f'pick: {result.outcome.name} {result.reason}'.rstrip())
 
     def _run(self) -> None:
-        attempts = self.task.status.attempts
+        first = True
 
         def detect() -> GraspCandidates:
-            if self.task.status.attempts != attempts:
+            # after its first, each look of a run comes from an image taken after it was asked
+            # for: after the last attempt, or after the previous look (still_looks)
+            nonlocal first
+            if not first:
                 self._attempt_finished()
+            first = False
             return GraspCandidates() if self._cancel.is_set() else self._fresh_grasps()
 
         results = self.task.run(detect)

@@ -48,9 +48,10 @@ def nodes(ros_context, ros_executor, spin_until):
     # attempt of test_run_false_finishes_the_current_pick_then_stops, reason not logged then;
     # the node logs the reasons of a run's attempts now). The malformed-input test's 30 s old
     # array is still refused.
+    # still_looks: one look per attempt, except in the test of the second look
     controller = ControllerNode(context=ros_context, parameter_overrides=[
         Parameter('use_sim_time', value=True), Parameter('grasp_wait_timeout', value=0.5),
-        Parameter('max_grasp_age', value=20.0)])
+        Parameter('max_grasp_age', value=20.0), Parameter('still_looks', value=0)])
     client = Node('controller_client', context=ros_context)
     for node in (robot, controller, client):
         ros_executor.add_node(node)
@@ -344,6 +345,23 @@ def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(nodes, spin_un
     status = controller.task.status
     assert status.state == PickState.STOPPED and status.attempts == 4
     assert status.consecutive_failures == 2 and len(robot.trajectories) == 2
+
+
+def test_run_waits_for_a_second_look_before_moving(nodes, spin_until):
+    """still_looks: the attempt waits for an array taken after the first one, and uses it."""
+    controller, robot, client = nodes
+    assert all(r.successful for r in controller.set_parameters([
+        Parameter('grasp_wait_timeout', value=30.0), Parameter('still_looks', value=1)]))
+    publish_grasps(client, robot, REACHABLE, spin=spin_until)
+    assert spin_until(lambda: controller.inbox.wait(0.0) is not None)
+    assert run(client, spin_until, True).success
+    assert spin_until(lambda: controller.task.status.state == PickState.WAITING_FOR_GRASPS
+                      and controller.inbox.wait(0.0) is None)  # the first array was used
+    assert robot.trajectories == [] and controller.task.status.attempts == 0
+    publish_grasps(client, robot, REACHABLE, spin=spin_until)
+    assert spin_until(lambda: controller.task.status.successes == 1, timeout=30.0)
+    assert run(client, spin_until, False).success
+    assert spin_until(lambda: not controller.busy, timeout=30.0)
 
 
 def test_run_false_finishes_the_current_pick_then_stops(nodes, spin_until):

@@ -793,6 +793,80 @@ def test_run_goes_on_when_detected_objects_have_no_feasible_grasp(backend):
     assert task.status.state == PickState.STOPPED and robot.executions == executions
 
 
+def boxed(grasp, box, score=None):
+    """``grasp`` planned from a detection box ``box`` (pixels)."""
+    return replace(grasp, box=box, score=grasp.score if score is None else score)
+
+
+ROLLING, RESTING = (10.0, 10.0, 60.0, 60.0), (200.0, 100.0, 260.0, 150.0)
+BESIDE = Grasp(tool_down_pose((0.45, 0.05, 0.05)), width=0.05, score=0.8)
+
+
+def record_looks(robot, looks):
+    """A camera answering ``looks`` in turn, stamped with the robot's time of each call."""
+    times = []
+
+    def detect():
+        times.append(robot.now())
+        if not looks:
+            return GraspCandidates()
+        look = looks.pop(0)
+        stamp_ns = round(robot.now() * 1e9)
+        return replace(look, grasps=tuple(replace(g, stamp_ns=stamp_ns) for g in look.grasps))
+    return detect, times
+
+
+def test_run_tries_only_grasps_of_parts_that_held_still_between_two_looks(backend):
+    """A second look still_gap later: the best grasp's part had rolled, the other's not."""
+    robot = FakeRobot()
+    sent = []
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, _ = make_task(backend, robot, still_looks=2, still_gap=0.1, still_box_tolerance=2.0)
+    moved = (13.0, 10.0, 63.0, 60.0)  # 3 px along x
+    detect, times = record_looks(robot, [
+        GraspCandidates((boxed(GRASP, ROLLING, 0.95), boxed(BESIDE, RESTING)), 2),
+        GraspCandidates((boxed(GRASP, moved, 0.95), boxed(BESIDE, RESTING)), 2)])
+    results = task.run(detect)
+    assert [r.outcome for r in results] == [PickOutcome.SUCCESS]
+    assert times[:2] == [0.0, pytest.approx(0.1)]  # the second image 0.1 s after the first
+    grasped_at = backend.tcp_path(sent[0])[-1]  # the approach ends at the grasp
+    assert np.allclose(grasped_at, BESIDE.position, atol=1e-3)
+    # with 3 px allowed, the rolling part's better grasp is taken
+    robot = FakeRobot()
+    sent.clear()
+    execute = robot.execute
+    robot.execute = lambda trajectory: (sent.append(trajectory), execute(trajectory))
+    task, _ = make_task(backend, robot, still_looks=2, still_box_tolerance=3.0)
+    detect, _ = record_looks(robot, [
+        GraspCandidates((boxed(GRASP, ROLLING, 0.95), boxed(BESIDE, RESTING)), 2),
+        GraspCandidates((boxed(GRASP, moved, 0.95), boxed(BESIDE, RESTING)), 2)])
+    task.run(detect)
+    assert np.allclose(backend.tcp_path(sent[0])[-1], GRASP.position, atol=1e-3)
+
+
+def test_run_looks_again_while_every_part_moves_then_takes_the_last_look(backend):
+    robot = FakeRobot()
+    task, _ = make_task(backend, robot, still_looks=2, still_gap=0.1)
+    looks = [GraspCandidates((boxed(GRASP, (10.0 + 5 * k, 10.0, 60.0 + 5 * k, 60.0)),), 1)
+             for k in range(4)]
+    detect, times = record_looks(robot, looks[:])
+    results = task.run(detect)
+    # three looks before the attempt (the first, then two more as the part kept rolling)
+    assert [r.outcome for r in results] == [PickOutcome.SUCCESS]
+    assert times[:3] == [0.0, pytest.approx(0.1), pytest.approx(0.2)]
+    assert task.status.attempts == 1
+    # a second look that sees nothing ends the run like any empty look; without still_looks
+    # one look per attempt
+    for still_looks, calls in ((2, 2), (0, 2)):
+        robot = FakeRobot()
+        task, _ = make_task(backend, robot, still_looks=still_looks)
+        detect, times = record_looks(robot, [GraspCandidates((boxed(GRASP, ROLLING),), 1)])
+        results = task.run(detect)
+        assert len(times) == calls
+        assert task.status.attempts == (0 if still_looks else 1)
+
+
 PUSH = Push(tool_down_pose((0.45, -0.05, 0.04)), tool_down_pose((0.51, -0.05, 0.04)), 3)
 
 

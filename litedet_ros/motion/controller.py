@@ -77,6 +77,11 @@ class ControllerConfig:
         push_guard: a push stops where the TCP gets this far below its path (a jammed part
             twisting the hand down towards the floor) and the hand backs off upwards (see
             :class:`~litedet_ros.motion.task.TaskConfig`); 0 disables, m.
+        still_looks: with grasps in sight, the bin is looked at again and only grasps of parts
+            whose detection box did not move are tried; at most this many more looks when
+            every part moved (see :class:`~litedet_ros.motion.task.TaskConfig`); 0: one look.
+        still_gap: least time between the images of the two looks, s.
+        still_box_tolerance: largest shift of a box's side between the two looks, px.
         min_grip_width: finger width below which the hand counts as empty, m.
         gripper_timeout: longest wait for the fingers to settle, s.
         goal_tolerance: largest joint error accepted at the end of a motion, rad.
@@ -106,6 +111,9 @@ class ControllerConfig:
     departure_rise: float = 0.05
     descent_guard: float = 0.003
     push_guard: float = 0.003
+    still_looks: int = 2
+    still_gap: float = 0.1
+    still_box_tolerance: float = 2.0
     min_grip_width: float = 0.004
     gripper_timeout: float = 2.0
     goal_tolerance: float = 0.03
@@ -130,7 +138,7 @@ class ControllerConfig:
                 raise ControllerConfigError(f'{name} must be > 0, got {getattr(self, name)}')
         for name in ('max_grasp_age', 'pre_grasp_distance', 'lift_height', 'clear_height',
                      'place_height', 'retreat_distance', 'departure_rise', 'descent_guard',
-                     'push_guard', 'min_grip_width'):
+                     'push_guard', 'still_gap', 'still_box_tolerance', 'min_grip_width'):
             if not getattr(self, name) >= 0.0:
                 raise ControllerConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
         if len(self.place_grid) != 2 or min(self.place_grid) < 1:
@@ -144,6 +152,8 @@ class ControllerConfig:
         if self.max_consecutive_failures < 1:
             raise ControllerConfigError(f'max_consecutive_failures must be >= 1, got '
                                         f'{self.max_consecutive_failures}')
+        if self.still_looks < 0:
+            raise ControllerConfigError(f'still_looks must be >= 0, got {self.still_looks}')
         if self.max_pushes_in_a_row < 0:
             raise ControllerConfigError(f'max_pushes_in_a_row must be >= 0, got '
                                         f'{self.max_pushes_in_a_row}')
@@ -170,6 +180,8 @@ class ControllerConfig:
             place_height=self.place_height, retreat_distance=self.retreat_distance,
             departure_rise=self.departure_rise,
             descent_guard=self.descent_guard, push_guard=self.push_guard,
+            still_looks=self.still_looks, still_gap=self.still_gap,
+            still_box_tolerance=self.still_box_tolerance,
             min_grip_width=self.min_grip_width,
             max_consecutive_failures=self.max_consecutive_failures,
             max_pushes_in_a_row=self.max_pushes_in_a_row,

@@ -211,6 +211,16 @@ class TaskConfig:
         failed_grasp_radius: grasps within this distance of a remembered failure are tried
             after all others, m.
         max_grasp_age: grasps older than this are refused, s (0 disables the check).
+        still_looks: with grasps in sight, :meth:`PickPlaceTask.run` looks at the bin again
+            ``still_gap`` after the image they came from, and tries only the grasps of that
+            look whose detection box was in the first one too (every side within
+            ``still_box_tolerance``; a grasp without a box is kept): a part still rolling or
+            sliding when the camera looked is elsewhere when the fingers get there (in the
+            simulated cell, cans rolling at 4-17 cm/s left the hand empty). When every grasp's
+            part moved, it looks again, this many times at most, and then takes the last look
+            as it is. 0: one look.
+        still_gap: least time between the images of the two looks, s.
+        still_box_tolerance: largest shift of a box's side between the two looks, pixels.
         control_period: polling period of execution and stop, s.
         gripper_timeout: longest wait for the fingers to settle, s.
         grip_settle_time: fingers still for this long short of their command have closed on
@@ -248,6 +258,9 @@ class TaskConfig:
     failed_grasp_memory: int = 3
     failed_grasp_radius: float = 0.02
     max_grasp_age: float = 0.0
+    still_looks: int = 0
+    still_gap: float = 0.1
+    still_box_tolerance: float = 2.0
     control_period: float = 0.01
     gripper_timeout: float = 2.0
     grip_settle_time: float = 0.15
@@ -361,12 +374,13 @@ class PickPlaceTask:
     def run(self, detect: Callable[[], GraspCandidates]) -> list[PickResult]:
         """Pick until the bin is empty, ``max_consecutive_failures`` or an emergency stop.
 
-        Detected objects without any grasp make a FAILED attempt ("no feasible grasp for N
-        detected objects"), in which the best offered push that can be planned and was not made
-        since a grasp was last tried (:func:`new_pushes`), if any, is made while fewer than
-        ``max_pushes_in_a_row`` were, and the bin is looked at again. A made push leaves the
-        failure streak as it was. Each run starts with no failure or push streak (a run after
-        one that stopped is not cut short by its streak).
+        With ``still_looks``, grasps are tried only on parts that held still between two looks
+        (see :class:`TaskConfig`). Detected objects without any grasp make a FAILED attempt
+        ("no feasible grasp for N detected objects"), in which the best offered push that can
+        be planned and was not made since a grasp was last tried (:func:`new_pushes`), if any,
+        is made while fewer than ``max_pushes_in_a_row`` were, and the bin is looked at again.
+        A made push leaves the failure streak as it was. Each run starts with no failure or
+        push streak (a run after one that stopped is not cut short by its streak).
 
         Args:
             detect: looks at the bin again (after each attempt) and returns what it saw;
@@ -379,6 +393,8 @@ class PickPlaceTask:
         while not self._estop.is_set():
             self._update(state=PickState.WAITING_FOR_GRASPS)
             seen = detect()
+            if seen.grasps and self.config.still_looks:
+                seen = self._still_grasps(seen, detect)
             if seen.bin_empty:
                 self._update(state=PickState.IDLE)
                 break
@@ -390,6 +406,25 @@ class PickPlaceTask:
                 self._update(state=PickState.STOPPED)
                 break
         return results
+
+    def _still_grasps(self, seen: GraspCandidates, detect: Callable[[], GraspCandidates]
+                      ) -> GraspCandidates:
+        """A later look, with only the grasps of parts that did not move since ``seen``.
+
+        See ``still_looks`` of :class:`TaskConfig`; a later look without grasps is returned as
+        it is.
+        """
+        config = self.config
+        for _ in range(config.still_looks):
+            taken = max(grasp.stamp_ns for grasp in seen.grasps) * 1e-9  # image time, s
+            self.robot.wait(max(0.0, taken + config.still_gap - self.robot.now()))
+            again = detect()
+            still = tuple(grasp for grasp in again.grasps
+                          if _box_seen(grasp, seen.grasps, config.still_box_tolerance))
+            if still or not again.grasps:
+                return replace(again, grasps=still)
+            seen = again
+        return seen
 
     def pick_once(self, grasps: Sequence[Grasp], num_detections: int = 0,
                   pushes: Sequence[Push] = ()) -> PickResult:
@@ -984,6 +1019,13 @@ def _backed_off(pose: np.ndarray, config: TaskConfig) -> np.ndarray:
     if approach[2] < -0.1:
         back_off = max(back_off, (config.clear_height - pose[2, 3]) / -approach[2])
     return _translated(pose, -back_off * approach)
+
+
+def _box_seen(grasp: Grasp, before: Sequence[Grasp], tolerance: float) -> bool:
+    """Whether ``grasp`` has no box, or one of ``before`` has its box within ``tolerance``."""
+    return grasp.box is None or any(
+        other.box is not None and max(abs(a - b) for a, b in zip(grasp.box, other.box))
+        <= tolerance for other in before)
 
 
 def _below_path(point: np.ndarray, corners: np.ndarray) -> float:
