@@ -3,9 +3,10 @@
 Subscribes (relative names, see :mod:`litedet_ros.topics`):
 
 - ``grasps`` (litedet_ros/GraspArray): ranked grasps in the planning frame (``base_link``).
-  Arrays in another frame, older than ``max_grasp_age`` or taken before the last attempt ended
-  are refused (counted, throttled warning). No grasps and ``num_detections`` 0 = the bin looks
-  empty; no grasps for detected objects = none of them has a feasible grasp.
+  Arrays in another frame, older than ``max_grasp_age``, or taken before the last attempt ended
+  or the last look was asked for (``still_looks``) are refused (counted, throttled warning).
+  No grasps and ``num_detections`` 0 = the bin looks empty; no grasps for detected objects =
+  none of them has a feasible grasp.
 - ``joint_states`` (sensor_msgs/JointState): the six arm joints and ``finger_joint`` (half the
   finger opening, m). Stamped longer ago than ``joint_state_timeout`` (ROS clock; unstamped
   ones count from receipt), or none for 2 s wall: no planning, and a motion is halted.

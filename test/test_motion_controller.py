@@ -199,13 +199,13 @@ def test_inbox_forgets_arrays_taken_before_the_scene_changed():
     inbox.offer([grasp()], 9_000_000_000, 'base_link')
     inbox.scene_changed(9_500_000_000)
     assert inbox.wait(0.05) is None
-    with pytest.raises(StaleInputError, match='before the last pick'):
+    with pytest.raises(StaleInputError, match='before the last attempt ended'):
         inbox.offer([grasp()], 9_400_000_000, 'base_link')
     inbox.offer([grasp(stamp_ns=9_600_000_000)], 9_600_000_000, 'base_link')
     assert len(inbox.wait(0.0).grasps) == 1
     inbox.scene_changed(9_500_000_000)  # no time passed: the array was still used
     assert inbox.wait(0.0) is None
-    with pytest.raises(StaleInputError, match='before the last pick'):
+    with pytest.raises(StaleInputError, match='before the last attempt ended'):
         inbox.offer([grasp(stamp_ns=9_600_000_000)], 9_600_000_000, 'base_link')
     assert GraspInbox('base_link', 0.0, Clock()).wait(10.0, cancelled=lambda: True) is None
 

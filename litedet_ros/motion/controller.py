@@ -372,9 +372,10 @@ class _Motion:
 class GraspInbox:
     """The latest usable grasp array; refuses arrays in another frame or too old.
 
-    An array also counts as too old when it was taken before the end of the last attempt
-    (:meth:`scene_changed`): the arm has moved objects since, or (after an attempt that found
-    no feasible grasp) the same image would give the same answer.
+    An array also counts as too old when it was taken before the end of the last attempt or
+    before the run asked for a second look (:meth:`scene_changed`): the arm has moved objects
+    since, (after an attempt that found no feasible grasp) the same image would give the same
+    answer, or the second look must come from a later image.
     """
 
     def __init__(self, planning_frame: str, max_age: float, clock: Callable[[], float]) -> None:
@@ -419,7 +420,8 @@ class GraspInbox:
                                   f'{self.max_age} s)')
         with self._changed:
             if stamp_ns < self._valid_after_ns:
-                raise StaleInputError('grasp array was taken before the last pick attempt ended')
+                raise StaleInputError('grasp array was taken before the last attempt ended or '
+                                      'the last look was asked for')
             self._grasps = GraspCandidates(tuple(grasps), int(num_detections), tuple(pushes))
             self._stamp_ns = stamp_ns
             self._changed.notify_all()
