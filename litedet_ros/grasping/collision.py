@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import coal
+import numba
 import numpy as np
 
 from litedet_ros.grasping.config import BinGeometry, GripperGeometry
@@ -53,22 +54,33 @@ def gripper_boxes(gripper: GripperGeometry, width: float | np.ndarray
     return centres, half
 
 
-def _tool_coordinates(points: np.ndarray, poses: np.ndarray) -> np.ndarray:
-    """Express planning-frame points in the tool frame of each grasp.
-
-    One matrix product for all grasps (:func:`numpy.einsum` over ``K x N`` costs ~40x more).
+def _tool_frames(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations and offsets that take planning-frame points into each grasp's tool frame.
 
     Args:
-        points: ``float[N, 3]`` points, planning frame, metres.
         poses: ``float[K, 4, 4]`` planning <- tool transforms.
 
     Returns:
-        ``float64[K, N, 3]`` tool-frame coordinates, metres.
+        ``(rotations float64[K, 3, 3], offsets float64[K, 3])``: tool coordinates of a point
+        ``p`` are ``p @ rotations[k] - offsets[k]``.
     """
-    rotations = poses[:, :3, :3]
-    offsets = np.einsum('kj,kji->ki', poses[:, :3, 3], rotations)
-    return (points @ rotations.transpose(1, 0, 2).reshape(3, -1)).reshape(
-        len(points), len(poses), 3).transpose(1, 0, 2) - offsets[:, None, :]
+    rotations = np.ascontiguousarray(poses[:, :3, :3], dtype=np.float64)
+    return rotations, np.einsum('kj,kji->ki', poses[:, :3, 3], rotations)
+
+
+@numba.njit(cache=True)
+def _tool_point(point: np.ndarray, rotation: np.ndarray, offset: np.ndarray
+                ) -> tuple[float, float, float]:
+    """A planning-frame point in a tool frame: ``point @ rotation - offset``.
+
+    See :func:`_tool_frames`.
+    """
+    return (point[0] * rotation[0, 0] + point[1] * rotation[1, 0] + point[2] * rotation[2, 0]
+            - offset[0],
+            point[0] * rotation[0, 1] + point[1] * rotation[1, 1] + point[2] * rotation[2, 1]
+            - offset[1],
+            point[0] * rotation[0, 2] + point[1] * rotation[1, 2] + point[2] * rotation[2, 2]
+            - offset[2])
 
 
 def swept_collisions(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
@@ -104,18 +116,37 @@ def swept_collisions(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
 def _swept_hits(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
                 gripper: GripperGeometry) -> np.ndarray:
     """:func:`swept_collisions` against every point in one pass."""
-    tool = _tool_coordinates(points, poses)
     centres, half = gripper_boxes(gripper, widths)  # K x 4 boxes x 3 axes
-    # the boxes are centred on x = 0 and the fingers mirror each other in y: test |x|, |y|
-    x, y = np.abs(tool[..., 0]), np.abs(tool[..., 1])
-    z = tool[..., 2]
-    hit = ((x <= half[:, 0, 0, None])
-           & (np.abs(y - centres[:, 0, 1, None]) <= half[:, 0, 1, None])
-           & (np.abs(z - centres[:, 0, 2, None]) <= half[:, 0, 2, None]))
-    for part in (2, 3):  # palm, coupling: centred on the tool axis
-        hit |= ((x <= half[:, part, 0, None]) & (y <= half[:, part, 1, None])
-                & (np.abs(z - centres[:, part, 2, None]) <= half[:, part, 2, None]))
-    return hit.any(axis=1)
+    return _swept_hits_kernel(points, *_tool_frames(poses), centres, half)
+
+
+@numba.njit('boolean[:](float64[:, :], float64[:, :, :], float64[:, :], '
+            'float64[:, :, :], float64[:, :, :])', cache=True)
+def _swept_hits_kernel(points: np.ndarray, rotations: np.ndarray, offsets: np.ndarray,
+                       centres: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """:func:`_swept_hits` on :func:`_tool_frames` and :func:`gripper_boxes`, compiled.
+
+    A grasp's points are looked at until one meets it (most grasps of a buried part meet one
+    soon).
+    """
+    hit = np.zeros(len(rotations), dtype=np.bool_)
+    for k in range(len(rotations)):
+        box_centres, box_half = centres[k], half[k]
+        for i in range(len(points)):
+            x, y, z = _tool_point(points[i], rotations[k], offsets[k])
+            # the boxes are centred on x = 0 and the fingers mirror each other in y: |x|, |y|
+            x, y = abs(x), abs(y)
+            if x <= box_half[0, 0] and abs(y - box_centres[0, 1]) <= box_half[0, 1] and \
+                    abs(z - box_centres[0, 2]) <= box_half[0, 2]:
+                hit[k] = True
+                break
+            for part in (2, 3):  # palm, coupling: centred on the tool axis
+                if x <= box_half[part, 0] and y <= box_half[part, 1] and \
+                        abs(z - box_centres[part, 2]) <= box_half[part, 2]:
+                    hit[k] = True
+            if hit[k]:
+                break
+    return hit
 
 
 def swept_bounds(poses: np.ndarray, widths: np.ndarray, gripper: GripperGeometry
@@ -175,26 +206,46 @@ def points_clearances(points: np.ndarray, poses: np.ndarray, widths: np.ndarray,
     widths = np.asarray(widths, dtype=np.float64)
     if len(points) == 0:
         return np.full(len(poses), float(horizon))
-    tool = _tool_coordinates(points, poses)
     centres, half = gripper_boxes(gripper, widths)  # K x 4 boxes x 3 axes
-    x, y = np.abs(tool[..., 0]), np.abs(tool[..., 1])  # the nearer finger is on the point's side
-    z = tool[..., 2]
+    points = np.asarray(points, dtype=np.float64)
+    return np.minimum(_clearances_kernel(points, *_tool_frames(poses), widths, centres, half),
+                      horizon)
 
-    def squared(gap: np.ndarray) -> np.ndarray:
-        gap = np.maximum(gap, 0.0)
-        return gap * gap
 
-    finger = (squared(x - half[:, 0, 0, None])
-              + squared(np.abs(y - centres[:, 0, 1, None]) - half[:, 0, 1, None])
-              + squared(np.abs(z - centres[:, 0, 2, None]) - half[:, 0, 2, None]))
-    finger[y < widths[:, None] / 2] = np.inf  # between the pads
-    nearest = finger
-    for part in (2, 3):  # palm, coupling
-        nearest = np.minimum(nearest, squared(x - half[:, part, 0, None])
-                             + squared(y - half[:, part, 1, None])
-                             + squared(np.abs(z - centres[:, part, 2, None])
-                                       - half[:, part, 2, None]))
-    return np.minimum(np.sqrt(nearest.min(axis=1)), horizon)
+@numba.njit(cache=True)
+def _gap_squared(gap: float) -> float:
+    """The square of a signed distance beyond a box face, 0 inside it."""
+    return gap * gap if gap > 0.0 else 0.0
+
+
+@numba.njit('float64[:](float64[:, :], float64[:, :, :], float64[:, :], float64[:], '
+            'float64[:, :, :], float64[:, :, :])', cache=True)
+def _clearances_kernel(points: np.ndarray, rotations: np.ndarray, offsets: np.ndarray,
+                       widths: np.ndarray, centres: np.ndarray, half: np.ndarray) -> np.ndarray:
+    """:func:`points_clearances` before the horizon, compiled.
+
+    On :func:`_tool_frames` and :func:`gripper_boxes`; a grasp's points are looked at until one
+    meets it.
+    """
+    clearance = np.empty(len(rotations))
+    for k in range(len(rotations)):
+        box_centres, box_half = centres[k], half[k]
+        nearest = np.inf  # squared
+        for i in range(len(points)):
+            x, y, z = _tool_point(points[i], rotations[k], offsets[k])
+            x, y = abs(x), abs(y)  # the nearer finger is on the point's side
+            if y >= widths[k] / 2:  # not between the pads: the fingers count
+                nearest = min(nearest, _gap_squared(x - box_half[0, 0])
+                              + _gap_squared(abs(y - box_centres[0, 1]) - box_half[0, 1])
+                              + _gap_squared(abs(z - box_centres[0, 2]) - box_half[0, 2]))
+            for part in (2, 3):  # palm, coupling
+                nearest = min(nearest, _gap_squared(x - box_half[part, 0])
+                              + _gap_squared(y - box_half[part, 1])
+                              + _gap_squared(abs(z - box_centres[part, 2]) - box_half[part, 2]))
+            if nearest == 0.0:
+                break
+        clearance[k] = np.sqrt(nearest)
+    return clearance
 
 
 def points_clearance(points_tool: np.ndarray, gripper: GripperGeometry, width: float,
