@@ -542,15 +542,42 @@ def test_yaw_variants_score_their_alignment_with_the_narrow_axis():
     result, (box,) = plan('box')
     found, _ = generate_candidates(result.objects[0], CONFIG)
     narrow = box.rotation[:, 1]  # the box's 0.04 m side
-    aligned = np.array([c.aligned for c in found])
-    errors = np.array([angle_deg(c.pose[:3, 1], narrow) for c in found])
+    aligned = found.aligned
+    errors = np.array([angle_deg(pose[:3, 1], narrow) for pose in found.poses])
     np.testing.assert_allclose(aligned, 1 - errors / 90, atol=1 / 90)
     assert aligned.max() == 1.0 and aligned.min() == 0.0  # yaw 0 and 90 are among them
     assert angle_deg(best_for(result, 0).pose[:3, 1], narrow) < 2.0
     # an upright can's round footprint has no narrow axis: no yaw is preferred
     cylinders, _ = plan('cylinder')
     found, _ = generate_candidates(cylinders.objects[1], CONFIG)
-    assert found and all(c.aligned == 1.0 for c in found)
+    assert len(found) and (found.aligned == 1.0).all()
+
+
+def test_compiled_slab_sections_match_a_numpy_reference():
+    rng = np.random.default_rng(5)
+    along_long, along_short = rng.uniform(-0.05, 0.05, (2, 300))
+    along = rng.uniform(0.5, 0.6, 300)
+    yaws = np.radians([0.0, 10.0, -35.0, 70.0, 0.0, 90.0])
+    centres = np.array([0.0, 0.01, -0.02, 0.0, 0.09, 0.0])  # the fifth: past the points, empty
+    half = 0.011
+    sections = candidates_module._slab_sections(along_long, along_short, along, centres, 0.002,
+                                                np.cos(yaws), np.sin(yaws), half)
+    # the same, as variants x points arrays
+    cos, sin = np.cos(yaws)[:, None], np.sin(yaws)[:, None]
+    rel_long, rel_short = along_long - centres[:, None], along_short - 0.002
+    in_slab = np.abs(cos * rel_long + sin * rel_short) <= half
+    across = cos * rel_short - sin * rel_long
+    high = np.where(in_slab, across, -np.inf).max(axis=1)
+    low = np.where(in_slab, across, np.inf).min(axis=1)
+    first = np.where(in_slab, along, np.inf).min(axis=1)
+    sides = np.stack([across >= high[:, None] - candidates_module.SIDE_BAND,
+                      across <= low[:, None] + candidates_module.SIDE_BAND]) & in_slab
+    side_depth = ((sides * along).sum(axis=2) / np.maximum(sides.sum(axis=2), 1)).mean(axis=0)
+    empty = ~in_slab.any(axis=1)
+    assert empty.tolist() == [False, False, False, False, True, False]
+    expected = [in_slab.sum(axis=1), high, low, first, side_depth]
+    for got, want in zip(sections, expected):
+        np.testing.assert_allclose(got, np.where(empty, 0.0, want), rtol=0, atol=1e-12)
 
 
 @pytest.mark.filterwarnings('error')
@@ -563,8 +590,8 @@ def test_variants_whose_slab_holds_no_point_are_rejected_quietly():
     points = np.column_stack([blocks, np.full(len(blocks), 0.03)])
     estimate = estimate_object(points, np.array([0.0, 0.0, 0.6]), np.array([0.0, 0.0, 1.0]), 0)
     found, rejected = generate_candidates(estimate, PlannerConfig())
-    assert rejected['empty_slab'] > 0 and found  # the others, across one block, stay
-    assert all(np.isfinite(c.pose).all() for c in found)
+    assert rejected['empty_slab'] > 0 and len(found)  # the others, across one block, stay
+    assert np.isfinite(found.poses).all()
 
 
 def test_a_can_lying_on_the_floor_needs_min_depth_fraction_within_reach():
@@ -586,10 +613,10 @@ def test_a_rounded_part_out_of_reach_is_rejected_without_measuring_its_variants(
     can = result.objects[1]
     config = replace(CONFIG, **SHORT_FINGERS)
     found, rejected = generate_candidates(can, config)
-    assert not found and set(rejected) == {'too_deep'}
+    assert not len(found) and set(rejected) == {'too_deep'}
     monkeypatch.setattr(candidates_module, '_out_of_reach', lambda *args: False)
     found, rejected = generate_candidates(can, config)  # the full check agrees
-    assert not found and rejected['too_deep'] > 0
+    assert not len(found) and rejected['too_deep'] > 0
 
 
 def test_fingers_keep_part_clearance_from_a_neighbour():

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 import math
 
+import numba
 import numpy as np
 
 from litedet_ros.grasping.config import PlannerConfig
@@ -29,29 +30,37 @@ ELONGATED = 1.15
 
 
 @dataclass(frozen=True, eq=False)
-class Candidate:
-    """One grasp pose before collision checking.
+class Candidates:
+    """Grasp poses of one object before collision checking, one row each.
 
     Attributes:
-        pose: ``float64[4, 4]`` planning <- tool transform at closing (tool +z approach, +y
-            closing axis), metres.
-        width: finger opening, metres.
-        central: closeness of the grasp centre to the object centre, in ``[0, 1]``.
-        vertical: cosine between the approach and straight down, clipped to ``[0, 1]``.
-        aligned: ``1 - |yaw offset| / 90 deg`` of the closing axis from the measured narrow
-            axis, in ``[0, 1]``; 1 for every yaw of a footprint that is not ``ELONGATED``.
-        approach_kind: ``'top_down'``, ``'surface_normal'`` or ``'wall_tilt_<axis><sign>'``
-            (see :func:`approach_directions`).
-        fallback: its yaw is one of ``fallback_yaw_offsets_deg``.
+        poses: ``float64[K, 4, 4]`` planning <- tool transforms at closing (tool +z approach,
+            +y closing axis), metres.
+        widths: ``float64[K]`` finger openings, metres.
+        central: ``float64[K]`` closeness of the grasp centre to the object centre, in
+            ``[0, 1]``.
+        vertical: ``float64[K]`` cosine between the approach and straight down, clipped to
+            ``[0, 1]``.
+        aligned: ``float64[K]`` ``1 - |yaw offset| / 90 deg`` of the closing axis from the
+            measured narrow axis, in ``[0, 1]``; 1 for every yaw of a footprint that is not
+            ``ELONGATED``.
+        approach: ``int64[K]`` index of the row's approach in ``kinds``.
+        kinds: the approach kinds, ``'top_down'``, ``'surface_normal'`` or
+            ``'wall_tilt_<axis><sign>'`` (see :func:`approach_directions`).
+        fallback: ``bool[K]``: the row's yaw is one of ``fallback_yaw_offsets_deg``.
     """
 
-    pose: np.ndarray
-    width: float
-    central: float
-    vertical: float
-    aligned: float
-    approach_kind: str
-    fallback: bool = False
+    poses: np.ndarray
+    widths: np.ndarray
+    central: np.ndarray
+    vertical: np.ndarray
+    aligned: np.ndarray
+    approach: np.ndarray
+    kinds: tuple[str, ...]
+    fallback: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.widths)
 
 
 def approach_directions(estimate: ObjectEstimate, config: PlannerConfig
@@ -96,63 +105,134 @@ def plane_basis(approach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e1, cross3(approach, e1)
 
 
-def _tip_depths(config: PlannerConfig, height: float | None, down_rate: float,
-                required: float, flat_topped: bool, to_underside: float
-                ) -> tuple[list[float], str | None]:
+#: Rejection reasons of :func:`_variant_depths`, by code.
+REJECTIONS = ('empty_slab', 'too_wide', 'too_deep', 'too_low')
+_EMPTY_SLAB, _TOO_WIDE, _TOO_DEEP, _TOO_LOW = range(4)
+
+
+@numba.njit(cache=True)
+def _tip_depths(depths: np.ndarray, height: float, down_rate: float, required: float,
+                flat_topped: bool, to_underside: float, limits: tuple) -> tuple[int, int]:
     """Finger-tip depths below the first surface along the approach to try, deepest first, m.
 
     ``grasp_depth``, ``required``, and with a known bin ``grasp_depth_fraction`` of the distance to
     the floor; only those at least ``required`` deep (the pads then close below the object's widest
     visible section; on a part too low for ``widest_overlap``, at least ``MIN_PAST_WIDEST`` below
     it); all within the fingers' reach with the palm ``PALM_CLEARANCE`` off the surface and no
-    closer than ``floor_clearance`` to the floor. With a known bin, the tips of a grasp on a
-    ``flat_topped`` part go at least ``grasp_depth`` deep (straight sides hold at any depth), while
-    a rounded part is only grasped as deep as the fingers go towards ``grasp_depth_fraction`` of
-    the way to what it rests on (its centre of mass may lie low), and not at all when
-    ``min_depth_fraction`` of that way is out of reach (standing tall: it would slip off). A
-    rounded part rests on the floor or, in a pile, no lower than its estimated underside
-    (``to_underside``).
+    closer than ``floor_clearance`` to the floor. With a known
+    bin, the tips of a grasp on a ``flat_topped`` part go at least ``grasp_depth`` deep (straight
+    sides hold at any depth), while a rounded part is only grasped as deep as the fingers go
+    towards ``grasp_depth_fraction`` of the way to what it rests on (its centre of mass may lie
+    low), and not at all when ``min_depth_fraction`` of that way is out of reach (standing tall:
+    it would slip off). A rounded part rests on the floor or, in a pile, no lower than its
+    estimated underside (``to_underside``). Compiled: it runs for every variant of every
+    approach.
 
     Args:
-        config: planner configuration.
-        height: height of the first surface above the bin floor, m; None without a bin below
+        depths: ``float64[3]`` output, filled with the depths from the start.
+        height: height of the first surface above the bin floor, m; NaN without a bin below
             the approach.
         down_rate: descent along the bin's up axis per metre of approach.
         required: shallowest depth that closes below the widest visible section, m.
         flat_topped: the object has a dominant flat top.
         to_underside: distance along the approach from the first surface to the object's
             estimated underside (see :func:`generate_candidates`), m.
+        limits: :func:`_depth_limits` of the planner configuration.
 
     Returns:
-        ``(depths, reason)``: the depths, and when there is none the rejection reason
-        (``too_deep`` beyond the fingers' reach, ``too_low`` at the floor).
+        ``(count, reason)``: how many depths were written, and when none the rejection code
+        (``_TOO_DEEP`` beyond the fingers' reach, ``_TOO_LOW`` at the floor), else -1.
     """
-    reach = config.gripper.finger_length - PALM_CLEARANCE
-    lowest, reason = reach, 'too_deep'
-    wanted = [config.grasp_depth]
-    if height is not None:
+    (reach, past_widest, grasp_depth, grasp_depth_fraction, min_depth_fraction,
+     floor_clearance, widest_overlap, min_grasp_depth) = limits
+    lowest, reason = reach, _TOO_DEEP
+    wanted = np.full(3, np.nan)
+    wanted[0] = grasp_depth
+    if not np.isnan(height):
         to_support = height / down_rate
         if not flat_topped:
             to_support = min(to_support, to_underside)
-            if _beyond_reach(to_support, config):
-                return [], 'too_deep'
-        deep = config.grasp_depth_fraction * to_support
-        wanted.append(deep)
-        floor_limit = (height - config.floor_clearance) / down_rate
+            if _beyond_reach(to_support, min_depth_fraction, reach):
+                return 0, _TOO_DEEP
+        deep = grasp_depth_fraction * to_support
+        wanted[1] = deep
+        floor_limit = (height - floor_clearance) / down_rate
         if floor_limit < lowest:
-            lowest, reason = floor_limit, 'too_low'
+            lowest, reason = floor_limit, _TOO_LOW
             # a low part (a ring lying flat): the pads close as far below its widest section
             # as the floor lets them, if by MIN_PAST_WIDEST at least
-            if required - config.widest_overlap + MIN_PAST_WIDEST <= lowest < required:
+            if required - widest_overlap + past_widest <= lowest < required:
                 required = lowest
-        required = max(required, min(config.grasp_depth if flat_topped else deep, lowest))
-    wanted.append(required)
-    depths: list[float] = []
-    for depth in sorted((min(d, lowest) for d in wanted), reverse=True):
-        if depth >= max(required, config.min_grasp_depth) and \
-                (not depths or depths[-1] - depth > DISTINCT_DEPTH):
-            depths.append(depth)
-    return depths, None if depths else reason
+        required = max(required, min(grasp_depth if flat_topped else deep, lowest))
+    wanted[2] = required
+    count = 0
+    for depth in np.sort(np.minimum(wanted[~np.isnan(wanted)], lowest))[::-1]:
+        if depth >= max(required, min_grasp_depth) and \
+                (count == 0 or depths[count - 1] - depth > DISTINCT_DEPTH):
+            depths[count] = depth
+            count += 1
+    return count, -1 if count else reason
+
+
+@numba.njit('UniTuple(float64[:], 5)(float64[:], float64[:], float64[:], float64[:], '
+            'float64, float64[:], float64[:], float64)', cache=True)
+def _slab_sections(along_long: np.ndarray, along_short: np.ndarray, along: np.ndarray,
+                   centres_long: np.ndarray, short_mid: float, cos: np.ndarray,
+                   sin: np.ndarray, half_finger: float
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What each variant's fingers would close on: the object points in the slab they sweep.
+
+    A variant's closing axis is ``cos`` along the long axis plus ``sin`` along the short one
+    turned by 90 deg; its slab holds the points within ``half_finger`` of the plane through its
+    centre (``centres_long`` on the long axis, ``short_mid`` on the short one) normal to its
+    tool x axis. One pass over the points per variant (compiled: the numpy form of it built
+    variants x points arrays five times over).
+
+    Args:
+        along_long: ``float64[N]`` object points on the long axis, m.
+        along_short: ``float64[N]`` ... on the short axis, m.
+        along: ``float64[N]`` ... along the approach, m.
+        centres_long: ``float64[V]`` variant centres on the long axis, m.
+        short_mid: centre on the short axis, m.
+        cos: ``float64[V]`` cosine of each variant's yaw.
+        sin: ``float64[V]`` sine of each variant's yaw.
+        half_finger: half the finger width, m.
+
+    Returns:
+        ``float64[V]`` each: the points in the slab (a count), their largest and smallest
+        coordinate across (along the closing axis), the first of them along the approach, and
+        the mean depth along the approach of the points within ``SIDE_BAND`` of either extreme
+        across (the depth of the widest section); all 0 for a variant with an empty slab.
+    """
+    variants = len(cos)
+    counts, high, low = np.zeros(variants), np.zeros(variants), np.zeros(variants)
+    first, side_depth = np.zeros(variants), np.zeros(variants)
+    for k in range(variants):
+        c, s, centre = cos[k], sin[k], centres_long[k]
+        n, top, bottom, near = 0, -np.inf, np.inf, np.inf
+        for i in range(len(along)):
+            rel_long, rel_short = along_long[i] - centre, along_short[i] - short_mid
+            if abs(c * rel_long + s * rel_short) <= half_finger:
+                across = c * rel_short - s * rel_long
+                n += 1
+                top, bottom = max(top, across), min(bottom, across)
+                near = min(near, along[i])
+        if n == 0:
+            continue
+        top_sum, top_n, bottom_sum, bottom_n = 0.0, 0, 0.0, 0
+        for i in range(len(along)):
+            rel_long, rel_short = along_long[i] - centre, along_short[i] - short_mid
+            if abs(c * rel_long + s * rel_short) <= half_finger:
+                across = c * rel_short - s * rel_long
+                if across >= top - SIDE_BAND:
+                    top_sum += along[i]
+                    top_n += 1
+                if across <= bottom + SIDE_BAND:
+                    bottom_sum += along[i]
+                    bottom_n += 1
+        counts[k], high[k], low[k], first[k] = n, top, bottom, near
+        side_depth[k] = (top_sum / top_n + bottom_sum / bottom_n) / 2
+    return counts, high, low, first, side_depth
 
 
 def _out_of_reach(points: np.ndarray, config: PlannerConfig) -> bool:
@@ -178,25 +258,91 @@ def _out_of_reach(points: np.ndarray, config: PlannerConfig) -> bool:
     if bin_up @ np.asarray(config.up) < 1 - 1e-9:
         return False
     heights = (points - origin) @ bin_up
-    return _beyond_reach(float(min(heights.min(), np.ptp(heights))), config)
+    return _beyond_reach(float(min(heights.min(), np.ptp(heights))),
+                         config.min_depth_fraction, _depth_limits(config)[0])
 
 
-def _beyond_reach(to_support: float, config: PlannerConfig) -> bool:
+@numba.njit('boolean(float64, float64, float64)', cache=True)
+def _beyond_reach(to_support: float, min_depth_fraction: float, reach: float) -> bool:
     """Tell whether a rounded part is too tall to be grasped deep enough (see ``_tip_depths``).
 
     Args:
         to_support: distance along the approach from the part's first surface to what it rests
             on, m.
-        config: planner configuration.
+        min_depth_fraction: the planner configuration's.
+        reach: the fingers' reach, m (:func:`_depth_limits`).
 
     Returns:
         True when ``min_depth_fraction`` of ``to_support`` is beyond the fingers' reach.
     """
-    return config.min_depth_fraction * to_support > config.gripper.finger_length - PALM_CLEARANCE
+    return min_depth_fraction * to_support > reach
+
+
+def _depth_limits(config: PlannerConfig) -> tuple[float, ...]:
+    """The tip depth settings in the order :func:`_tip_depths` unpacks them.
+
+    The fingers' reach (their length less ``PALM_CLEARANCE``), ``MIN_PAST_WIDEST``, then the
+    configuration's fields.
+    """
+    return (config.gripper.finger_length - PALM_CLEARANCE, MIN_PAST_WIDEST, config.grasp_depth,
+            config.grasp_depth_fraction, config.min_depth_fraction, config.floor_clearance,
+            config.widest_overlap, config.min_grasp_depth)
+
+
+@numba.njit('Tuple((int64[:], float64[:], int64[:], int64[:]))(float64[:], '
+            'float64[:], float64[:], float64[:], float64[:], int64, float64, boolean, float64, '
+            'float64, UniTuple(float64, 8))', cache=True)
+def _variant_depths(counts: np.ndarray, extents: np.ndarray, heights: np.ndarray,
+                    required: np.ndarray, to_underside: np.ndarray, primary: int,
+                    down_rate: float, flat_topped: bool, stroke: float, min_width_margin: float,
+                    limits: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tip depths of every variant of one approach, and why the others have none.
+
+    Args:
+        counts: ``float64[V]`` points in each variant's slab.
+        extents: ``float64[V]`` their extent across, m.
+        heights: ``float64[V]`` the variant's first surface's height above the floor, NaN
+            without a bin below, m.
+        required: ``float64[V]`` the shallowest depth below the widest section, m.
+        to_underside: ``float64[V]`` the distance to the object's underside, m.
+        primary: the first ``primary`` variants are of ``yaw_offsets_deg``; only their
+            rejections are counted.
+        down_rate: as :func:`_tip_depths`.
+        flat_topped: as :func:`_tip_depths`.
+        stroke: the gripper's stroke, m.
+        min_width_margin: an extent within this of the stroke is too wide, m.
+        limits: as :func:`_tip_depths`.
+
+    Returns:
+        ``(variants int64[M], depths float64[M], rejected int64[4], first int64[4])``: one row
+        per candidate, deepest first within a variant; the primary variants without one by
+        reason code (:data:`REJECTIONS`), and the first such variant of each reason (V where
+        none), which orders the reasons as met (the tie-break of ``Counter.most_common``).
+    """
+    variants = np.empty(3 * len(counts), dtype=np.int64)
+    depths = np.empty(3 * len(counts))
+    rejected = np.zeros(len(REJECTIONS), dtype=np.int64)
+    first = np.full(len(REJECTIONS), len(counts), dtype=np.int64)
+    found, total = np.empty(3), 0
+    for k in range(len(counts)):
+        if counts[k] < 3:
+            count, reason = 0, _EMPTY_SLAB
+        elif extents[k] + min_width_margin > stroke:
+            count, reason = 0, _TOO_WIDE
+        else:
+            count, reason = _tip_depths(found, heights[k], down_rate, required[k], flat_topped,
+                                        to_underside[k], limits)
+        if count == 0 and k < primary:
+            rejected[reason] += 1
+            first[reason] = min(first[reason], k)
+        variants[total:total + count] = k
+        depths[total:total + count] = found[:count]
+        total += count
+    return variants[:total], depths[:total], rejected, first
 
 
 def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallback: bool = False
-                        ) -> tuple[list[Candidate], Counter]:
+                        ) -> tuple[Candidates, Counter]:
     """Grasp candidates across the object's narrow extent, with yaw and centre variants.
 
     For each approach direction the points are projected on the plane normal to it; the closing
@@ -232,11 +378,12 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallbac
     yaws, offsets, tiers = np.array(variants).T
     primary = int((tiers == 0).sum())
     aligned = 1 - np.abs((yaws + math.pi / 2) % math.pi - math.pi / 2) / (math.pi / 2)
-    cos, sin = np.cos(yaws)[:, None], np.sin(yaws)[:, None]
-    flat_topped = estimate.flatness >= FLAT_TOPPED or estimate.rim  # both straight-sided
+    cos, sin = np.cos(yaws), np.sin(yaws)
+    limits = _depth_limits(config)
+    flat_topped = bool(estimate.flatness >= FLAT_TOPPED or estimate.rim)  # both straight-sided
+    kinds, columns, rejected = [], [], Counter()
     if not flat_topped and _out_of_reach(points, config):
-        return [], Counter(too_deep=primary)
-    candidates, rejected = [], Counter()
+        return _stack(kinds, columns), Counter(too_deep=primary)
     for kind, approach in approach_directions(estimate, config):
         e1, e2 = plane_basis(approach)
         _, axes2 = principal_axes(points @ np.stack([e1, e2], axis=1))
@@ -249,71 +396,55 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallbac
         half_length = max((long_high - long_low) / 2, 1e-3)
         elongated = half_length >= ELONGATED * (short_high - short_low) / 2
         # one row per variant: tool x = cos(yaw) long + sin(yaw) short, closing y = z cross x
-        rel_long = along_long - (long_mid + offsets * half_length)[:, None]
-        rel_short = (along_short - short_mid)[None, :]
-        in_slab = np.abs(cos * rel_long + sin * rel_short) <= gripper.finger_width / 2
-        across = cos * rel_short - sin * rel_long
-        across_max = np.where(in_slab, across, -np.inf).max(axis=1)
-        across_min = np.where(in_slab, across, np.inf).min(axis=1)
         along = points @ approach
-        first = np.where(in_slab, along, np.inf).min(axis=1)
-        # a variant with no point in its slab is rejected below (empty_slab); zeros instead of
-        # its infinities keep the arithmetic on it quiet (no NaN warnings)
-        empty = ~in_slab.any(axis=1)
-        across_max[empty] = across_min[empty] = first[empty] = 0.0
+        counts, across_max, across_min, first, side_depth = _slab_sections(
+            along_long, along_short, along, long_mid + offsets * half_length, short_mid, cos, sin,
+            gripper.finger_width / 2)
         to_underside = 2 * along.max() - along.min() - first
-        # depth of the widest section: mean depth of the points at each extreme across
-        sides = np.stack([across >= across_max[:, None] - SIDE_BAND,
-                          across <= across_min[:, None] + SIDE_BAND]) & in_slab
-        side_depth = (sides * along).sum(axis=2) / np.maximum(sides.sum(axis=2), 1)
-        widest = side_depth.mean(axis=0) - first
-        required = widest + config.widest_overlap
+        required = side_depth - first + config.widest_overlap
         extents = across_max - across_min
         widths = np.minimum(extents + gripper.width_margin, gripper.stroke)
         vertical = float(np.clip(-(approach @ up), 0.0, 1.0))
-        c, s = cos[:, 0], sin[:, 0]
         shift = (across_max + across_min) / 2
-        lateral = (np.outer(long_mid + offsets * half_length - s * shift, long_axis)
-                   + np.outer(short_mid + c * shift, short_axis))
-        x_axes = np.outer(c, long_axis) + np.outer(s, short_axis)
-        closings = np.outer(c, short_axis) - np.outer(s, long_axis)
+        lateral = (np.outer(long_mid + offsets * half_length - sin * shift, long_axis)
+                   + np.outer(short_mid + cos * shift, short_axis))
+        x_axes = np.outer(cos, long_axis) + np.outer(sin, short_axis)
+        closings = np.outer(cos, short_axis) - np.outer(sin, long_axis)
         flip = np.where(x_axes @ e1 < 0, -1.0, 1.0)[:, None]
         x_axes, closings = x_axes * flip, closings * flip
-        central = np.clip(1 - np.hypot(offsets * half_length - s * shift, c * shift)
+        central = np.clip(1 - np.hypot(offsets * half_length - sin * shift, cos * shift)
                           / half_length, 0.0, 1.0)
-        heights, down_rate = [None] * len(variants), 0.0
+        heights, down_rate = np.full(len(variants), np.nan), 0.0
         if config.bin is not None:
             rotation, origin = config.bin.pose[:3, :3], config.bin.pose[:3, 3]
             down_rate = float(-(rotation[:, 2] @ approach))
             if down_rate > 0:
-                heights = ((lateral + first[:, None] * approach - origin)
-                           @ rotation[:, 2]).tolist()
-        chosen, chosen_depths = [], []
-        for k, (slab, extent, height, need, underside) in enumerate(zip(
-                in_slab.sum(axis=1).tolist(), extents.tolist(), heights, required.tolist(),
-                to_underside.tolist())):
-            if slab < 3:
-                reason, depths = 'empty_slab', []
-            elif extent + gripper.min_width_margin > gripper.stroke:
-                reason, depths = 'too_wide', []
-            else:
-                depths, reason = _tip_depths(config, height, down_rate, need, flat_topped,
-                                             underside)
-            if reason and k < primary:
-                rejected[reason] += 1
-            chosen.extend([k] * len(depths))
-            chosen_depths.extend(depths)
-        if not chosen:
+                heights = (lateral + first[:, None] * approach - origin) @ rotation[:, 2]
+        chosen, chosen_depths, rejections, first_rejected = _variant_depths(
+            counts, extents, heights, required, to_underside, primary, down_rate, flat_topped,
+            gripper.stroke, gripper.min_width_margin, limits)
+        for code in np.argsort(first_rejected, kind='stable')[:np.count_nonzero(rejections)]:
+            rejected[REJECTIONS[code]] += int(rejections[code])
+        if not len(chosen):
             continue
         poses = np.zeros((len(chosen), 4, 4))
         poses[:, 3, 3] = 1.0
         poses[:, :3, 0], poses[:, :3, 1] = x_axes[chosen], closings[chosen]
         poses[:, :3, 2] = approach
         poses[:, :3, 3] = lateral[chosen] + np.outer(
-            first[chosen] + np.array(chosen_depths) - gripper.tcp_to_tip, approach)
-        candidates.extend(
-            Candidate(pose=pose, width=float(widths[k]), central=float(central[k]),
-                      vertical=vertical, aligned=float(aligned[k]) if elongated else 1.0,
-                      approach_kind=kind, fallback=k >= primary)
-            for pose, k in zip(poses, chosen))
-    return candidates, rejected
+            first[chosen] + chosen_depths - gripper.tcp_to_tip, approach)
+        columns.append((poses, widths[chosen], central[chosen], np.full(len(chosen), vertical),
+                        aligned[chosen] if elongated else np.ones(len(chosen)),
+                        np.full(len(chosen), len(kinds)), chosen >= primary))
+        kinds.append(kind)
+    return _stack(kinds, columns), rejected
+
+
+def _stack(kinds: list[str], columns: list[tuple[np.ndarray, ...]]) -> Candidates:
+    """:class:`Candidates` from the columns of each approach in ``kinds``."""
+    if not columns:
+        return Candidates(np.zeros((0, 4, 4)), *np.zeros((4, 0)), np.zeros(0, dtype=np.int64),
+                          (), np.zeros(0, dtype=bool))
+    poses, widths, central, vertical, aligned, approach, fallback = (
+        np.concatenate(column) for column in zip(*columns))
+    return Candidates(poses, widths, central, vertical, aligned, approach, tuple(kinds), fallback)

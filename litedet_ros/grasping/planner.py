@@ -11,7 +11,7 @@ import numpy as np
 from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidImageError, InvalidMessageError
-from litedet_ros.grasping.candidates import Candidate, generate_candidates
+from litedet_ros.grasping.candidates import generate_candidates
 from litedet_ros.grasping.collision import (
     finger_tip_corners,
     points_clearances,
@@ -154,7 +154,7 @@ class GraspPlanner:
         queue.sort(key=lambda item: -item[0])
         kept = self.config.objects_per_image
         best_of_objects: list[float] = []  # min-heap of the kept objects' best scores
-        scored: list[tuple[float, Candidate, int]] = []
+        scored: list[tuple[float, np.ndarray, float, int]] = []  # score, pose, width, index
         for bound, index, top, neighbours in queue:
             limit = best_of_objects[0] if kept and len(best_of_objects) == kept else -np.inf
             if bound <= limit:
@@ -169,17 +169,17 @@ class GraspPlanner:
             if not found:
                 drops['outranked'] += 1
                 continue
-            scored.extend((score, candidate, index) for score, candidate in found)
+            scored.extend((score, pose, width, index) for score, pose, width in found)
             if kept:
                 heapq.heappush(best_of_objects, found[0][0])
                 if len(best_of_objects) > kept:
                     heapq.heappop(best_of_objects)
         scored.sort(key=lambda item: -item[0])
         grasps = tuple(
-            Grasp(pose=candidate.pose, width=candidate.width, score=score,
-                  detection_index=index, frame_id=frame_id, stamp_ns=detections.stamp_ns,
+            Grasp(pose=pose, width=width, score=score, detection_index=index,
+                  frame_id=frame_id, stamp_ns=detections.stamp_ns,
                   box=tuple(detections.boxes[index]))
-            for score, candidate, index in scored[:self.config.max_grasps])
+            for score, pose, width, index in scored[:self.config.max_grasps])
         pushes = () if grasps else plan_pushes(
             [o for o in objects if o is not None], reasons, scene, self.config, frame_id,
             detections.stamp_ns)
@@ -200,7 +200,8 @@ class GraspPlanner:
         return floor, percentile(heights, 99.5)
 
     def _grasps_of(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
-                   neighbours: np.ndarray, limit: float) -> list[tuple[float, Candidate]]:
+                   neighbours: np.ndarray, limit: float
+                   ) -> list[tuple[float, np.ndarray, float]]:
         """The best grasps of one object, trying more only where all others are refused.
 
         First the primary yaw offsets; when all of those collide, the fallback yaw offsets;
@@ -214,7 +215,7 @@ class GraspPlanner:
             return self._best_grasps(estimate, scene, top, neighbours, limit, fallback=True)
         except GraspDropError as error:
             first_error = error
-        found: list[tuple[float, Candidate]] = []
+        found: list[tuple[float, np.ndarray, float]] = []
         outranked = False  # a section had free grasps, none above the limit
         up = np.asarray(self.config.up)
         sections = rim_sections(estimate, up, self.config.grasp_depth) \
@@ -233,7 +234,7 @@ class GraspPlanner:
 
     def _best_grasps(self, estimate: ObjectEstimate, scene: SceneCloud, top: float,
                      neighbours: np.ndarray, limit: float, fallback: bool = False
-                     ) -> list[tuple[float, Candidate]]:
+                     ) -> list[tuple[float, np.ndarray, float]]:
         """Check candidates in the order of their score bound; keep the best collision-free ones.
 
         The obstacles are the scene cloud near the candidates plus ``neighbours`` (``float[M,
@@ -244,7 +245,7 @@ class GraspPlanner:
         ones (one pass costs less than two), and ranked only if every primary one collides.
 
         Returns:
-            Up to ``candidates_per_object`` (score, candidate), best first; empty when no
+            Up to ``candidates_per_object`` (score, pose, width), best first; empty when no
             candidate above ``limit`` is free.
 
         Raises:
@@ -253,26 +254,24 @@ class GraspPlanner:
         """
         config = self.config
         candidates, rejected = generate_candidates(estimate, config, fallback)
-        fallbacks = np.array([c.fallback for c in candidates], dtype=bool)
+        fallbacks = candidates.fallback
         if fallbacks.all():
             reason = rejected.most_common(1)[0][0] if rejected else 'no_candidates'
             raise GraspDropError(reason, f'no candidate grasp ({dict(rejected)})')
         w_top, w_exposed, w_flat, w_central, w_vertical, w_narrow, w_aligned = self._weights
         base = w_top * top + w_flat * estimate.flatness + w_exposed
-        stroke = config.gripper.stroke
-        bounds = np.array([base + w_central * c.central + w_vertical * c.vertical
-                           + w_narrow * (1 - c.width / stroke) + w_aligned * c.aligned
-                           for c in candidates])
-        poses = np.stack([c.pose for c in candidates])
-        widths = np.array([c.width for c in candidates])
-        kinds = np.array([c.approach_kind for c in candidates])
-        local = {kind: self._local_scene(scene, poses[kinds == kind]) for kind in set(kinds)}
+        poses, widths = candidates.poses, candidates.widths
+        bounds = (base + w_central * candidates.central + w_vertical * candidates.vertical
+                  + w_narrow * (1 - widths / config.gripper.stroke)
+                  + w_aligned * candidates.aligned)
+        local = {approach: self._local_scene(scene, poses[candidates.approach == approach])
+                 for approach in range(len(candidates.kinds))}
         scene_points = np.concatenate([*local.values(), neighbours])
         # every candidate above the limit at once (cheap: see swept_collisions); clearances
         # only as needed
         collides = np.zeros(len(candidates), dtype=bool)
-        for kind, points in local.items():
-            mine = (kinds == kind) & (bounds > limit)
+        for approach, points in local.items():
+            mine = (candidates.approach == approach) & (bounds > limit)
             if not mine.any():
                 continue
             collides[mine] = swept_collisions(np.concatenate([points, neighbours]), poses[mine],
@@ -283,27 +282,26 @@ class GraspPlanner:
                 break
             order = members[np.argsort(-bounds[members], kind='stable')]
             best, exhausted = self._rank_free(order, bounds, collides, poses, widths,
-                                              candidates, scene_points, limit)
+                                              scene_points, limit)
             if best or not exhausted:
                 return best
         raise GraspDropError('all_colliding',
                              f'all {len(candidates) - fallbacks.sum()} candidates collide')
 
     def _rank_free(self, order: np.ndarray, bounds: np.ndarray, collides: np.ndarray,
-                   poses: np.ndarray, widths: np.ndarray, candidates: list[Candidate],
-                   scene_points: np.ndarray, limit: float
-                   ) -> tuple[list[tuple[float, Candidate]], bool]:
+                   poses: np.ndarray, widths: np.ndarray, scene_points: np.ndarray,
+                   limit: float) -> tuple[list[tuple[float, np.ndarray, float]], bool]:
         """The best free candidates, clearances measured a batch at a time in ``order``.
 
         Stops once no further candidate can beat the kept ones or reach above ``limit``.
 
         Returns:
-            ``(best, exhausted)``: up to ``candidates_per_object`` (score, candidate), best
+            ``(best, exhausted)``: up to ``candidates_per_object`` (score, pose, width), best
             first, and whether every candidate in ``order`` was looked at.
         """
         w_exposed, scale = self._weights[1], self.config.clearance_scale
         kept = self.config.candidates_per_object
-        best: list[tuple[float, int, Candidate]] = []  # min-heap of (score, -rank, candidate)
+        best: list[tuple[float, int, int]] = []  # min-heap of (score, -rank, candidate)
         rank = 0  # among the collision-free candidates, in the order of their bound
         start, size = 0, CLEARANCE_BATCH
         while start < len(order):
@@ -323,13 +321,14 @@ class GraspPlanner:
                 if clearance <= 0:
                     continue
                 score = bounds[i] - w_exposed * (1 - min(clearance / scale, 1))
-                item = (float(score), -rank, candidates[i])
+                item = (float(score), -rank, int(i))
                 if len(best) < kept:
                     heapq.heappush(best, item)
                 elif item > best[0]:
                     heapq.heapreplace(best, item)
-        return ([(score, candidate) for score, _, candidate in sorted(best, reverse=True)],
-                start >= len(order))
+        ranked = sorted(best, reverse=True)
+        return [(score, poses[i], float(widths[i])) for score, _, i in ranked], \
+            start >= len(order)
 
     def _local_scene(self, scene: SceneCloud, poses: np.ndarray) -> np.ndarray:
         """Scene points within ``clearance_scale`` of the swept volumes of grasps.
