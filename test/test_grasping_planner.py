@@ -11,6 +11,7 @@ from litedet_ros.camera.types import PinholeCamera
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import InvalidCameraInfoError, InvalidImageError, InvalidMessageError
 from litedet_ros.grasping import candidates as candidates_module
+from litedet_ros.grasping import planner as planner_module
 from litedet_ros.grasping.candidates import generate_candidates
 from litedet_ros.grasping.collision import (
     PREFILTER_STRIDE,
@@ -414,6 +415,21 @@ def test_scene_box_points_match_a_brute_force_search_and_drop_the_floor():
     found = cloud.box_points(low, high)
     assert len(found) == len(expected) > 0
     np.testing.assert_allclose(np.sort(found, axis=0), np.sort(expected, axis=0))
+
+
+def test_compiled_cylinder_test_matches_a_numpy_reference():
+    rng = np.random.default_rng(7)
+    points = rng.uniform(-0.2, 0.2, (2000, 3))
+    points[::50] = np.nan  # invalid depth stays out
+    centre, axis = np.array([0.01, -0.02, 0.03]), np.array([0.0, 0.6, -0.8])
+    found = planner_module._cylinder_points(points, centre, axis, 0.08, 0.12, 0.05)
+    relative = points - centre
+    along = relative @ axis
+    with np.errstate(invalid='ignore'):
+        inside = ((np.einsum('ij,ij->i', relative, relative) - along ** 2 <= 0.08 ** 2)
+                  & (along >= -0.12) & (along <= 0.05))
+    assert 0 < len(found) < len(points) - 40
+    np.testing.assert_array_equal(found, points[inside])
 
 
 def test_an_occluder_poking_into_the_box_is_not_taken_for_the_object():

@@ -105,7 +105,7 @@ def plane_basis(approach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return e1, cross3(approach, e1)
 
 
-#: Rejection reasons of :func:`_variant_depths`, by code.
+#: Rejection reasons of :func:`_approach_candidates`, by code.
 REJECTIONS = ('empty_slab', 'too_wide', 'too_deep', 'too_low')
 _EMPTY_SLAB, _TOO_WIDE, _TOO_DEEP, _TOO_LOW = range(4)
 
@@ -289,56 +289,106 @@ def _depth_limits(config: PlannerConfig) -> tuple[float, ...]:
             config.widest_overlap, config.min_grasp_depth)
 
 
-@numba.njit('Tuple((int64[:], float64[:], int64[:], int64[:]))(float64[:], '
-            'float64[:], float64[:], float64[:], float64[:], int64, float64, boolean, float64, '
-            'float64, UniTuple(float64, 8))', cache=True)
-def _variant_depths(counts: np.ndarray, extents: np.ndarray, heights: np.ndarray,
-                    required: np.ndarray, to_underside: np.ndarray, primary: int,
-                    down_rate: float, flat_topped: bool, stroke: float, min_width_margin: float,
-                    limits: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The tip depths of every variant of one approach, and why the others have none.
+@numba.njit('Tuple((float64[:, :, :], float64[:], float64[:], int64[:], boolean, int64[:], '
+            'int64[:]))(float64[:, ::1], float64[::1], float64[::1], float64[::1], float64[::1], '
+            'float64[::1], float64[::1], float64[::1], int64, boolean, float64[::1], '
+            'float64[::1], UniTuple(float64, 5), UniTuple(float64, 8))', cache=True)
+def _approach_candidates(points: np.ndarray, approach: np.ndarray, e1: np.ndarray,
+                         long_axis: np.ndarray, short_axis: np.ndarray, offsets: np.ndarray,
+                         cos: np.ndarray, sin: np.ndarray, primary: int, flat_topped: bool,
+                         bin_up: np.ndarray, bin_origin: np.ndarray, gripper: tuple,
+                         limits: tuple) -> tuple:
+    """The candidates of one approach: every variant's pose at each of its tip depths.
+
+    The body of :func:`generate_candidates` for one approach, compiled: a variant's closing
+    axis is its yaw off the ``long_axis`` towards the ``short_axis``, its centre the middle of
+    the points' extent shifted by its offset (a fraction of the half length) along the long
+    axis and centred across on the points in its finger slab (:func:`_slab_sections`).
 
     Args:
-        counts: ``float64[V]`` points in each variant's slab.
-        extents: ``float64[V]`` their extent across, m.
-        heights: ``float64[V]`` the variant's first surface's height above the floor, NaN
-            without a bin below, m.
-        required: ``float64[V]`` the shallowest depth below the widest section, m.
-        to_underside: ``float64[V]`` the distance to the object's underside, m.
+        points: ``float64[N, 3]`` object points, planning frame, m.
+        approach: ``float64[3]`` unit approach direction.
+        e1: ``float64[3]`` the first vector of :func:`plane_basis`; a tool x axis points along
+            it (two yaws 180 deg apart are one grasp).
+        long_axis: ``float64[3]`` the long principal axis of the points seen along
+            ``approach``, normal to it, unit.
+        short_axis: ``float64[3]`` ``approach`` cross ``long_axis``.
+        offsets: ``float64[V]`` centre offsets of the variants.
+        cos: ``float64[V]`` cosine of each variant's yaw.
+        sin: ``float64[V]`` sine of each variant's yaw.
         primary: the first ``primary`` variants are of ``yaw_offsets_deg``; only their
             rejections are counted.
-        down_rate: as :func:`_tip_depths`.
         flat_topped: as :func:`_tip_depths`.
-        stroke: the gripper's stroke, m.
-        min_width_margin: an extent within this of the stroke is too wide, m.
+        bin_up: ``float64[3]`` the bin's up axis; empty without a bin.
+        bin_origin: ``float64[3]`` the bin's origin (its floor's centre); empty without a bin.
+        gripper: ``(finger_width, width_margin, stroke, min_width_margin, tcp_to_tip)``, m.
         limits: as :func:`_tip_depths`.
 
     Returns:
-        ``(variants int64[M], depths float64[M], rejected int64[4], first int64[4])``: one row
-        per candidate, deepest first within a variant; the primary variants without one by
-        reason code (:data:`REJECTIONS`), and the first such variant of each reason (V where
+        ``(poses float64[M, 4, 4], widths float64[M], central float64[M], variants int64[M],
+        elongated, rejected int64[4], first int64[4])``: one row per candidate, deepest first
+        within a variant (its index in ``variants``); whether the points' extent along the long
+        axis exceeds the short one by ``ELONGATED``; the primary variants without a candidate
+        by reason code (:data:`REJECTIONS`), and the first such variant of each reason (V where
         none), which orders the reasons as met (the tie-break of ``Counter.most_common``).
     """
-    variants = np.empty(3 * len(counts), dtype=np.int64)
-    depths = np.empty(3 * len(counts))
+    finger_width, width_margin, stroke, min_width_margin, tcp_to_tip = gripper
+    widest_overlap = limits[6]  # see _depth_limits
+    along_long, along_short, along = points @ long_axis, points @ short_axis, points @ approach
+    long_low, long_high = along_long.min(), along_long.max()
+    short_low, short_high = along_short.min(), along_short.max()
+    long_mid, short_mid = (long_high + long_low) / 2, (short_high + short_low) / 2
+    half_length = max((long_high - long_low) / 2, 1e-3)
+    elongated = half_length >= ELONGATED * (short_high - short_low) / 2
+    centres = long_mid + offsets * half_length
+    counts, across_max, across_min, first, side_depth = _slab_sections(
+        along_long, along_short, along, centres, short_mid, cos, sin, finger_width / 2)
+    deepest = 2 * along.max() - along.min()
+    down_rate = -(bin_up @ approach) if len(bin_up) else 0.0
+    variants = len(cos)
+    poses = np.zeros((3 * variants, 4, 4))
+    widths, central = np.empty(3 * variants), np.empty(3 * variants)
+    rows = np.empty(3 * variants, dtype=np.int64)
     rejected = np.zeros(len(REJECTIONS), dtype=np.int64)
-    first = np.full(len(REJECTIONS), len(counts), dtype=np.int64)
-    found, total = np.empty(3), 0
-    for k in range(len(counts)):
+    first_rejected = np.full(len(REJECTIONS), variants, dtype=np.int64)
+    depths, total = np.empty(3), 0
+    for k in range(variants):
+        c, s = cos[k], sin[k]
+        shift = (across_max[k] + across_min[k]) / 2
+        lateral = (centres[k] - s * shift) * long_axis + (short_mid + c * shift) * short_axis
+        extent = across_max[k] - across_min[k]
         if counts[k] < 3:
             count, reason = 0, _EMPTY_SLAB
-        elif extents[k] + min_width_margin > stroke:
+        elif extent + min_width_margin > stroke:
             count, reason = 0, _TOO_WIDE
         else:
-            count, reason = _tip_depths(found, heights[k], down_rate, required[k], flat_topped,
-                                        to_underside[k], limits)
+            height = np.nan
+            if down_rate > 0:
+                height = (lateral + first[k] * approach - bin_origin) @ bin_up
+            count, reason = _tip_depths(depths, height, down_rate,
+                                        side_depth[k] - first[k] + widest_overlap, flat_topped,
+                                        deepest - first[k], limits)
         if count == 0 and k < primary:
             rejected[reason] += 1
-            first[reason] = min(first[reason], k)
-        variants[total:total + count] = k
-        depths[total:total + count] = found[:count]
-        total += count
-    return variants[:total], depths[:total], rejected, first
+            first_rejected[reason] = min(first_rejected[reason], k)
+        if count == 0:
+            continue
+        x_axis = c * long_axis + s * short_axis
+        closing = c * short_axis - s * long_axis
+        if x_axis @ e1 < 0:
+            x_axis, closing = -x_axis, -closing
+        for depth in depths[:count]:
+            poses[total, :3, 0], poses[total, :3, 1] = x_axis, closing
+            poses[total, :3, 2] = approach
+            poses[total, :3, 3] = lateral + (first[k] + depth - tcp_to_tip) * approach
+            poses[total, 3, 3] = 1.0
+            widths[total] = min(extent + width_margin, stroke)
+            central[total] = min(max(1 - math.hypot(offsets[k] * half_length - s * shift,
+                                                    c * shift) / half_length, 0.0), 1.0)
+            rows[total] = k
+            total += 1
+    return (poses[:total], widths[:total], central[:total], rows[:total], elongated, rejected,
+            first_rejected)
 
 
 def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallback: bool = False
@@ -370,16 +420,20 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallbac
     """
     gripper = config.gripper
     up = np.asarray(config.up)
-    points = estimate.points
+    points = np.ascontiguousarray(estimate.points)
     yaw_sets = (config.yaw_offsets_deg, config.fallback_yaw_offsets_deg if fallback else ())
     variants = [(yaw, offset, tier) for tier, yaw_set in enumerate(yaw_sets)
                 for yaw in np.radians(yaw_set)
                 for offset in (config.center_offsets if abs(math.cos(yaw)) > 0.5 else (0.0,))]
-    yaws, offsets, tiers = np.array(variants).T
+    yaws, offsets, tiers = np.array(variants).T.copy()  # contiguous rows for the kernel
     primary = int((tiers == 0).sum())
     aligned = 1 - np.abs((yaws + math.pi / 2) % math.pi - math.pi / 2) / (math.pi / 2)
     cos, sin = np.cos(yaws), np.sin(yaws)
     limits = _depth_limits(config)
+    geometry = (gripper.finger_width, gripper.width_margin, gripper.stroke,
+                gripper.min_width_margin, gripper.tcp_to_tip)
+    bin_up, bin_origin = ((config.bin.pose[:3, 2].copy(), config.bin.pose[:3, 3].copy())
+                          if config.bin is not None else (np.zeros(0), np.zeros(0)))
     flat_topped = bool(estimate.flatness >= FLAT_TOPPED or estimate.rim)  # both straight-sided
     kinds, columns, rejected = [], [], Counter()
     if not flat_topped and _out_of_reach(points, config):
@@ -388,54 +442,18 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallbac
         e1, e2 = plane_basis(approach)
         _, axes2 = principal_axes(points @ np.stack([e1, e2], axis=1))
         long_axis = axes2[0, 0] * e1 + axes2[0, 1] * e2
-        short_axis = cross3(approach, long_axis)
-        along_long, along_short = points @ long_axis, points @ short_axis
-        long_low, long_high = along_long.min(), along_long.max()
-        short_low, short_high = along_short.min(), along_short.max()
-        long_mid, short_mid = (long_high + long_low) / 2, (short_high + short_low) / 2
-        half_length = max((long_high - long_low) / 2, 1e-3)
-        elongated = half_length >= ELONGATED * (short_high - short_low) / 2
-        # one row per variant: tool x = cos(yaw) long + sin(yaw) short, closing y = z cross x
-        along = points @ approach
-        counts, across_max, across_min, first, side_depth = _slab_sections(
-            along_long, along_short, along, long_mid + offsets * half_length, short_mid, cos, sin,
-            gripper.finger_width / 2)
-        to_underside = 2 * along.max() - along.min() - first
-        required = side_depth - first + config.widest_overlap
-        extents = across_max - across_min
-        widths = np.minimum(extents + gripper.width_margin, gripper.stroke)
-        vertical = float(np.clip(-(approach @ up), 0.0, 1.0))
-        shift = (across_max + across_min) / 2
-        lateral = (np.outer(long_mid + offsets * half_length - sin * shift, long_axis)
-                   + np.outer(short_mid + cos * shift, short_axis))
-        x_axes = np.outer(cos, long_axis) + np.outer(sin, short_axis)
-        closings = np.outer(cos, short_axis) - np.outer(sin, long_axis)
-        flip = np.where(x_axes @ e1 < 0, -1.0, 1.0)[:, None]
-        x_axes, closings = x_axes * flip, closings * flip
-        central = np.clip(1 - np.hypot(offsets * half_length - sin * shift, cos * shift)
-                          / half_length, 0.0, 1.0)
-        heights, down_rate = np.full(len(variants), np.nan), 0.0
-        if config.bin is not None:
-            rotation, origin = config.bin.pose[:3, :3], config.bin.pose[:3, 3]
-            down_rate = float(-(rotation[:, 2] @ approach))
-            if down_rate > 0:
-                heights = (lateral + first[:, None] * approach - origin) @ rotation[:, 2]
-        chosen, chosen_depths, rejections, first_rejected = _variant_depths(
-            counts, extents, heights, required, to_underside, primary, down_rate, flat_topped,
-            gripper.stroke, gripper.min_width_margin, limits)
+        poses, widths, central, rows, elongated, rejections, first_rejected = \
+            _approach_candidates(points, approach, e1, long_axis, cross3(approach, long_axis),
+                                 offsets, cos, sin, primary, flat_topped, bin_up, bin_origin,
+                                 geometry, limits)
         for code in np.argsort(first_rejected, kind='stable')[:np.count_nonzero(rejections)]:
             rejected[REJECTIONS[code]] += int(rejections[code])
-        if not len(chosen):
+        if not len(rows):
             continue
-        poses = np.zeros((len(chosen), 4, 4))
-        poses[:, 3, 3] = 1.0
-        poses[:, :3, 0], poses[:, :3, 1] = x_axes[chosen], closings[chosen]
-        poses[:, :3, 2] = approach
-        poses[:, :3, 3] = lateral[chosen] + np.outer(
-            first[chosen] + chosen_depths - gripper.tcp_to_tip, approach)
-        columns.append((poses, widths[chosen], central[chosen], np.full(len(chosen), vertical),
-                        aligned[chosen] if elongated else np.ones(len(chosen)),
-                        np.full(len(chosen), len(kinds)), chosen >= primary))
+        vertical = float(np.clip(-(approach @ up), 0.0, 1.0))
+        columns.append((poses, widths, central, np.full(len(rows), vertical),
+                        aligned[rows] if elongated else np.ones(len(rows)),
+                        np.full(len(rows), len(kinds)), rows >= primary))
         kinds.append(kind)
     return _stack(kinds, columns), rejected
 

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 import heapq
 
+import numba
 import numpy as np
 
 from litedet_ros.camera.types import PinholeCamera
@@ -49,6 +50,24 @@ class PlanResult:
     objects: tuple[ObjectEstimate | None, ...]
     drops: Counter
     pushes: tuple[Push, ...] = ()
+
+
+@numba.njit('float64[:, :](float64[:, :], float64[:], float64[:], float64, float64, float64)',
+            cache=True)
+def _cylinder_points(points: np.ndarray, centre: np.ndarray, axis: np.ndarray, radius: float,
+                     back: float, front: float) -> np.ndarray:
+    """The points of a capped cylinder, compiled (one pass over the points).
+
+    The cylinder: within ``radius`` of ``axis`` (unit) through ``centre``, from ``back`` behind
+    to ``front`` ahead of ``centre`` along it, m. NaN points are outside.
+    """
+    kept = np.empty(len(points), dtype=np.bool_)
+    for i in range(len(points)):
+        dx, dy, dz = points[i, 0] - centre[0], points[i, 1] - centre[1], points[i, 2] - centre[2]
+        along = dx * axis[0] + dy * axis[1] + dz * axis[2]
+        kept[i] = (dx * dx + dy * dy + dz * dz - along * along <= radius * radius
+                   and -back <= along <= front)
+    return points[kept]
 
 
 def check_transform(transform: np.ndarray) -> np.ndarray:
@@ -358,11 +377,10 @@ class GraspPlanner:
                 + gripper.approach_distance - gripper.tcp_to_tip + margin)
         tips = float(((centres - axis_point) @ approach).max()) + gripper.tcp_to_tip + margin
         ends = axis_point + np.outer([-back, tips], approach)
-        points = scene.box_points(ends.min(axis=0) - radius, ends.max(axis=0) + radius)
-        relative = points - axis_point
-        along = relative @ approach
-        lateral_sq = np.einsum('ij,ij->i', relative, relative) - along ** 2
-        return points[(lateral_sq <= radius ** 2) & (along >= -back) & (along <= tips)]
+        # the box around the cylinder holds it: the points under its footprint go straight to
+        # the cylinder test
+        window = scene.window(ends.min(axis=0) - radius, ends.max(axis=0) + radius)
+        return _cylinder_points(window, axis_point, approach, radius, back, tips)
 
     def _clearances(self, poses: np.ndarray, widths: np.ndarray, scene: np.ndarray
                     ) -> np.ndarray:

@@ -70,7 +70,7 @@ class SceneCloud:
     def box_points(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Valid points inside an axis-aligned box of the planning frame.
 
-        Only the grid cells under the box's image footprint are visited.
+        Only the grid cells under the box's image footprint are visited (:meth:`window`).
 
         Args:
             low: ``float[3]`` lower corner, planning frame, m.
@@ -79,18 +79,32 @@ class SceneCloud:
         Returns:
             ``float64[M, 3]`` points, planning frame.
         """
-        corners = np.where(_CORNERS, high, low)
-        rotation, origin = self.camera_from_planning[:3, :3], self.camera_from_planning[:3, 3]
-        in_camera = corners @ rotation.T + origin
-        if (in_camera[:, 2] > 1e-3).all():
-            pixels = self.camera.project(in_camera)
-            i0, j0 = (max(0, math.floor(c / self.stride)) for c in pixels.min(axis=0)[::-1])
-            i1, j1 = (math.ceil(c / self.stride) + 1 for c in pixels.max(axis=0)[::-1])
-            window = self.grid[i0:i1, j0:j1].reshape(-1, 3)
-        else:  # the box reaches behind the camera: look everywhere
-            window = self.grid.reshape(-1, 3)
+        window = self.window(low, high)
         with np.errstate(invalid='ignore'):
             x, y, z = window.T
             inside = ((x >= low[0]) & (x <= high[0]) & (y >= low[1]) & (y <= high[1])
                       & (z >= low[2]) & (z <= high[2]))
         return window[inside]
+
+    def window(self, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+        """The grid cells under the image footprint of an axis-aligned box, NaN rows included.
+
+        Every point of the scene inside the box is among them; all cells when the box reaches
+        behind the camera.
+
+        Args:
+            low: ``float[3]`` lower corner, planning frame, m.
+            high: ``float[3]`` upper corner, planning frame, m.
+
+        Returns:
+            ``float64[M, 3]`` points, planning frame (NaN where :attr:`grid` is).
+        """
+        corners = np.where(_CORNERS, high, low)
+        rotation, origin = self.camera_from_planning[:3, :3], self.camera_from_planning[:3, 3]
+        in_camera = corners @ rotation.T + origin
+        if not (in_camera[:, 2] > 1e-3).all():
+            return self.grid.reshape(-1, 3)
+        pixels = self.camera.project(in_camera)
+        i0, j0 = (max(0, math.floor(c / self.stride)) for c in pixels.min(axis=0)[::-1])
+        i1, j1 = (math.ceil(c / self.stride) + 1 for c in pixels.max(axis=0)[::-1])
+        return self.grid[i0:i1, j0:j1].reshape(-1, 3)
