@@ -44,9 +44,10 @@ from std_srvs.srv import SetBool
 from litedet_ros import conversions, topics
 from litedet_ros.bringup.spin import follow_pick_status, spin_node
 from litedet_ros.detection.detector import Detector
-from litedet_ros.detection.node_config import DESCRIPTIONS, DetectorNodeConfig, LatencyStats
+from litedet_ros.detection.node_config import DESCRIPTIONS, STAGES, DetectorNodeConfig
 from litedet_ros.detection.types import Detections
 from litedet_ros.errors import LitedetError
+from litedet_ros.stage_times import LatencyStats, summary_line
 
 LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
 IMAGE_QOS = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
@@ -83,7 +84,7 @@ class DetectorNode(Node):
                                    ParameterDescriptor(description=DESCRIPTIONS[name]))
         #: Frames not turned into detections, by reason.
         self.drops: Counter = Counter()
-        self.stats = LatencyStats()
+        self.stats = LatencyStats(STAGES)
         self.enabled = True
         #: Detections whose grasps did not come within ``await_grasps``.
         self.unanswered = 0
@@ -213,9 +214,8 @@ class DetectorNode(Node):
                   'model': str(self.config.model_path()) if self.detector else None}
         self._latency_pub.publish(String(data=json.dumps(report)))
         if summary:
-            self.get_logger().info('latency ms (p50/p99): ' + ', '.join(
-                f'{stage} {s["p50"]:.1f}/{s["p99"]:.1f}' for stage, s in summary.items())
-                + f'; drops {dict(self.drops)}, unanswered {self.unanswered}')
+            self.get_logger().info(summary_line(summary) + f'; drops {dict(self.drops)}, '
+                                   f'unanswered {self.unanswered}')
 
 
 def measure_end_to_end(models: dict[str, Path], frames: list[np.ndarray], count: int,

@@ -33,6 +33,11 @@ Publishes, for every matched set planned (also when no grasp was found):
 The last two are for people (RViz, a recording): they are built only while someone subscribes
 (building them took 5-7 ms a look, on the cores the planning shares).
 
+Per-stage latency of each planned set (``inputs``: decoding and converting them, ``plan``,
+``publish``: building and sending the grasp array, ``total``: from the match to the last
+message sent; ms: count, mean, p50, p99, max) is logged every ``stats_period`` with the drop
+counts, and published as JSON on ``~/latency`` (std_msgs/String), as ``detector_node`` does.
+
 Camera pose: tf2 at the image stamp when ``tf2_ros`` is importable and ``use_tf`` is set (never
 the latest transform for an old image); otherwise the calibrated ``camera_pose`` parameter, or,
 when it is unset, the images' frame in the robot description (``urdf/workcell.urdf.xacro``).
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
+import json
 import time
 
 from geometry_msgs.msg import Point, Pose, PoseArray, Vector3
@@ -52,7 +58,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import ColorRGBA
+from std_msgs.msg import ColorRGBA, String
 from visualization_msgs.msg import Marker, MarkerArray
 
 from litedet_ros import conversions, topics
@@ -68,11 +74,13 @@ from litedet_ros.grasping.node_config import DESCRIPTIONS, GraspNodeConfig
 from litedet_ros.grasping.planner import GraspPlanner, PlanResult
 from litedet_ros.grasping.sync import ApproximateTimeSync
 from litedet_ros.msg import DetectionArray
+from litedet_ros.stage_times import LatencyStats, summary_line
 
 LOG_THROTTLE = 2.0  # s between repeated warnings of one kind
 LATENCY_WARMUP = 5  # frames sent before latency_frames measures
 READ_ONLY = ('target_frame', 'use_tf')
 STREAMS = ('detections', 'depth', 'camera_info')
+STAGES = ('inputs', 'plan', 'publish', 'total')
 
 
 class TfCameraPose:
@@ -116,6 +124,7 @@ class GraspPlannerNode(Node):
                                         int(self.config.sync_queue_duration * 1e9))
         #: Inputs and detections that produced no grasp, by reason.
         self.drops: Counter = Counter()
+        self.stats = LatencyStats(STAGES)
         self.tf = None
         if self.config.use_tf:
             try:
@@ -133,6 +142,7 @@ class GraspPlannerNode(Node):
         self._grasps_pub = self.create_publisher(conversions.GraspArrayMsg, topics.GRASPS, 10)
         self._poses_pub = self.create_publisher(PoseArray, topics.GRASP_POSES, 10)
         self._markers_pub = self.create_publisher(MarkerArray, topics.GRASP_MARKERS, 10)
+        self._latency_pub = self.create_publisher(String, '~/latency', 10)
         # the newest detections only: a planner slower than the detector skips to the latest
         # image instead of working through a queue of older ones
         self.create_subscription(DetectionArray, topics.DETECTIONS,
@@ -143,6 +153,7 @@ class GraspPlannerNode(Node):
                                  lambda msg: self._offer('camera_info', msg),
                                  qos_profile_sensor_data)
         self.pick_gate = follow_pick_status(self)
+        self._stats_timer = self.create_timer(self.config.stats_period, self._report)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     @staticmethod
@@ -156,10 +167,13 @@ class GraspPlannerNode(Node):
                                              if p.name in DESCRIPTIONS})
         except (ValueError, TypeError) as error:
             return SetParametersResult(successful=False, reason=str(error))
-        self.config = config
+        old, self.config = self.config, config
         self.planner = GraspPlanner(config.planner_config())
         self.sync.slop_ns = int(config.time_sync_slop * 1e9)
         self.sync.queue_duration_ns = int(config.sync_queue_duration * 1e9)
+        if old.stats_period != config.stats_period:
+            self._stats_timer.cancel()
+            self._stats_timer = self.create_timer(config.stats_period, self._report)
         return SetParametersResult(successful=True)
 
     def _count(self, reason: str, error: Exception | str, count: int = 1) -> None:
@@ -188,6 +202,7 @@ class GraspPlannerNode(Node):
 
     def _plan(self, detections_msg: DetectionArray, depth_msg: Image,
               info_msg: CameraInfo) -> None:
+        start = time.perf_counter()
         try:
             if detections_msg.header.frame_id != depth_msg.header.frame_id:
                 raise InvalidMessageError(
@@ -199,14 +214,19 @@ class GraspPlannerNode(Node):
             depth = decode_depth(conversions.image_to_numpy(depth_msg), depth_msg.encoding,
                                  self.config.depth_image_units_divisor)
             transform = self._camera_transform(depth_msg)
+            decoded = time.perf_counter()
             result = self.planner.plan(depth, camera, detections, transform,
                                        self.config.target_frame)
         except LitedetError as error:
             self._count(type(error).__name__, error)
-            result = PlanResult((), (), Counter())
+            self._publish(PlanResult((), (), Counter()), detections_msg)
+            return
+        planned = time.perf_counter()
         for reason, count in result.drops.items():
             self.drops[reason] += count
-        self._publish(result, detections_msg)
+        sent = self._publish(result, detections_msg)
+        self.stats.add(inputs=decoded - start, plan=planned - decoded, publish=sent - planned,
+                       total=time.perf_counter() - start)
 
     def _camera_transform(self, depth_msg: Image) -> np.ndarray:
         if self.tf is None:
@@ -217,17 +237,27 @@ class GraspPlannerNode(Node):
         except Exception as error:  # tf2 raises its own exception family
             raise LitedetError(f'no transform at the image stamp: {error}') from error
 
-    def _publish(self, result: PlanResult, detections_msg: DetectionArray) -> None:
+    def _publish(self, result: PlanResult, detections_msg: DetectionArray) -> float:
+        """Send the grasp array, then the poses and markers; return when the array was sent."""
         grasps = list(result.grasps)
         msg = conversions.grasps_to_msg(grasps, detections_msg,
                                         conversions.stamp_to_ns(detections_msg.header.stamp),
                                         self.config.target_frame, result.pushes)
         self._grasps_pub.publish(msg)
+        sent = time.perf_counter()
         if self._poses_pub.get_subscription_count():
             self._poses_pub.publish(PoseArray(
                 header=msg.header, poses=[conversions.matrix_to_pose(g.pose) for g in grasps]))
         if self._markers_pub.get_subscription_count():
             self._markers_pub.publish(self._markers(result, msg.header))
+        return sent
+
+    def _report(self) -> None:
+        summary = self.stats.summary()
+        self._latency_pub.publish(String(data=json.dumps(
+            {'latency_ms': summary, 'drops': dict(self.drops)})))
+        if summary:
+            self.get_logger().info(summary_line(summary) + f'; drops {dict(self.drops)}')
 
     def _markers(self, result: PlanResult, header) -> MarkerArray:
         markers = [Marker(header=header, action=Marker.DELETEALL)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo as CameraInfoMsg  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from litedet_ros import conversions, topics  # noqa: E402
@@ -48,13 +51,15 @@ def graph(ros_context, ros_executor):
     """The node under test (look-down camera, bin at the origin) and a test client node."""
     overrides = [Parameter('camera_pose', value=[0.0, 0.0, 0.7, 1.0, 0.0, 0.0, 0.0]),
                  Parameter('bin_pose', value=[0.0, 0.0, 0.0, 0.0]),
-                 Parameter('bin_wall_height', value=0.12)]
+                 Parameter('bin_wall_height', value=0.12), Parameter('stats_period', value=0.2)]
     node = GraspPlannerNode(context=ros_context, parameter_overrides=overrides)
     client = rclpy.create_node('grasp_test_client', context=ros_context)
-    received = {'grasps': [], 'poses': [], 'markers': []}
+    received = {'grasps': [], 'poses': [], 'markers': [], 'latency': []}
     client.create_subscription(GraspArray, topics.GRASPS, received['grasps'].append, 10)
     client.create_subscription(PoseArray, topics.GRASP_POSES, received['poses'].append, 10)
     client.create_subscription(MarkerArray, topics.GRASP_MARKERS, received['markers'].append,
+                               10)
+    client.create_subscription(String, '/grasp_planner_node/latency', received['latency'].append,
                                10)
     publishers = {
         'detections': client.create_publisher(DetectionArray, topics.DETECTIONS, 10),
@@ -104,6 +109,26 @@ def test_matched_inputs_give_ranked_grasps_in_the_target_frame(graph, spin_until
     assert poses.poses[0].position.x == pytest.approx(best.position[0])
     kinds = {m.ns for m in received['markers'][0].markers}
     assert {'grasps', 'objects'} <= kinds
+
+
+def test_each_planned_set_is_timed_by_stage_and_reported(graph, spin_until, scene):
+    node, publishers, received = graph
+    depth, box = scene
+    assert spin_until(lambda: publishers['depth'].get_subscription_count() > 0)
+    send(publishers, 1_000_000_000, depth, box)
+    assert spin_until(lambda: received['grasps'])
+    send(publishers, 2_000_000_000, depth, (20.0, 100.0, 50.0, 130.0))  # bin floor: no grasp
+
+    def reported():
+        reports = [json.loads(m.data) for m in received['latency']]
+        return [r for r in reports if r['latency_ms'].get('total', {}).get('count') == 2]
+
+    assert spin_until(reported, timeout=5.0)
+    report = reported()[-1]
+    stages = report['latency_ms']
+    assert set(stages) == {'inputs', 'plan', 'publish', 'total'}
+    assert stages['plan']['p50'] > 0 and stages['total']['max'] >= stages['plan']['max']
+    assert report['drops'] == {'too_few_points': 1}
 
 
 def test_poses_and_markers_are_built_only_for_a_subscriber(graph, spin_until, scene,

@@ -1,14 +1,11 @@
-"""Validated parameters of ``detector_node`` and its latency statistics (ROS-free)."""
+"""Validated parameters of ``detector_node`` (ROS-free)."""
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, fields
 import os
 from pathlib import Path
 import sys
-
-import numpy as np
 
 from litedet_ros.detection.backends import BACKENDS, PRECISIONS
 from litedet_ros.detection.detector import Detector
@@ -138,27 +135,3 @@ class DetectorNodeConfig:
         keys = ('model_file_path', 'engine_file_path', 'force_engine_update', 'backend',
                 'precision', 'labels_file', 'num_threads')
         return any(getattr(self, k) != getattr(other, k) for k in keys)
-
-
-class LatencyStats:
-    """Rolling per-stage latencies (the last ``window`` frames), milliseconds."""
-
-    def __init__(self, window: int = 1000) -> None:
-        self._samples = {stage: deque(maxlen=window) for stage in STAGES}
-
-    def add(self, **seconds: float) -> None:
-        """Record one frame: a duration in seconds for every stage of :data:`STAGES`."""
-        for stage in STAGES:
-            self._samples[stage].append(1e3 * seconds[stage])
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        """``{stage: {'count', 'mean', 'p50', 'p99', 'max'}}`` in ms (empty before a frame)."""
-        out = {}
-        for stage, samples in self._samples.items():
-            if samples:
-                values = np.fromiter(samples, float)
-                out[stage] = {'count': len(values), 'mean': float(values.mean()),
-                              'p50': float(np.percentile(values, 50)),
-                              'p99': float(np.percentile(values, 99)),
-                              'max': float(values.max())}
-        return out

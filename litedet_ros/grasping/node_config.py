@@ -77,6 +77,7 @@ class GraspNodeConfig:
     wall_drags: bool = _PLANNER.wall_drags
     max_candidates: int = _PLANNER.max_grasps
     marker_grasps: int = 10
+    stats_period: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.target_frame:
@@ -90,6 +91,8 @@ class GraspNodeConfig:
             raise GraspConfigError('sync_queue_duration must be > 0 s')
         if self.marker_grasps < 0:
             raise GraspConfigError('marker_grasps must be >= 0')
+        if not (math.isfinite(self.stats_period) and self.stats_period > 0):
+            raise GraspConfigError('stats_period must be > 0 s')
         for name, lengths in (('camera_pose', (0, 7)), ('bin_pose', (4,)), ('bin_size', (2,))):
             value = tuple(float(v) for v in getattr(self, name))
             if len(value) not in lengths or not np.isfinite(value).all():
@@ -244,4 +247,5 @@ DESCRIPTIONS: dict[str, str] = {
                   'top.',
     'max_candidates': 'Grasps published per image at most.',
     'marker_grasps': 'Best grasps drawn as gripper markers.',
+    'stats_period': 'Seconds between latency statistics logs and messages, > 0.',
 }
