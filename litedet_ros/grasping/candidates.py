@@ -119,14 +119,13 @@ def _tip_depths(depths: np.ndarray, height: float, down_rate: float, required: f
     the floor; only those at least ``required`` deep (the pads then close below the object's widest
     visible section; on a part too low for ``widest_overlap``, at least ``MIN_PAST_WIDEST`` below
     it); all within the fingers' reach with the palm ``PALM_CLEARANCE`` off the surface and no
-    closer than ``floor_clearance`` to the floor. With a known
-    bin, the tips of a grasp on a ``flat_topped`` part go at least ``grasp_depth`` deep (straight
-    sides hold at any depth), while a rounded part is only grasped as deep as the fingers go
-    towards ``grasp_depth_fraction`` of the way to what it rests on (its centre of mass may lie
-    low), and not at all when ``min_depth_fraction`` of that way is out of reach (standing tall:
-    it would slip off). A rounded part rests on the floor or, in a pile, no lower than its
-    estimated underside (``to_underside``). Compiled: it runs for every variant of every
-    approach.
+    closer than ``floor_clearance`` to the floor. With a known bin, the tips of a grasp on a
+    ``flat_topped`` part go at least ``grasp_depth`` deep (straight sides hold at any depth), while
+    a rounded part is only grasped as deep as the fingers go towards ``grasp_depth_fraction`` of
+    the way to what it rests on (its centre of mass may lie low), and not at all when
+    ``min_depth_fraction`` of that way is out of reach (standing tall: it would slip off). A
+    rounded part rests on the floor or, in a pile, no lower than its estimated underside
+    (``to_underside``). Compiled: it runs for every variant of every approach.
 
     Args:
         depths: ``float64[3]`` output, filled with the depths from the start.
@@ -325,12 +324,13 @@ def _approach_candidates(points: np.ndarray, approach: np.ndarray, e1: np.ndarra
         limits: as :func:`_tip_depths`.
 
     Returns:
-        ``(poses float64[M, 4, 4], widths float64[M], central float64[M], variants int64[M],
+        ``(poses float64[M, 4, 4], widths float64[M], central float64[M], rows int64[M],
         elongated, rejected int64[4], first int64[4])``: one row per candidate, deepest first
-        within a variant (its index in ``variants``); whether the points' extent along the long
-        axis exceeds the short one by ``ELONGATED``; the primary variants without a candidate
-        by reason code (:data:`REJECTIONS`), and the first such variant of each reason (V where
-        none), which orders the reasons as met (the tie-break of ``Counter.most_common``).
+        within a variant (``rows``: the index of its variant); whether the points' extent along
+        the long axis exceeds the short one by ``ELONGATED``; the primary variants without a
+        candidate by reason code (:data:`REJECTIONS`), and the first such variant of each reason
+        (V where none), which orders the reasons as met (the tie-break of
+        ``Counter.most_common``).
     """
     finger_width, width_margin, stroke, min_width_margin, tcp_to_tip = gripper
     widest_overlap = limits[6]  # see _depth_limits
@@ -368,10 +368,10 @@ def _approach_candidates(points: np.ndarray, approach: np.ndarray, e1: np.ndarra
             count, reason = _tip_depths(depths, height, down_rate,
                                         side_depth[k] - first[k] + widest_overlap, flat_topped,
                                         deepest - first[k], limits)
-        if count == 0 and k < primary:
-            rejected[reason] += 1
-            first_rejected[reason] = min(first_rejected[reason], k)
         if count == 0:
+            if k < primary:
+                rejected[reason] += 1
+                first_rejected[reason] = min(first_rejected[reason], k)
             continue
         x_axis = c * long_axis + s * short_axis
         closing = c * short_axis - s * long_axis
