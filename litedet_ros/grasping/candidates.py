@@ -145,7 +145,7 @@ def _tip_depths(depths: np.ndarray, height: float, down_rate: float, required: f
     (reach, past_widest, grasp_depth, grasp_depth_fraction, min_depth_fraction,
      floor_clearance, widest_overlap, min_grasp_depth) = limits
     lowest, reason = reach, _TOO_DEEP
-    wanted = np.full(3, np.nan)
+    wanted, n_wanted = np.empty(3), 1
     wanted[0] = grasp_depth
     if not np.isnan(height):
         to_support = height / down_rate
@@ -154,7 +154,7 @@ def _tip_depths(depths: np.ndarray, height: float, down_rate: float, required: f
             if _beyond_reach(to_support, min_depth_fraction, reach):
                 return 0, _TOO_DEEP
         deep = grasp_depth_fraction * to_support
-        wanted[1] = deep
+        wanted[n_wanted], n_wanted = deep, n_wanted + 1
         floor_limit = (height - floor_clearance) / down_rate
         if floor_limit < lowest:
             lowest, reason = floor_limit, _TOO_LOW
@@ -163,9 +163,9 @@ def _tip_depths(depths: np.ndarray, height: float, down_rate: float, required: f
             if required - widest_overlap + past_widest <= lowest < required:
                 required = lowest
         required = max(required, min(grasp_depth if flat_topped else deep, lowest))
-    wanted[2] = required
+    wanted[n_wanted] = required
     count = 0
-    for depth in np.sort(np.minimum(wanted[~np.isnan(wanted)], lowest))[::-1]:
+    for depth in np.sort(np.minimum(wanted[:n_wanted + 1], lowest))[::-1]:
         if depth >= max(required, min_grasp_depth) and \
                 (count == 0 or depths[count - 1] - depth > DISTINCT_DEPTH):
             depths[count] = depth
