@@ -229,20 +229,28 @@ class SimNode(Node):
         periods = {'camera': 1 / config.camera_rate, 'joints': 1 / config.joint_state_rate,
                    'objects': 1 / config.objects_rate}
         wall_start, sim_start = time.monotonic(), cell.time
+        diverged = False  # the last chunk's physics diverged (the cell went back before it)
         try:
             while not self._stop.is_set() and self.context.ok():
                 if self._serve_requests(cell):
                     due = dict.fromkeys(due, cell.time)
                     wall_start, sim_start = time.monotonic(), cell.time
+                    diverged = False
                 try:
                     cell.step(chunk)
+                    diverged = False
                 except PhysicsDivergedError as error:
                     self.physics_errors += 1
-                    self.get_logger().error(f'{error}: reloading the scene (seed '
-                                            f'{self._scene[0]}, {self._scene[1]} objects)')
-                    cell.reset(*self._scene)
-                    due = dict.fromkeys(due, cell.time)
-                    wall_start, sim_start = time.monotonic(), cell.time
+                    if diverged:
+                        self.get_logger().error(
+                            f'{error}; it diverged in the chunk before too: reloading the '
+                            f'scene (seed {self._scene[0]}, {self._scene[1]} objects)')
+                        cell.reset(*self._scene)
+                        due = dict.fromkeys(due, cell.time)
+                        wall_start, sim_start = time.monotonic(), cell.time
+                    else:
+                        self.get_logger().error(str(error))
+                    diverged = not diverged
                 now = cell.time
                 stamp_ns = int(round(now * conversions.NS_PER_S))
                 self._clock_pub.publish(Clock(clock=conversions.ns_to_stamp(stamp_ns)))

@@ -255,16 +255,29 @@ def test_robot_contacts_with_the_cell_are_counted_as_collisions(cell):
     assert cell.robot_collisions == before + 1
 
 
-def test_a_physics_blow_up_is_reported_and_the_clock_keeps_running(cell):
-    cell.reset(seed=0, num_objects=0)
+def test_a_physics_blow_up_is_reported_and_the_cell_goes_back_before_it_with_the_arm_halted(
+        cell):
+    """Not MuJoCo's reset state (the arm on the table, the parts where they were spawned)."""
+    cell.reset(seed=3, num_objects=8)
     cell.advance(0.2)
+    start = cell.arm_positions()
+    target = start + np.array([0.3, -0.2, 0.2, 0.0, 0.0, 0.3])
+    cell.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, 1.0]), np.vstack([start, target])))
+    cell.advance(0.3)  # on its way
+    arm, parts = cell.arm_positions(), [s.pose for s in cell.object_states()]
     before, dt = cell.time, cell.model.opt.timestep
-    cell.data.qfrc_applied[0] = 1e20  # MuJoCo flags the acceleration and resets the state
-    with pytest.raises(PhysicsDivergedError, match='diverged'):
+    cell.data.qfrc_applied[0] = 1e20  # MuJoCo flags the acceleration, in the retry too
+    with pytest.raises(PhysicsDivergedError, match='the arm halted'):
         cell.step(10)
     assert cell.time == pytest.approx(before + 10 * dt)  # not rewound with MuJoCo's data.time
-    cell.reset(seed=0, num_objects=0)  # what the sim node does next
-    assert cell.time > before + 10 * dt
+    np.testing.assert_allclose(cell.arm_positions(), arm, atol=1e-9)
+    for state, pose in zip(cell.object_states(), parts):  # poses lag a step behind
+        np.testing.assert_allclose(state.pose[:3, 3], pose[:3, 3], atol=1e-3)
+    assert not cell.trajectory_active
+    cell.data.qfrc_applied[0] = 0.0  # the force the state before held
+    cell.advance(0.5)
+    np.testing.assert_allclose(cell.arm_positions(), arm, atol=2e-3)  # held where it stopped
+    assert np.abs(cell.arm_positions() - target).max() > 0.1
 
 
 @pytest.mark.parametrize('speed', [2e3, 1e4])

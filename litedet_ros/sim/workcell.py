@@ -419,8 +419,8 @@ class Workcell:
         self.data.ctrl[self._feedforward_act] = 0.0
 
     def _settle(self) -> None:
-        # Drop objects until they rest (or settle_time passes); 0.3 s minimum. (A divergence,
-        # which rewinds data.time to 0, raises in step() rather than looping here for ever.)
+        # Drop objects until they rest (or settle_time passes); 0.3 s minimum. (A divergence
+        # raises in step(): settling does not go on from a state that blew up.)
         chunk = max(1, int(round(0.1 / self.model.opt.timestep)))
         while self.data.time < self.config.settle_time:
             self.step(chunk)
@@ -524,29 +524,40 @@ class Workcell:
         (counted in :attr:`physics_recoveries`); only a second blow-up raises.
 
         Raises:
-            PhysicsDivergedError: the physics diverged again after the restore (the state it
-                diverged to, or MuJoCo's reset state, is kept; the cell's :attr:`time` still
-                advances by ``count`` steps; reload the scene).
+            PhysicsDivergedError: the physics diverged again after the restore. The state
+                before these steps is restored once more, every velocity zeroed, and the arm
+                halted there (its trajectory dropped, as a robot's protective stop); the
+                cell's :attr:`time` still advances by ``count`` steps. Should the next steps
+                diverge too, reload the scene.
         """
         end = self.time + count * self.model.opt.timestep
         saved = np.empty(mujoco.mj_stateSize(self.model, STATE))
         mujoco.mj_getState(self.model, self.data, saved, STATE)
         setpoints = (self._trajectory, self._gripper_setpoint)
         collisions = (self.robot_collisions, self._last_cell_contact)
+
+        def restore() -> None:
+            mujoco.mj_setState(self.model, self.data, saved, STATE)
+            self.data.qvel[:] = 0.0
+            self._trajectory, self._gripper_setpoint = setpoints
+            self.robot_collisions, self._last_cell_contact = collisions
+
         if self._run_steps(count):
             return
-        mujoco.mj_setState(self.model, self.data, saved, STATE)
-        self.data.qvel[:] = 0.0
-        self._trajectory, self._gripper_setpoint = setpoints
-        self.robot_collisions, self._last_cell_contact = collisions
+        restore()
         self.physics_recoveries += 1
         if self._run_steps(count):
             return
-        # MuJoCo's reset rewinds data.time to 0: keep the cell's clock (the ROS /clock) going
-        self._time_offset = end - self.data.time
+        # MuJoCo's reset state (or the diverged one) is no world to go on in: a reloaded scene
+        # would put placed parts back in the bin, the reset one lays the arm on the table
+        restore()
+        mujoco.mj_forward(self.model, self.data)  # the poses, contacts of the restored state
+        self.stop()
+        self._time_offset = end - self.data.time  # the cell's clock (the ROS /clock) goes on
         raise PhysicsDivergedError(
             f'physics diverged at t = {self.time:.3f} s: bad positions, velocities or '
-            f'accelerations (MuJoCo), or a body faster than {BLOW_UP_SPEED:g} m/s or rad/s')
+            f'accelerations (MuJoCo), or a body faster than {BLOW_UP_SPEED:g} m/s or rad/s; '
+            f'the state before restored, the arm halted')
 
     def _run_steps(self, count: int) -> bool:
         """Run ``count`` physics steps; False, stopping at once, if the physics diverged."""
