@@ -1,5 +1,9 @@
 """Planning, time parametrization and the backend contract (builtin; moveit if installed)."""
 
+import os
+from pathlib import Path
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -59,20 +63,43 @@ def test_plan_home_to_bin_is_timed_within_limits(backend):
     assert np.abs(trajectory.velocities).max() <= robot.velocity_limits.max() * scale + 1e-6
 
 
-def test_obstacle_forces_a_detour(backend):
-    robot, planner = backend.robot, backend.planner
+def plan_around_a_wall(backend, check=None):
+    """The path from one side of a wall to the other; ``check(path)`` before the wall goes."""
     start = backend.ik(tool_down_pose((0.45, 0.3, 0.3)), HOME)
     goal = backend.ik(tool_down_pose((0.45, -0.3, 0.3)), HOME)
     wall = np.eye(4)
     wall[:3, 3] = (0.45, 0.0, 0.35)
     backend.add_obstacle(Obstacle('wall', 'box', (0.3, 0.02, 0.3), wall))
     try:
-        path = planner.plan_path(start, goal)
-        assert len(path) > 2
-        trajectory = planner.time_parametrize(path)
-        assert_executable(robot, trajectory, start)
+        path = backend.planner.plan_path(start, goal)
+        if check is not None:
+            check(path)
+        return path
     finally:
         backend.remove_obstacle('wall')
+
+
+def test_obstacle_forces_a_detour(backend):
+    def check(path):
+        assert len(path) > 2
+        assert_executable(backend.robot, backend.planner.time_parametrize(path), path[0])
+
+    plan_around_a_wall(backend, check)
+
+
+def test_a_detour_is_the_same_in_every_process():
+    """OMPL's random numbers are seeded and the path simplified to the end: no clock in it."""
+    script = ('import sys; sys.path.insert(0, sys.argv[1]); import test_motion_planner as t; '
+              'from litedet_ros.motion.backend import BuiltinBackend; '
+              'from litedet_ros.motion.model import RobotModel; '
+              'print(t.plan_around_a_wall(BuiltinBackend(RobotModel.from_workcell())).tobytes()'
+              '.hex())')
+    first, second = (np.frombuffer(bytes.fromhex(subprocess.run(
+        [sys.executable, '-c', script, str(Path(__file__).parent)], capture_output=True,
+        text=True, check=True, env={**os.environ, 'PYTHONHASHSEED': str(k)}).stdout), np.float64
+    ).reshape(-1, 6) for k in (1, 2))
+    assert len(first) > 2  # a detour
+    np.testing.assert_array_equal(first, second)
 
 
 def test_a_start_in_contact_is_left_through_a_nearby_free_configuration(backend):

@@ -27,6 +27,10 @@ from litedet_ros.motion.model import MotionError, RobotModel
 from litedet_ros.trajectory import JointTrajectory, concatenate
 
 ou.setLogLevel(ou.LogLevel.LOG_WARN)
+# OMPL seeds its random numbers from the clock unless told: a process asking the same queries
+# now plans the same paths (an in-process benchmark run repeats itself), unless an attempt runs
+# out of its time budget. Before any OMPL object.
+ou.RNG.setSeed(1)
 logging.getLogger('toppra').setLevel(logging.WARNING)
 
 
@@ -43,7 +47,6 @@ class PlannerConfig:
         attempts: RRTConnect attempts before giving up (the last one gets 4x the budget).
         margin: security margin kept from obstacles while planning, m.
         check_step: largest joint motion between collision checks along an edge, rad.
-        simplify_time: time budget of path shortcutting, s.
         resample_step: largest joint distance between waypoints fed to the spline, rad.
         velocity_scaling: fraction of the URDF velocity limits used, (0, 1].
         acceleration_limit: joint acceleration limit at scaling 1, rad/s^2. 10: twice the
@@ -64,7 +67,6 @@ class PlannerConfig:
     attempts: int = 3
     margin: float = 0.01
     check_step: float = 0.01
-    simplify_time: float = 0.02
     resample_step: float = 0.05
     velocity_scaling: float = 0.5
     acceleration_limit: float = 10.0
@@ -74,7 +76,7 @@ class PlannerConfig:
     start_jiggle_attempts: int = 200
 
     def __post_init__(self) -> None:
-        positive = ('planning_time', 'margin', 'check_step', 'simplify_time', 'resample_step',
+        positive = ('planning_time', 'margin', 'check_step', 'resample_step',
                     'acceleration_limit', 'sample_period')
         for name in positive:
             if not getattr(self, name) > 0:
@@ -183,8 +185,10 @@ class JointPlanner:
                                                   else 1)
             status = setup.solve(budget)
             if status.getStatus() == ob.PlannerStatus.EXACT_SOLUTION:
-                setup.simplifySolution(self.config.simplify_time)
                 path = setup.getSolutionPath()
+                # shortcut until nothing shortens it (about 0.1 s here): what a time budget
+                # gets done depends on the machine's load
+                setup.getPathSimplifier().simplifyMax(path)
                 return np.array([[path.getState(k)[i] for i in range(self.robot.dof)]
                                  for k in range(path.getStateCount())])
         raise PlanningError(f'no collision-free path found in {self.config.attempts} attempts')
