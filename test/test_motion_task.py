@@ -137,6 +137,24 @@ def test_the_move_after_a_release_rises_off_the_spot_first(backend, rise):
     assert off_line < 2e-3 if rise else off_line > 2e-3
 
 
+@pytest.mark.parametrize('rise', [0.0, 0.05])
+@pytest.mark.parametrize('end', ['bin empty', 'stopped'])
+def test_a_run_ends_with_the_fingers_risen_off_the_last_release(backend, rise, end):
+    """Idle on the release spot, the open fingers would rest among the parts placed there."""
+    robot = FakeRobot()
+    sent = sent_motions(robot)
+    task, states = make_task(backend, robot, departure_rise=rise, max_consecutive_failures=1)
+    last = GraspCandidates() if end == 'bin empty' else GraspCandidates((), 3)
+    looks = [last, GraspCandidates((GRASP,))]
+    results = task.run(lambda: looks.pop())
+    assert results[0].outcome == PickOutcome.SUCCESS
+    assert states[-1] == (PickState.IDLE if end == 'bin empty' else PickState.STOPPED)
+    path = backend.tcp_path(sent[-1])
+    if rise:  # the last motion: straight up from the release
+        np.testing.assert_allclose(path[-1] - path[0], [0.0, 0.0, rise], atol=1e-4)
+    assert len(sent) == (3 if rise else 2)  # down to the grasp, the carry, the rise
+
+
 @pytest.mark.parametrize('next_move', ['grasp', 'push'])
 def test_the_fingers_move_for_the_next_move_once_risen_off_the_release(backend, next_move):
     """A part just released may rest between the open fingers on the pile below them.

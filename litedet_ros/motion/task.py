@@ -20,7 +20,7 @@ One attempt (:meth:`PickPlaceTask.pick_once`) reads top to bottom::
 
 The next move away from the release spot (to the next pre-grasp, or a push) starts with a straight
 rise of ``departure_rise`` turning into the rest of the move without stopping: parts piled on the
-place zone under the open fingers are not swept off it.
+place zone under the open fingers are not swept off it. A run that ends there ends with that rise.
 
 Planning failures move on to the next grasp candidate without moving the arm; a failure after the
 arm moved ends the attempt (RECOVERING: open, back off upwards, move out of the camera's view to
@@ -380,7 +380,8 @@ class PickPlaceTask:
         be planned and was not made since a grasp was last tried (:func:`new_pushes`), if any,
         is made while fewer than ``max_pushes_in_a_row`` were, and the bin is looked at again.
         A made push leaves the failure streak as it was. Each run starts with no failure or
-        push streak (a run after one that stopped is not cut short by its streak).
+        push streak (a run after one that stopped is not cut short by its streak), and ends
+        with the fingers risen off the last release spot (``departure_rise``).
 
         Args:
             detect: looks at the bin again (after each attempt) and returns what it saw;
@@ -396,6 +397,7 @@ class PickPlaceTask:
             if seen.grasps and self.config.still_looks:
                 seen = self._still_grasps(seen, detect)
             if seen.bin_empty:
+                self._rise_off_release()
                 self._update(state=PickState.IDLE)
                 break
             may_push = len(self._pushes_made) < self.config.max_pushes_in_a_row
@@ -403,9 +405,26 @@ class PickPlaceTask:
                 seen.grasps, seen.num_detections,
                 new_pushes(seen.pushes, self._pushes_made) if may_push else ()))
             if self.status.consecutive_failures >= self.config.max_consecutive_failures:
+                self._rise_off_release()
                 self._update(state=PickState.STOPPED)
                 break
         return results
+
+    def _rise_off_release(self) -> None:
+        """At the end of a run, the open fingers still on a release spot rise off it.
+
+        Left there (see ``departure_rise``), they rest among the parts just placed, touching
+        some on both sides (the simulator then counts them in the hand). The rise is part of
+        the run's end, with no state of its own; if it fails the arm stays where it is.
+        """
+        current = self.robot.joint_positions()
+        departure = self._departure(current)
+        if not departure:
+            return
+        try:
+            self._execute(self.backend.plan_cartesian(current, departure[0].pose))
+        except (_AbortError, _EmergencyStopError, LitedetError):
+            pass
 
     def _still_grasps(self, seen: GraspCandidates, detect: Callable[[], GraspCandidates]
                       ) -> GraspCandidates:
