@@ -248,9 +248,10 @@ class SimNode(Node):
                         cell.reset(*self._scene)
                         due = dict.fromkeys(due, cell.time)
                         wall_start, sim_start = time.monotonic(), cell.time
+                        diverged = False
                     else:
                         self.get_logger().error(str(error))
-                    diverged = not diverged
+                        diverged = True
                 now = cell.time
                 stamp_ns = int(round(now * conversions.NS_PER_S))
                 self._clock_pub.publish(Clock(clock=conversions.ns_to_stamp(stamp_ns)))

@@ -163,9 +163,9 @@ def _tip_depths(depths: np.ndarray, height: float, down_rate: float, required: f
             if required - widest_overlap + past_widest <= lowest < required:
                 required = lowest
         required = max(required, min(grasp_depth if flat_topped else deep, lowest))
-    wanted[n_wanted] = required
+    wanted[n_wanted], n_wanted = required, n_wanted + 1
     count = 0
-    for depth in np.sort(np.minimum(wanted[:n_wanted + 1], lowest))[::-1]:
+    for depth in np.sort(np.minimum(wanted[:n_wanted], lowest))[::-1]:
         if depth >= max(required, min_grasp_depth) and \
                 (count == 0 or depths[count - 1] - depth > DISTINCT_DEPTH):
             depths[count] = depth
