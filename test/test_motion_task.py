@@ -119,7 +119,7 @@ def make_task(backend, robot, **config):
 def test_the_move_after_a_release_rises_off_the_spot_first(backend, rise):
     """The next approach leaves a release spot straight up with a departure rise.
 
-    Parts piled under the open fingers stay on the tray; without the rise it heads for the bin
+    Parts piled under the open fingers stay in the tote; without the rise it heads for the bin
     at once.
     """
     robot = FakeRobot()

@@ -140,13 +140,14 @@ def test_trajectory_tracked(cell):
 
 
 def test_fast_trajectory_tracked_while_moving(cell):
-    """Half a cosine of 0.73 rad in 0.6 s on every joint: 10 rad/s^2 at the ends.
+    """Half a cosine of -0.73 rad in 0.6 s on every joint: 10 rad/s^2 at the ends.
 
     The servos get the trajectory's inverse dynamics as feed-forward; PD alone lagged 6.5 mrad
-    at the shoulder at 10 rad/s^2, which overshot descents into the bin floor.
+    at the shoulder at 10 rad/s^2, which overshot descents into the bin floor. (+0.73 rad
+    takes the hand into the place tote's wall.)
     """
     cell.reset(seed=0, num_objects=0)
-    start, duration, amplitude = cell.arm_positions(), 0.6, 0.73
+    start, duration, amplitude = cell.arm_positions(), 0.6, -0.73
     times = np.linspace(0.0, duration, 31)
     phase = np.pi * times / duration
     positions = start + amplitude / 2 * (1 - np.cos(phase))[:, None]

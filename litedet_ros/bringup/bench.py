@@ -7,7 +7,7 @@ and throughput, wall time for latencies) are printed and written as JSON with th
 ``attempts``, ``success_rate`` and ``cleared_rate`` (fractions), ``mean_cycle_s``,
 ``picks_per_hour``, ``collisions``, ``lost`` and ``latency`` (per stage, ms), plus ``rounds``
 (per round) and ``picks`` (per attempt). ``collisions`` counts the times the robot came into
-contact with the fixed cell (bin, table, place tray, camera), as the simulator reports them;
+contact with the fixed cell (bin, table, place tote, camera), as the simulator reports them;
 ``collision_states`` counts them by the controller's state when the count rose, and
 ``collision_events`` says when (round, pick, sim time).
 """

@@ -142,7 +142,7 @@ class TaskConfig:
     """Pick-and-place settings (planning frame, m, s).
 
     Attributes:
-        place_pose: ``float64[4, 4]`` TCP pose at release (default: 12 cm above the tray).
+        place_pose: ``float64[4, 4]`` TCP pose at release (default: 12 cm above the tote).
         place_half_turn: the release may also be ``place_pose`` turned half a turn about the
             tool axis, whichever the arm gets to from the grasp with the smaller turn of its
             most turned joint (parallel fingers let a part go alike either way; the wrist
@@ -160,7 +160,7 @@ class TaskConfig:
         place_height: height above ``place_pose`` of the transport goal, m.
         retreat_distance: straight rise after the release, m. 0 (the default) ends the
             attempt at the release: the part is dropped from ``place_pose`` (in the simulated
-            cell the TCP is 12 cm above the table, the tray's rim 4 cm high), and the next move
+            cell the TCP is 12 cm above the table, the tote's rim 10 cm high), and the next move
             to the bin starts from there (see ``departure_rise``). A place pose on a surface
             needs a retreat.
         departure_rise: the next move from the spot of a release (no retreat) starts straight up
@@ -172,8 +172,8 @@ class TaskConfig:
             distance of the corner. The lift rises this much further, so that it is straight
             up to the height that ``lift_height`` and ``clear_height`` ask for; the descent
             onto the place pose is straight for the last ``place_height - blend_radius`` (the
-            tray's rim is low); the descent into the bin starts within this distance of the
-            pre-grasp. 0 stops at the corners, m.
+            tote's rim is below the place pose); the descent into the bin starts within this
+            distance of the pre-grasp. 0 stops at the corners, m.
         descent_guard: below the pre-grasp (past the blend), the approach stops as soon as the
             TCP is this far off its straight line to the grasp: a part the fingers met pushes
             the arm aside, towards walls it was planned to pass millimetres from (the arm keeps
@@ -834,8 +834,8 @@ class PickPlaceTask:
         """Time into a move starting with ``departure`` when its fingers may start to move.
 
         At the top of the rise off a release spot (:meth:`_departure`), 0 without one. A
-        part just released may still lie between the open fingers, on the parts piled on the
-        tray below them: fingers closing there would take it back.
+        part just released may still lie between the open fingers, on the parts piled in the
+        tote below them: fingers closing there would take it back.
         """
         return self._time_near(trajectory, departure[0].pose) if departure else 0.0
 

@@ -22,7 +22,7 @@ Every annotation carries ``visibility`` (visible fraction of the silhouette) and
 
 Domain randomization per scene: object count 1..25 (clutter level), 0-3 unlabelled distractors
 (procedural meshes), per-instance scale and colour; per view: key light position, colour and
-intensity, ambient level, table / bin / tray colours and textures, object colour jitter, camera
+intensity, ambient level, table / bin / tote colours and textures, object colour jitter, camera
 pose jitter (+-2 cm, +-3 degrees), sensor noise.
 """
 

@@ -196,7 +196,7 @@ class Workcell:
         self.max_width = 2 * urdf_limits[GRIPPER_JOINT][1]
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
-        #: Times the robot came into contact with the fixed cell (bin, table, place tray,
+        #: Times the robot came into contact with the fixed cell (bin, table, place tote,
         #: camera) after COLLISION_GAP s without one, since the cell was created: collisions as
         #: a planner's re-check counts them (parts are not counted: touching them is the job).
         self.robot_collisions = 0
