@@ -39,6 +39,8 @@ if TYPE_CHECKING:  # the simulator (MuJoCo) is not loaded just to convert its gr
     from litedet_ros.sim.workcell import ObjectState
 
 NS_PER_S = 1_000_000_000
+#: Label of the detection a grasp of a part the detector missed carries (its depth box).
+UNDETECTED_LABEL = 'undetected'
 
 # encoding -> (numpy dtype, channels)
 IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -221,8 +223,16 @@ def msg_to_detections(msg: DetectionArrayMsg) -> Detections:
 
 
 def grasp_to_msg(grasp: Grasp, detection: DetectionMsg | None = None) -> GraspMsg:
-    """Return a ``litedet_ros/Grasp`` for a core grasp, with a copy of its source detection."""
+    """Return a ``litedet_ros/Grasp`` for a core grasp, with a copy of its source detection.
+
+    Without a detection, a grasp with a box (of a part the detector missed) carries that box in
+    an :data:`UNDETECTED_LABEL` detection of class -1 and score 0.
+    """
     approach = grasp.approach
+    if detection is None and grasp.box is not None:
+        x_min, y_min, x_max, y_max = map(float, grasp.box)
+        detection = DetectionMsg(class_id=-1, label=UNDETECTED_LABEL, score=0.0, x_min=x_min,
+                                 y_min=y_min, x_max=x_max, y_max=y_max)
     return GraspMsg(
         pose=PoseStamped(header=make_header(grasp.stamp_ns, grasp.frame_id),
                          pose=matrix_to_pose(grasp.pose)),
@@ -257,8 +267,8 @@ def msg_to_grasp(msg: GraspMsg) -> Grasp:
 
 
 def grasps_to_msg(grasps: list[Grasp], detections: DetectionArrayMsg | None,
-                  stamp_ns: int, frame_id: str, pushes: tuple[Push, ...] = ()
-                  ) -> GraspArrayMsg:
+                  stamp_ns: int, frame_id: str, pushes: tuple[Push, ...] = (),
+                  undetected: int = 0) -> GraspArrayMsg:
     """Return a ranked ``litedet_ros/GraspArray`` (best score first).
 
     Args:
@@ -268,11 +278,13 @@ def grasps_to_msg(grasps: list[Grasp], detections: DetectionArrayMsg | None,
         stamp_ns: stamp of the source image, nanoseconds.
         frame_id: planning frame of the grasp poses (and of the pushes).
         pushes: the pushes offered instead of grasps, best first.
+        undetected: parts found in depth only (the planner's ``undetected_parts``), counted in
+            ``num_detections`` with the detections.
     """
     source = list(detections.detections) if detections is not None else []
     ranked = sorted(grasps, key=lambda g: g.score, reverse=True)
     return GraspArrayMsg(
-        header=make_header(stamp_ns, frame_id), num_detections=len(source),
+        header=make_header(stamp_ns, frame_id), num_detections=len(source) + undetected,
         grasps=[grasp_to_msg(g, source[g.detection_index]
                              if 0 <= g.detection_index < len(source) else None)
                 for g in ranked],

@@ -23,8 +23,10 @@ too. Without a controller every set is planned.
 Publishes, for every matched set planned (also when no grasp was found):
 
 - ``grasps`` (litedet_ros/GraspArray): ranked, poses in ``target_frame``, stamp of the image;
-  ``num_detections`` = detections of the image, so an empty array tells an empty bin (0) from
-  objects without a feasible grasp;
+  ``num_detections`` = detections of the image plus the parts found in depth only
+  (``undetected_parts``: looked for when no detected part has a grasp; their grasps have
+  ``detection_index`` -1 and an ``undetected`` detection with their box), so an empty array
+  tells an empty bin (0) from parts without a feasible grasp;
 - ``grasps/poses`` (geometry_msgs/PoseArray): the same poses sorted by score;
 - ``grasps/markers`` (visualization_msgs/MarkerArray): gripper shapes at the best
   ``marker_grasps`` grasps, a sphere at each object's point centroid and, when no object has
@@ -242,7 +244,8 @@ class GraspPlannerNode(Node):
         grasps = list(result.grasps)
         msg = conversions.grasps_to_msg(grasps, detections_msg,
                                         conversions.stamp_to_ns(detections_msg.header.stamp),
-                                        self.config.target_frame, result.pushes)
+                                        self.config.target_frame, result.pushes,
+                                        len(result.undetected))
         self._grasps_pub.publish(msg)
         sent = time.perf_counter()
         if self._poses_pub.get_subscription_count():

@@ -1,5 +1,7 @@
 """Round-trips between ROS messages and core types, and refusal of malformed messages."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -158,6 +160,20 @@ def test_grasp_array_counts_the_detections_it_was_planned_from():
     assert empty_bin.num_detections == 0
     assert conversions.grasps_to_msg([make_grasp(0.5, -1)], None, 1, 'base_link'
                                      ).num_detections == 0  # source unknown
+
+
+def test_a_grasp_of_a_part_found_in_depth_only_carries_its_box_and_is_counted():
+    detection_msg = conversions.detections_to_msg(make_detections())
+    missed = replace(make_grasp(0.7, -1), box=(100.0, 120.0, 160.0, 170.0))
+    msg = conversions.grasps_to_msg([missed, make_grasp(0.2, 0)], detection_msg, 1,
+                                    'base_link', undetected=1)
+    assert msg.num_detections == 3  # two detections and the part found in depth
+    source = msg.grasps[0].detection
+    assert (source.label, source.class_id, source.score) == (conversions.UNDETECTED_LABEL, -1, 0)
+    back = conversions.msg_to_grasps(msg)
+    assert back[0].detection_index == -1 and back[0].box == pytest.approx(missed.box)
+    assert back[1].detection_index == 0 and back[1].box == pytest.approx(
+        tuple(make_detections().boxes[0]))
 
 
 def test_pushes_offered_instead_of_grasps_round_trip_in_rank_order():

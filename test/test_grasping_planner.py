@@ -115,6 +115,11 @@ def scene(name):
                    box_on_floor(0.0, outer + 0.0015 + 0.02, (0.12, 0.04, 0.03))]
     elif name == 'wide':
         objects = [box_on_floor(0.0, 0.0, (0.10, 0.09, 0.04))]
+    elif name == 'wide_and_small':  # one part too wide for the stroke, one that fits
+        objects = [box_on_floor(-0.08, 0.0, (0.10, 0.09, 0.04)),
+                   box_on_floor(0.1, 0.05, (0.05, 0.03, 0.03), np.radians(20))]
+    elif name == 'bare':  # the empty bin, and a chip too small to be a part
+        objects = [box_on_floor(0.05, 0.0, (0.012, 0.012, 0.012))]
     solids = bin_solids(bin_geometry) + objects
     depth, ids = render_depth(CAMERA, pose, solids)
     detections = detect(depth, ids, len(solids) - len(objects))
@@ -342,11 +347,42 @@ def test_bad_boxes_are_counted_and_do_not_stop_the_others():
     assert result.grasps == () and result.drops == {'no_valid_depth': 1}
 
 
-def test_empty_detections_give_no_grasps():
-    depth, _, _, _, pose = scene('box')
-    empty = Detections(np.zeros((0, 4)), [], [], (), (640, 480))
-    result = GraspPlanner(CONFIG).plan(depth, CAMERA, empty, pose)
-    assert result.grasps == () and result.objects == () and result.drops == {}
+NO_DETECTIONS = Detections(np.zeros((0, 4)), [], [], (), (640, 480), stamp_ns=7)
+
+
+def test_a_part_the_detector_missed_is_found_in_depth_and_grasped():
+    depth, detections, (box,), _, pose = scene('box')
+    result = GraspPlanner(CONFIG).plan(depth, CAMERA, NO_DETECTIONS, pose)
+    (found,) = result.undetected
+    # the depth box holds the part's visible box, give or take a scene cloud cell
+    np.testing.assert_allclose(found, detections.boxes[0], atol=CONFIG.scene_stride)
+    assert result.grasps and {g.detection_index for g in result.grasps} == {-1}
+    assert all(g.box == found for g in result.grasps)
+    best = result.grasps[0]
+    assert np.linalg.norm(best.position[:2] - box.centre[:2]) < 0.01
+    assert angle_deg(best.pose[:3, 1], box.rotation[:, 1]) < 15  # across the narrow side
+    off = GraspPlanner(replace(CONFIG, undetected_parts=False)).plan(depth, CAMERA,
+                                                                     NO_DETECTIONS, pose)
+    assert off.grasps == () and off.objects == () and off.undetected == ()
+
+
+def test_missed_parts_are_looked_for_only_when_no_detected_part_has_a_grasp():
+    depth, detections, (wide, small), _, pose = scene('wide_and_small')
+    only_wide = Detections(detections.boxes[:1], [1.0], [0], ('part',), (640, 480))
+    result = GraspPlanner(CONFIG).plan(depth, CAMERA, only_wide, pose)
+    assert result.drops == {'too_wide': 1} and len(result.undetected) == 1
+    assert result.grasps and {g.detection_index for g in result.grasps} == {-1}
+    assert np.linalg.norm(result.grasps[0].position[:2] - small.centre[:2]) < 0.01
+    assert len(result.objects) == 2 and result.objects[1] is not None
+    only_small = Detections(detections.boxes[1:], [1.0], [0], ('part',), (640, 480))
+    result = GraspPlanner(CONFIG).plan(depth, CAMERA, only_small, pose)
+    assert {g.detection_index for g in result.grasps} == {0} and result.undetected == ()
+
+
+def test_the_bare_bin_and_a_chip_smaller_than_a_part_are_not_parts():
+    depth, _, _, _, pose = scene('bare')
+    result = GraspPlanner(CONFIG).plan(depth, CAMERA, NO_DETECTIONS, pose)
+    assert result.grasps == () and result.undetected == () and result.pushes == ()
 
 
 def test_inconsistent_inputs_raise_typed_errors():

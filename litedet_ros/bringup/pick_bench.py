@@ -176,7 +176,8 @@ class Look:
                                      cell.config.intrinsics, detections, cell.camera_pose())
         self.latency['grasp_planner'].append(time.perf_counter() - started)
         self.drops.update(plan.drops)
-        return GraspCandidates(tuple(plan.grasps), len(detections.boxes), plan.pushes)
+        return GraspCandidates(tuple(plan.grasps), len(detections.boxes) + len(plan.undetected),
+                               plan.pushes)
 
 
 def leftovers(frame: CameraFrame, detections: Detections, cell: Workcell,

@@ -314,7 +314,9 @@ def run_benchmark(scenes: int, objects: int, boxes: str = 'gt', detector_path: s
     intr = cell.config.intrinsics
     camera = intr
     # every detection's best grasp is scored, so every detection is planned
-    config = PlannerConfig(bin=workcell_bin(cell.layout), objects_per_image=0)
+    # every detection planned, and only detections: the figures are per detection
+    config = PlannerConfig(bin=workcell_bin(cell.layout), objects_per_image=0,
+                           undetected_parts=False)
     planner = GraspPlanner(config)
     amodal = mujoco.Renderer(cell.model, intr.height // 4, intr.width // 4)
     centre_errors, axis_errors, latencies = [], [], []

@@ -265,6 +265,9 @@ class PlannerConfig:
         wall_drags: with pushes on, a part against a bin wall whose grasps all collide may also
             be dragged away from the wall, the finger tips pressing on its top
             (:func:`~.push.plan_pushes`).
+        undetected_parts: with a known bin, when no detected part has a grasp, the parts
+            standing in the bin outside every detection box are planned too
+            (:func:`~.undetected.undetected_boxes`).
     """
 
     gripper: GripperGeometry = field(default_factory=GripperGeometry)
@@ -305,6 +308,7 @@ class PlannerConfig:
     push_floor_clearance: float = 0.01
     rim_grasps: bool = True
     wall_drags: bool = True
+    undetected_parts: bool = True
 
     def __post_init__(self) -> None:
         up = np.asarray(self.up, dtype=np.float64)

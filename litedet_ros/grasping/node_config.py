@@ -75,6 +75,7 @@ class GraspNodeConfig:
     push_distance: float = _PLANNER.push_distance
     rim_grasps: bool = _PLANNER.rim_grasps
     wall_drags: bool = _PLANNER.wall_drags
+    undetected_parts: bool = _PLANNER.undetected_parts
     max_candidates: int = _PLANNER.max_grasps
     marker_grasps: int = 10
     stats_period: float = 5.0
@@ -173,6 +174,7 @@ class GraspNodeConfig:
                              push_distance=self.push_distance,
                              rim_grasps=self.rim_grasps,
                              wall_drags=self.wall_drags,
+                             undetected_parts=self.undetected_parts,
                              max_grasps=self.max_candidates)
 
 
@@ -245,6 +247,9 @@ DESCRIPTIONS: dict[str, str] = {
     'wall_drags': 'With pushes on, a part against a bin wall whose grasps all collide may be '
                   'dragged away from the wall instead, the closed finger tips pressing on its '
                   'top.',
+    'undetected_parts': 'With a bin, when no detected part has a grasp, the parts standing in '
+                        'the bin outside every detection box (found in depth: the detector '
+                        'missed them) are planned too; their grasps have no detection (-1).',
     'max_candidates': 'Grasps published per image at most.',
     'marker_grasps': 'Best grasps drawn as gripper markers.',
     'stats_period': 'Seconds between latency statistics logs and messages, > 0.',

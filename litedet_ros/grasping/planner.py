@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 import heapq
 
 import numba
@@ -26,6 +26,7 @@ from litedet_ros.grasping.rims import rim_sections
 from litedet_ros.grasping.scene import SceneCloud
 from litedet_ros.grasping.segmentation import GraspDropError, object_points
 from litedet_ros.grasping.types import Grasp, Push
+from litedet_ros.grasping.undetected import undetected_boxes
 
 #: Collision-free candidates whose clearances are measured together, in the order of their score
 #: bound; the batch doubles after a batch that all collides (a buried object's candidates mostly
@@ -38,18 +39,45 @@ class PlanResult:
     """Output of :meth:`GraspPlanner.plan` for one image.
 
     Attributes:
-        grasps: collision-free grasps of the planned detections, best first.
-        objects: one estimate per detection, None where the detection was dropped.
-        drops: detections that yielded no grasp, counted by reason (``outranked``: not
-            planned, as ``objects_per_image`` others have better grasps).
-        pushes: when parts were detected but none has a grasp, pushes that may free one, best
+        grasps: collision-free grasps of the planned parts, best first; those of undetected
+            parts have ``detection_index`` -1 and their depth box.
+        objects: one estimate per detection, then one per undetected part; None where the part
+            was dropped.
+        drops: parts that yielded no grasp, counted by reason (``outranked``: not planned, as
+            ``objects_per_image`` others have better grasps); undetected parts under
+            ``undetected_`` + reason.
+        pushes: when parts were seen but none has a grasp, pushes that may free one, best
             first (see :func:`~.push.plan_pushes`); else empty.
+        undetected: boxes ``(x1, y1, x2, y2)`` (pixels) of the parts found in depth outside
+            every detection (:func:`~.undetected.undetected_boxes`): looked for only when no
+            detected part has a grasp.
     """
 
     grasps: tuple[Grasp, ...]
     objects: tuple[ObjectEstimate | None, ...]
     drops: Counter
     pushes: tuple[Push, ...] = ()
+    undetected: tuple[tuple[float, float, float, float], ...] = ()
+
+
+@dataclass
+class _Look:
+    """One image's planning under way.
+
+    Its inputs, and what :meth:`GraspPlanner._plan_parts` found so far: per part index, the
+    estimates and drop reasons; the grasps as (score, pose, width, part index).
+    """
+
+    depth: np.ndarray
+    camera: PinholeCamera
+    transform: np.ndarray
+    scene: SceneCloud
+    floor: float
+    pile_top: float
+    objects: list[ObjectEstimate | None] = field(default_factory=list)
+    scored: list[tuple[float, np.ndarray, float, int]] = field(default_factory=list)
+    drops: Counter = field(default_factory=Counter)
+    reasons: dict[int, str] = field(default_factory=dict)
 
 
 @numba.njit('float64[:, :](float64[:, :], float64[:], float64[:], float64, float64, float64)',
@@ -99,7 +127,8 @@ class GraspPlanner:
     beat them are skipped. The score in
     ``[0, 1]`` is the weighted mean of: top of the pile, free space around the fingers, surface
     flatness, grasp centrality, approach verticality, a small opening and a closing axis along
-    the measured narrow axis.
+    the measured narrow axis. When no detected part has a grasp, the parts standing in the bin
+    outside every detection box (``undetected_parts``) are planned the same way.
     """
 
     def __init__(self, config: PlannerConfig | None = None) -> None:
@@ -111,7 +140,7 @@ class GraspPlanner:
 
     def plan(self, depth: np.ndarray, camera: PinholeCamera, detections: Detections,
              planning_from_camera: np.ndarray, frame_id: str = 'base_link') -> PlanResult:
-        """Plan ranked grasps for every detection of one image.
+        """Plan ranked grasps for every detection of one image (and undetected parts).
 
         Args:
             depth: ``float32[H, W]`` depth aligned to the colour image the detections come
@@ -144,28 +173,62 @@ class GraspPlanner:
                 f'detections are for a {detections.image_size[0]}x{detections.image_size[1]} '
                 f'image but depth is {depth.shape[1]}x{depth.shape[0]}')
         transform = check_transform(planning_from_camera)
-        drops: Counter = Counter()
-        reasons: dict[int, str] = {}  # drop reason per detection index
-        objects: list[ObjectEstimate | None] = [None] * len(detections)
-        if len(detections) == 0:
-            return PlanResult((), (), drops)
+        boxes = np.asarray(detections.boxes, dtype=np.float64).reshape(-1, 4)
+        detected = len(boxes)
+        if not detected and not self.config.undetected_parts:
+            return PlanResult((), (), Counter())
         scene = SceneCloud.from_depth(depth, camera, transform, self.config.scene_stride,
                                       self.config.bin, self.config.floor_margin)
-        floor, pile_top = self._height_range(scene.points)
+        look = _Look(depth, camera, transform, scene, *self._height_range(scene.points))
+        self._plan_parts(look, boxes)
+        undetected = np.zeros((0, 4))
+        if not look.scored and self.config.undetected_parts:
+            undetected = undetected_boxes(scene, boxes, self.config)
+            self._plan_parts(look, undetected, drop_prefix='undetected_')
+        boxes = np.concatenate([boxes, undetected])
+
+        def source(index: int) -> int:  # parts found in depth only have no detection
+            return index if index < detected else -1
+
+        look.scored.sort(key=lambda item: -item[0])
+        grasps = tuple(
+            Grasp(pose=pose, width=width, score=score, detection_index=source(index),
+                  frame_id=frame_id, stamp_ns=detections.stamp_ns, box=tuple(boxes[index]))
+            for score, pose, width, index in look.scored[:self.config.max_grasps])
+        pushes = () if grasps else tuple(
+            replace(push, detection_index=source(push.detection_index))
+            for push in plan_pushes([o for o in look.objects if o is not None], look.reasons,
+                                    scene, self.config, frame_id, detections.stamp_ns))
+        return PlanResult(grasps, tuple(look.objects), look.drops, pushes,
+                          tuple(tuple(map(float, box)) for box in undetected))
+
+    def _plan_parts(self, look: _Look, boxes: np.ndarray, drop_prefix: str = '') -> None:
+        """Plan the parts in ``boxes`` into ``look``, best bound first, skipping the outranked.
+
+        Per part: the bound of its score (the terms known before its candidates at their best),
+        then parts in the order of that bound until ``objects_per_image`` have grasps that no
+        further part can beat. The parts take the indices that follow ``look.objects``.
+
+        Args:
+            look: the image's planning so far; its objects, grasps, drops and reasons grow.
+            boxes: ``float[N, 4]`` boxes of the parts, pixels.
+            drop_prefix: put before the reasons the parts are counted under in ``look.drops``.
+        """
+        floor, pile_top = look.floor, look.pile_top
         w_top, _, w_flat = self._weights[:3]
-        # per object: the bound of its score (the terms known before its candidates at their
-        # best), then objects in the order of that bound until objects_per_image have grasps
-        # that no further object can beat
         queue = []
-        for index, box in enumerate(detections.boxes):
+        for box in boxes:
+            index = len(look.objects)
+            look.objects.append(None)
             try:
-                points, neighbours = object_points(depth, camera, box, transform, self.config)
-                estimate = estimate_object(points, transform[:3, 3], np.asarray(self.config.up),
-                                           index)
+                points, neighbours = object_points(look.depth, look.camera, box, look.transform,
+                                                   self.config)
+                estimate = estimate_object(points, look.transform[:3, 3],
+                                           np.asarray(self.config.up), index)
             except GraspDropError as error:
-                drops[error.reason] += 1
+                look.drops[drop_prefix + error.reason] += 1
                 continue
-            objects[index] = estimate
+            look.objects[index] = estimate
             top = float(np.clip((estimate.top_height - floor) / max(pile_top - floor, 1e-3),
                                 0.0, 1.0))
             bound = 1.0 - w_top * (1.0 - top) - w_flat * (1.0 - estimate.flatness)
@@ -173,36 +236,25 @@ class GraspPlanner:
         queue.sort(key=lambda item: -item[0])
         kept = self.config.objects_per_image
         best_of_objects: list[float] = []  # min-heap of the kept objects' best scores
-        scored: list[tuple[float, np.ndarray, float, int]] = []  # score, pose, width, index
         for bound, index, top, neighbours in queue:
             limit = best_of_objects[0] if kept and len(best_of_objects) == kept else -np.inf
             if bound <= limit:
-                drops['outranked'] += 1
+                look.drops[drop_prefix + 'outranked'] += 1
                 continue
             try:
-                found = self._grasps_of(objects[index], scene, top, neighbours, limit)
+                found = self._grasps_of(look.objects[index], look.scene, top, neighbours, limit)
             except GraspDropError as error:
-                drops[error.reason] += 1
-                reasons[index] = error.reason
+                look.drops[drop_prefix + error.reason] += 1
+                look.reasons[index] = error.reason
                 continue
             if not found:
-                drops['outranked'] += 1
+                look.drops[drop_prefix + 'outranked'] += 1
                 continue
-            scored.extend((score, pose, width, index) for score, pose, width in found)
+            look.scored.extend((score, pose, width, index) for score, pose, width in found)
             if kept:
                 heapq.heappush(best_of_objects, found[0][0])
                 if len(best_of_objects) > kept:
                     heapq.heappop(best_of_objects)
-        scored.sort(key=lambda item: -item[0])
-        grasps = tuple(
-            Grasp(pose=pose, width=width, score=score, detection_index=index,
-                  frame_id=frame_id, stamp_ns=detections.stamp_ns,
-                  box=tuple(detections.boxes[index]))
-            for score, pose, width, index in scored[:self.config.max_grasps])
-        pushes = () if grasps else plan_pushes(
-            [o for o in objects if o is not None], reasons, scene, self.config, frame_id,
-            detections.stamp_ns)
-        return PlanResult(grasps, tuple(objects), drops, pushes)
 
     def _height_range(self, scene: np.ndarray) -> tuple[float, float]:
         """Floor height and the top of the pile along the up axis, metres."""
