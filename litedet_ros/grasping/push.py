@@ -32,10 +32,11 @@ FREE_WAY_POINTS = 3
 #: pushes deflect it (in the simulated cell the hand's coupling touched the rim of a wall it was
 #: planned to clear by 5-7 mm, in 3 pushes out of 3 along that wall).
 PUSH_WALL_CLEARANCE = 0.02
-#: A wedged part whose points come this close (m) to a wall is dragged away from it (the
-#: segmentation drops points within ``wall_margin`` of the walls: a part touching one shows
-#: 8-10 mm).
-DRAG_WALL_GAP = 0.02
+#: A wedged part whose points come this close (m) to a wall is dragged away from it: the pushing
+#: hand (a 5 cm palm) does not get down between them (a part touching a wall shows 8-10 mm from
+#: it, as the segmentation drops points within ``wall_margin``). 4 cm instead of 2 cleared 2.5
+#: points more of 200 bins in one process (README, session 36).
+DRAG_WALL_GAP = 0.04
 #: The dragging finger tips press this far (m) into the part.
 DRAG_PRESS = 0.004
 #: Part points this far (m) below its top still count as the top the tips may press on.
