@@ -313,8 +313,8 @@ def run_benchmark(scenes: int, objects: int, boxes: str = 'gt', detector_path: s
     cell = Workcell(seed=HELD_OUT_SEED, num_objects=objects)
     intr = cell.config.intrinsics
     camera = intr
-    # every detection's best grasp is scored, so every detection is planned
-    # every detection planned, and only detections: the figures are per detection
+    # every detection's best grasp is scored, so every detection is planned, and only
+    # detections (no parts found in depth: the figures are per detection)
     config = PlannerConfig(bin=workcell_bin(cell.layout), objects_per_image=0,
                            undetected_parts=False)
     planner = GraspPlanner(config)

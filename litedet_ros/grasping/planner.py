@@ -175,14 +175,16 @@ class GraspPlanner:
         transform = check_transform(planning_from_camera)
         boxes = np.asarray(detections.boxes, dtype=np.float64).reshape(-1, 4)
         detected = len(boxes)
-        if not detected and not self.config.undetected_parts:
+        # missed parts are told from the floor and the walls by the bin
+        look_for_missed = self.config.undetected_parts and self.config.bin is not None
+        if not detected and not look_for_missed:
             return PlanResult((), (), Counter())
         scene = SceneCloud.from_depth(depth, camera, transform, self.config.scene_stride,
                                       self.config.bin, self.config.floor_margin)
         look = _Look(depth, camera, transform, scene, *self._height_range(scene.points))
         self._plan_parts(look, boxes)
         undetected = np.zeros((0, 4))
-        if not look.scored and self.config.undetected_parts:
+        if not look.scored and look_for_missed:
             undetected = undetected_boxes(scene, boxes, self.config)
             self._plan_parts(look, undetected, drop_prefix='undetected_')
         boxes = np.concatenate([boxes, undetected])

@@ -37,14 +37,12 @@ def undetected_boxes(scene: SceneCloud, boxes: np.ndarray, config: PlannerConfig
     Args:
         scene: the depth scene (floor points already dropped).
         boxes: ``float[N, 4]`` detection boxes ``(x1, y1, x2, y2)``, pixels.
-        config: planner configuration; without a bin nothing is found (the floor and the
-            walls would be parts).
+        config: planner configuration, with a bin (without one the floor and the walls would be
+            parts).
 
     Returns:
         ``float32[M, 4]`` boxes, pixels of the depth image, M >= 0.
     """
-    if config.bin is None:
-        return np.zeros((0, 4), dtype=np.float32)
     stride, camera = scene.stride, scene.camera
     rows, cols = scene.grid.shape[:2]
     flat = scene.grid.reshape(-1, 3)
@@ -57,10 +55,10 @@ def undetected_boxes(scene: SceneCloud, boxes: np.ndarray, config: PlannerConfig
                  max(0, int((x1 - BOX_PADDING) // stride)):int((x2 + BOX_PADDING) // stride) + 1
                  ] = False
     groups, _ = ndimage.label(standing, structure=np.ones((3, 3), dtype=bool))
-    found = []
-    for label, (row_span, col_span) in enumerate(ndimage.find_objects(groups), start=1):
-        if np.count_nonzero(groups[row_span, col_span] == label) >= MIN_PART_CELLS:
-            found.append((col_span.start * stride, row_span.start * stride,
-                          min(col_span.stop * stride, camera.width),
-                          min(row_span.stop * stride, camera.height)))
+    cells = np.bincount(groups.ravel())
+    found = [(col_span.start * stride, row_span.start * stride,
+              min(col_span.stop * stride, camera.width),
+              min(row_span.stop * stride, camera.height))
+             for label, (row_span, col_span) in enumerate(ndimage.find_objects(groups), start=1)
+             if cells[label] >= MIN_PART_CELLS]
     return np.array(found, dtype=np.float32).reshape(-1, 4)
