@@ -228,3 +228,10 @@ def test_visible_boxes_and_intrinsics():
     with pytest.raises(InvalidCameraInfoError):
         replace(D435_COLOR, fx=0.0)
     assert D435_COLOR.matrix[0, 2] == 319.5
+
+
+def test_depth_model_needs_an_image():
+    rng = np.random.default_rng(0)
+    for shape in ((1, 640), (480,), (480, 640, 1)):
+        with pytest.raises(ValueError, match='2D image'):
+            apply_depth_model(np.ones(shape, np.float32), D435_COLOR, DepthModel(), rng)

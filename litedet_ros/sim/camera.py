@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy import ndimage
 
@@ -65,35 +66,60 @@ def apply_depth_model(depth: np.ndarray, intrinsics: PinholeCamera, model: Depth
         ``float32[H, W]`` depth in m, quantised to ``model.depth_unit``; 0 where invalid
         (out of range, at depth edges, at grazing angles).
     """
-    z = depth.astype(np.float32)
-    sigma = np.float32(model.subpixel / (intrinsics.fx * model.baseline)) * z * z
-    noisy = z + rng.standard_normal(size=z.shape, dtype=np.float32) * sigma
-    invalid = (z < model.min_depth) | (z > model.max_depth)
-    # Pixels on either side of a depth step larger than edge_jump (4-neighbourhood).
-    edge = np.zeros(z.shape, dtype=bool)
-    step_x = np.abs(np.diff(z, axis=1)) > model.edge_jump
-    step_y = np.abs(np.diff(z, axis=0)) > model.edge_jump
-    edge[:, 1:] |= step_x
-    edge[:, :-1] |= step_x
-    edge[1:] |= step_y
-    edge[:-1] |= step_y
-    invalid |= edge & (rng.random(z.shape, dtype=np.float32) < model.edge_dropout)
-    invalid |= _grazing(z, intrinsics) > model.grazing_angle
-    noisy = np.round(noisy / model.depth_unit) * np.float32(model.depth_unit)
-    return np.where(invalid, np.float32(0.0), noisy).astype(np.float32)
+    z = np.ascontiguousarray(depth, dtype=np.float32)
+    if z.ndim != 2 or min(z.shape) < 2:
+        raise ValueError(f'depth must be a 2D image of at least 2x2 pixels, got {z.shape}')
+    noise = rng.standard_normal(size=z.shape, dtype=np.float32)
+    dropout = rng.random(z.shape, dtype=np.float32)
+    return _depth_artefacts(z, noise, dropout, intrinsics.fx, intrinsics.fy, intrinsics.cx,
+                            intrinsics.cy, model.subpixel / (intrinsics.fx * model.baseline),
+                            model.min_depth, model.max_depth, model.edge_jump,
+                            model.edge_dropout, np.cos(model.grazing_angle), model.depth_unit)
 
 
-def _grazing(z: np.ndarray, intrinsics: PinholeCamera) -> np.ndarray:
-    # Angle between the surface normal and the view ray r = (x', y', 1). With P = z r, the
-    # normal dP/du x dP/dv is proportional to n = (-fx z_u, -fy z_v, fx z_u x' + fy z_v y' + z)
-    # and n . r = z, so cos(angle) = z / (|n| |r|).
-    z_v, z_u = np.gradient(z)
-    x = (np.arange(z.shape[1]) - intrinsics.cx) / intrinsics.fx
-    y = ((np.arange(z.shape[0]) - intrinsics.cy) / intrinsics.fy)[:, None]
-    a = intrinsics.fx * z_u
-    b = intrinsics.fy * z_v
-    norm = np.sqrt(a * a + b * b + (a * x + b * y + z) ** 2) * np.sqrt(x * x + y * y + 1.0)
-    return np.arccos(np.clip(np.abs(z) / np.maximum(norm, 1e-12), 0.0, 1.0))
+@numba.njit(cache=True)
+def _depth_artefacts(z: np.ndarray, noise: np.ndarray, dropout: np.ndarray, fx: float,
+                     fy: float, cx: float, cy: float, noise_scale: float, min_depth: float,
+                     max_depth: float, edge_jump: float, edge_dropout: float,
+                     cos_grazing: float, unit: float) -> np.ndarray:
+    """One pass over the pixels of :func:`apply_depth_model`, compiled (numpy took 12-14 ms).
+
+    Per pixel: 0 when out of range, or at a depth step to a 4-neighbour with probability
+    ``edge_dropout``, or seen more obliquely than the grazing angle; else ``z`` plus its noise
+    ``noise * noise_scale * z^2``, quantised to ``unit``.
+
+    The grazing angle is the one between the surface normal and the view ray r = (x', y', 1).
+    With P = z r, the normal dP/du x dP/dv is proportional to n = (-fx z_u, -fy z_v,
+    fx z_u x' + fy z_v y' + z) and n . r = z, so cos(angle) = z / (|n| |r|); z_u and z_v as
+    ``np.gradient`` takes them (central differences, one-sided at the borders).
+    """
+    height, width = z.shape
+    out = np.zeros((height, width), dtype=np.float32)
+    for v in range(height):
+        y = (v - cy) / fy
+        for u in range(width):
+            depth = z[v, u]
+            if not min_depth <= depth <= max_depth:
+                continue
+            edge = ((u > 0 and abs(depth - z[v, u - 1]) > edge_jump)
+                    or (u < width - 1 and abs(z[v, u + 1] - depth) > edge_jump)
+                    or (v > 0 and abs(depth - z[v - 1, u]) > edge_jump)
+                    or (v < height - 1 and abs(z[v + 1, u] - depth) > edge_jump))
+            if edge and dropout[v, u] < edge_dropout:
+                continue
+            left, right = max(u - 1, 0), min(u + 1, width - 1)
+            up, down = max(v - 1, 0), min(v + 1, height - 1)
+            z_u = (z[v, right] - z[v, left]) / (right - left)
+            z_v = (z[down, u] - z[up, u]) / (down - up)
+            x = (u - cx) / fx
+            a, b = fx * z_u, fy * z_v
+            c = a * x + b * y + depth
+            norm = np.sqrt(a * a + b * b + c * c) * np.sqrt(x * x + y * y + 1.0)
+            if depth < cos_grazing * max(norm, 1e-12):
+                continue
+            noisy = depth + noise[v, u] * noise_scale * depth * depth
+            out[v, u] = np.rint(noisy / unit) * unit
+    return out
 
 
 def visible_boxes(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
