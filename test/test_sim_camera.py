@@ -235,3 +235,46 @@ def test_depth_model_needs_an_image():
     for shape in ((1, 640), (480,), (480, 640, 1)):
         with pytest.raises(ValueError, match='2D image'):
             apply_depth_model(np.ones(shape, np.float32), D435_COLOR, DepthModel(), rng)
+
+
+def _depth_model_in_numpy(depth, intr, model, rng):
+    """The artefacts as whole-image numpy operations: the reference of the compiled pass."""
+    z = depth.astype(np.float32)
+    sigma = np.float32(model.subpixel / (intr.fx * model.baseline)) * z * z
+    noisy = z + rng.standard_normal(size=z.shape, dtype=np.float32) * sigma
+    invalid = (z < model.min_depth) | (z > model.max_depth)
+    edge = np.zeros(z.shape, dtype=bool)
+    step_x = np.abs(np.diff(z, axis=1)) > model.edge_jump
+    step_y = np.abs(np.diff(z, axis=0)) > model.edge_jump
+    edge[:, 1:] |= step_x
+    edge[:, :-1] |= step_x
+    edge[1:] |= step_y
+    edge[:-1] |= step_y
+    invalid |= edge & (rng.random(z.shape, dtype=np.float32) < model.edge_dropout)
+    z_v, z_u = np.gradient(z)
+    x = (np.arange(z.shape[1]) - intr.cx) / intr.fx
+    y = ((np.arange(z.shape[0]) - intr.cy) / intr.fy)[:, None]
+    a, b = intr.fx * z_u, intr.fy * z_v
+    norm = np.sqrt(a * a + b * b + (a * x + b * y + z) ** 2) * np.sqrt(x * x + y * y + 1.0)
+    invalid |= np.arccos(np.clip(np.abs(z) / np.maximum(norm, 1e-12), 0.0, 1.0)) \
+        > model.grazing_angle
+    noisy = np.round(noisy / model.depth_unit) * np.float32(model.depth_unit)
+    return np.where(invalid, np.float32(0.0), noisy).astype(np.float32)
+
+
+def test_depth_model_is_the_numpy_reference_bit_for_bit():
+    """The compiled pass gives what numpy gives: the simulated bins stay the same bins."""
+    intr = D435_COLOR
+    u = np.arange(intr.width)[None, :].repeat(intr.height, axis=0)
+    depth = (0.7 + 0.2 * (u - intr.cx) / intr.width).astype(np.float32)  # a slope
+    depth[100:200, 100:300] = 0.62  # a part: steps on its sides
+    # a plane 88 degrees off the optical axis: seen across the grazing limit near u = 430
+    tilt = np.deg2rad(88.0)
+    depth[300:, 400:] = 5.0 * np.cos(tilt) / (np.cos(tilt)
+                                             + np.sin(tilt) * (u[300:, 400:] - intr.cx) / intr.fx)
+    depth[:20] = 0.1  # too close
+    for seed in range(3):
+        expected = _depth_model_in_numpy(depth, intr, DepthModel(), np.random.default_rng(seed))
+        got = apply_depth_model(depth, intr, DepthModel(), np.random.default_rng(seed))
+        assert got.dtype == np.float32 and (got[300:, 400:] == 0).any(axis=0).sum() > 20
+        np.testing.assert_array_equal(got, expected)
