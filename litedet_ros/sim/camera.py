@@ -85,7 +85,7 @@ def _depth_artefacts(z: np.ndarray, noise: np.ndarray, dropout: np.ndarray, fx: 
                      min_depth: np.float32, max_depth: np.float32, edge_jump: np.float32,
                      edge_dropout: np.float32, grazing_angle: float, unit: np.float32
                      ) -> np.ndarray:
-    """One pass over the pixels of :func:`apply_depth_model`, compiled (numpy took 11-12 ms).
+    """One pass over the pixels of :func:`apply_depth_model`, compiled (numpy took 10-12 ms).
 
     Per pixel: 0 when out of range, or at a depth step to a 4-neighbour with probability
     ``edge_dropout``, or seen more obliquely than the grazing angle; else ``z`` plus its noise
