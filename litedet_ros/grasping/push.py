@@ -100,6 +100,8 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
         return min(float((half_inner - np.abs(centre)).min()), palm_reach)
 
     scene_local = bin_geometry.to_bin(scene.points)
+    # the scene by height: the points above a height are a tail of it
+    by_height = scene_local[np.argsort(scene_local[:, 2], kind='stable')]
     options = []
     parts = []  # per part, its pushes: (centre, direction index, tip, travel, back)
     for estimate in objects:
@@ -110,7 +112,7 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
         if top - tip < 0.005:
             continue
         offsets = local[:, :2] - centre
-        hit = scene_local[scene_local[:, 2] > tip, :2] - centre  # what the fingers meet
+        hit = _above(by_height, tip)[:, :2] - centre  # what the fingers meet
         toward = -centre / max(float(np.linalg.norm(centre)), 1e-9)
         wedged = reasons.get(estimate.detection_index) in WEDGED
         # room ahead of the part before a wall, per direction: the least any of its points has
@@ -120,12 +122,12 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
                                     / directions[:, None], np.inf), axis=(1, 2))
         part_pushes = []
         for direction_index, (direction, room) in enumerate(zip(directions, rooms)):
-            side = np.array([direction[1], -direction[0]])
-            along = offsets @ direction
-            front, back = float(along.max()), float(-along.min())
             travel = min(config.push_distance, float(room) - config.push_gap)
             if travel < config.min_push_distance:
                 continue
+            side = np.array([direction[1], -direction[0]])
+            along = offsets @ direction
+            front, back = float(along.max()), float(-along.min())
             in_way = _points_in_way(hit, direction, front + config.push_gap, front + travel,
                                     float(np.abs(offsets @ side).max()))
             gain = off_walls(centre + travel * direction) - off_walls(centre)
@@ -134,7 +136,7 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
             part_pushes.append((centre, direction_index, tip, travel, back))
         parts.append(part_pushes)
         if wedged and config.wall_drags:
-            options += _drag_options(estimate, local, centre, toward, scene_local, config,
+            options += _drag_options(estimate, local, centre, toward, by_height, config,
                                      off_walls)
     # the hand descends to the start from above the walls: sweep its column that far
     column = replace(gripper, approach_distance=bin_geometry.wall_height)
@@ -224,18 +226,33 @@ def _collision_free(swept: np.ndarray, extent: tuple[np.ndarray, np.ndarray],
 class Drag:
     """A drag option of :func:`_drag_options`: one part, one direction away from a wall.
 
-    Its hands are built only when the option's rank comes up (most options of a dense bin are
-    never tried: the first ``OFFERED_PUSHES`` feasible ones end the search).
+    Its contacts and hands are made only when the option's rank comes up (most options of a
+    dense bin are never tried: the first ``OFFERED_PUSHES`` feasible ones end the search).
 
     Attributes:
         local: the part's points, bin frame, ``float64[N, 3]``.
-        contacts: xy of the contacts to try on its top, in that order, ``float64[C, 2]``.
         direction: unit xy direction of the drag, bin frame.
     """
 
     local: np.ndarray
-    contacts: np.ndarray
     direction: np.ndarray
+
+    def contacts(self) -> np.ndarray:
+        """The xy of the contacts to try on the part's top, in that order, ``float64[C, 2]``.
+
+        Up to ``DRAG_CONTACTS`` points ``DRAG_CONTACT_STEP`` apart on the part's top (its
+        points within ``DRAG_TOP_BAND`` of the highest), on a grid anchored at its crest
+        (``DRAG_CREST_BAND``), nearest the crest first.
+        """
+        local = self.local
+        top = float(local[:, 2].max())
+        band = local[local[:, 2] >= top - DRAG_TOP_BAND]
+        crest = local[local[:, 2] >= top - DRAG_CREST_BAND, :2].mean(axis=0)
+        steps = np.round((band[:, :2] - crest) / DRAG_CONTACT_STEP)
+        # distinct, sorted by x then y: as complex numbers (~10x faster than np.unique's axis=0)
+        steps = np.unique(steps.view(np.complex128)[:, 0]).view(np.float64).reshape(-1, 2)
+        steps = steps[np.argsort(np.hypot(*steps.T), kind='stable')]
+        return (crest + DRAG_CONTACT_STEP * steps)[:DRAG_CONTACTS]
 
     def variants(self, config: PlannerConfig) -> np.ndarray:
         """Bin <- tool poses ``float64[V, 2, 4, 4]`` (start, end) of the hands, preferred first.
@@ -246,9 +263,9 @@ class Drag:
         the drag, two ``finger_thickness`` across) and the face ``push_floor_clearance`` above
         the floor; V may be 0.
         """
-        gripper, direction = config.gripper, self.direction
+        gripper, direction, contacts = config.gripper, self.direction, self.contacts()
         reach_x, reach_y = gripper.finger_width / 2, gripper.finger_thickness
-        offsets = self.local[None, :, :2] - self.contacts[:, None]  # [C, N, 2]
+        offsets = self.local[None, :, :2] - contacts[:, None]  # [C, N, 2]
         ahead_of = offsets @ direction
         under = (np.abs(ahead_of) <= reach_x) & (
             np.abs(offsets @ np.array([direction[1], -direction[0]])) <= reach_y)
@@ -261,11 +278,16 @@ class Drag:
         usable = ((under.sum(axis=1) >= DRAG_SUPPORT_POINTS)[:, None]
                   & (faces - slopes * reach_x >= config.push_floor_clearance))
         contact_index, tilt_index = np.nonzero(usable)  # contact-major: the order preferred
-        starts = _drag_poses(self.contacts[contact_index], faces[usable], direction,
+        starts = _drag_poses(contacts[contact_index], faces[usable], direction,
                              tilts[tilt_index], gripper)
         ends = starts.copy()
         ends[:, :2, 3] += config.push_distance * direction
         return np.stack([starts, ends], axis=1)
+
+
+def _above(by_height: np.ndarray, height: float) -> np.ndarray:
+    """The points of ``by_height`` (``float[N, 3]``, sorted by z) higher than ``height``."""
+    return by_height[np.searchsorted(by_height[:, 2], height, side='right'):]
 
 
 def _points_in_way(points: np.ndarray, direction: np.ndarray, near: float, far: float,
@@ -292,7 +314,7 @@ def _rank(in_way: int, wedged: bool, gain: float, top: float, direction: np.ndar
 
 
 def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarray,
-                  toward: np.ndarray, scene_local: np.ndarray, config: PlannerConfig,
+                  toward: np.ndarray, by_height: np.ndarray, config: PlannerConfig,
                   off_walls: Callable[[np.ndarray], float]) -> list:
     """Drags of one wedged part away from the walls it lies within ``DRAG_WALL_GAP`` of.
 
@@ -300,16 +322,15 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
     closed hand, its palm's length along the wall (the palm's narrow side towards it), comes
     down on the part's top, straight or tilted ``wall_tilt_deg`` towards the wall (the palm and
     wrist lean off it), its tips' face ``DRAG_PRESS`` into the part point under them it meets
-    first, and moves ``push_distance`` away. Contacts tried: up to ``DRAG_CONTACTS`` points
-    ``DRAG_CONTACT_STEP`` apart on the part's top (its points within ``DRAG_TOP_BAND`` of the
-    highest), nearest its crest (``DRAG_CREST_BAND``) first (see :meth:`Drag.variants`).
+    first, and moves ``push_distance`` away (contacts: :meth:`Drag.contacts`; hands:
+    :meth:`Drag.variants`).
 
     Args:
         estimate: the part (all its grasps collided).
         local: its points, bin frame.
         centre: the mean of their xy, bin frame.
         toward: unit xy direction from ``centre`` to the bin's centre.
-        scene_local: the scene's points, bin frame.
+        by_height: the scene's points, bin frame, sorted by height.
         config: planner configuration (with a bin).
         off_walls: distance of a bin-frame centre from the walls, capped (see plan_pushes).
 
@@ -329,17 +350,9 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
     if not inward:
         return []
     top = float(local[:, 2].max())
-    band = local[local[:, 2] >= top - DRAG_TOP_BAND]
-    # contacts on a grid over the top anchored at its crest, nearest the crest first
-    crest = local[local[:, 2] >= top - DRAG_CREST_BAND, :2].mean(axis=0)
-    steps = np.round((band[:, :2] - crest) / DRAG_CONTACT_STEP)
-    # distinct, sorted by x then y: as complex numbers (~10x faster than np.unique's axis=0)
-    steps = np.unique(steps.view(np.complex128)[:, 0]).view(np.float64).reshape(-1, 2)
-    steps = steps[np.argsort(np.hypot(*steps.T), kind='stable')]
-    contacts = crest + DRAG_CONTACT_STEP * steps
     travel = config.push_distance
     # what the dragged part meets: the scene above the floor
-    hit = scene_local[scene_local[:, 2] > config.push_floor_clearance, :2] - centre
+    hit = _above(by_height, config.push_floor_clearance)[:, :2] - centre
     options = []
     for direction in inward:
         side = np.array([direction[1], -direction[0]])
@@ -349,7 +362,7 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
         gain = off_walls(centre + travel * direction) - off_walls(centre)
         options.append((_rank(in_way, True, gain, top, direction, toward),
                          estimate.detection_index,
-                         Drag(local, contacts[:DRAG_CONTACTS], direction)))
+                         Drag(local, direction)))
     return options
 
 
