@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+import functools
 import math
 
 import numba
@@ -98,7 +99,17 @@ def approach_directions(estimate: ObjectEstimate, config: PlannerConfig
 
 
 def plane_basis(approach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two unit vectors spanning the plane normal to the unit ``approach``, right-handed."""
+    """Two unit vectors spanning the plane normal to the unit ``approach``, right-handed.
+
+    Shared arrays: most approaches recur (straight down, towards a wall) for every part and
+    look, and are made once (do not modify them).
+    """
+    return _plane_basis(tuple(map(float, approach)))
+
+
+@functools.lru_cache(maxsize=64)
+def _plane_basis(approach: tuple[float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+    approach = np.array(approach)
     reference = np.eye(3)[int(np.argmin(np.abs(approach)))]
     e1 = reference - (reference @ approach) * approach
     e1 /= np.linalg.norm(e1)
@@ -421,14 +432,9 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallbac
     gripper = config.gripper
     up = np.asarray(config.up)
     points = np.ascontiguousarray(estimate.points)
-    yaw_sets = (config.yaw_offsets_deg, config.fallback_yaw_offsets_deg if fallback else ())
-    variants = [(yaw, offset, tier) for tier, yaw_set in enumerate(yaw_sets)
-                for yaw in np.radians(yaw_set)
-                for offset in (config.center_offsets if abs(math.cos(yaw)) > 0.5 else (0.0,))]
-    yaws, offsets, tiers = np.array(variants).T.copy()  # contiguous rows for the kernel
-    primary = int((tiers == 0).sum())
-    aligned = 1 - np.abs((yaws + math.pi / 2) % math.pi - math.pi / 2) / (math.pi / 2)
-    cos, sin = np.cos(yaws), np.sin(yaws)
+    offsets, cos, sin, aligned, primary = _yaw_variants(
+        config.yaw_offsets_deg, config.fallback_yaw_offsets_deg if fallback else (),
+        config.center_offsets)
     limits = _depth_limits(config)
     geometry = (gripper.finger_width, gripper.width_margin, gripper.stroke,
                 gripper.min_width_margin, gripper.tcp_to_tip)
@@ -456,6 +462,28 @@ def generate_candidates(estimate: ObjectEstimate, config: PlannerConfig, fallbac
                         np.full(len(rows), len(kinds)), rows >= primary))
         kinds.append(kind)
     return _stack(kinds, columns), rejected
+
+
+@functools.lru_cache(maxsize=8)
+def _yaw_variants(yaw_offsets_deg: tuple[float, ...], fallback_yaw_offsets_deg: tuple[float, ...],
+                  center_offsets: tuple[float, ...]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The (yaw, centre offset) variants of every part, made once per setting (shared arrays).
+
+    A yaw within 60 deg of the long axis takes every centre offset, others the centre only.
+
+    Returns:
+        ``(offsets, cos, sin, aligned, primary)``: per variant its centre offset, the cosine
+        and sine of its yaw and ``1 - |yaw| / 90 deg`` (folded to a half turn), ``float64[V]``
+        each; the variants of ``yaw_offsets_deg`` come first, ``primary`` of them.
+    """
+    yaw_sets = (yaw_offsets_deg, fallback_yaw_offsets_deg)
+    variants = [(yaw, offset, tier) for tier, yaw_set in enumerate(yaw_sets)
+                for yaw in np.radians(yaw_set)
+                for offset in (center_offsets if abs(math.cos(yaw)) > 0.5 else (0.0,))]
+    yaws, offsets, tiers = np.array(variants).T.copy()  # contiguous rows for the kernel
+    aligned = 1 - np.abs((yaws + math.pi / 2) % math.pi - math.pi / 2) / (math.pi / 2)
+    return offsets, np.cos(yaws), np.sin(yaws), aligned, int((tiers == 0).sum())
 
 
 def _stack(kinds: list[str], columns: list[tuple[np.ndarray, ...]]) -> Candidates:
