@@ -125,7 +125,7 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
             travel = min(config.push_distance, float(room) - config.push_gap)
             if travel < config.min_push_distance:
                 continue
-            side = np.array([direction[1], -direction[0]])
+            side = _side(direction)
             along = offsets @ direction
             front, back = float(along.max()), float(-along.min())
             in_way = _points_in_way(hit, direction, front + config.push_gap, front + travel,
@@ -268,7 +268,7 @@ class Drag:
         offsets = self.local[None, :, :2] - contacts[:, None]  # [C, N, 2]
         ahead_of = offsets @ direction
         under = (np.abs(ahead_of) <= reach_x) & (
-            np.abs(offsets @ np.array([direction[1], -direction[0]])) <= reach_y)
+            np.abs(offsets @ _side(direction)) <= reach_y)
         tilts = np.array(sorted({0.0, math.radians(config.wall_tilt_deg)}))
         slopes = np.tan(tilts)
         # [C, T]: the highest point of the tilted face's plane through each point under it
@@ -290,6 +290,11 @@ def _above(by_height: np.ndarray, height: float) -> np.ndarray:
     return by_height[np.searchsorted(by_height[:, 2], height, side='right'):]
 
 
+def _side(direction: np.ndarray) -> np.ndarray:
+    """The unit xy ``direction`` turned -90 deg about up: across a push or a drag."""
+    return np.array([direction[1], -direction[0]])
+
+
 def _points_in_way(points: np.ndarray, direction: np.ndarray, near: float, far: float,
                    half_width: float) -> int:
     """Points in a part's way: how many lie ahead between ``near`` and ``far`` (m).
@@ -302,7 +307,7 @@ def _points_in_way(points: np.ndarray, direction: np.ndarray, near: float, far: 
         half_width: ... within this distance (m) of the line through the centre.
     """
     ahead = points @ direction
-    across = points @ np.array([direction[1], -direction[0]])
+    across = points @ _side(direction)
     return int(((ahead > near) & (ahead < far) & (np.abs(across) < half_width)).sum())
 
 
@@ -355,7 +360,7 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
     hit = _above(by_height, config.push_floor_clearance)[:, :2] - centre
     options = []
     for direction in inward:
-        side = np.array([direction[1], -direction[0]])
+        side = _side(direction)
         front = float(((xy - centre) @ direction).max())
         in_way = _points_in_way(hit, direction, front, front + travel,
                                 float(np.abs((xy - centre) @ side).max()))
