@@ -121,6 +121,7 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
                                     (half_inner * np.sign(directions)[:, None] - local[:, :2])
                                     / directions[:, None], np.inf), axis=(1, 2))
         part_pushes = []
+        here = off_walls(centre)
         for direction_index, (direction, room) in enumerate(zip(directions, rooms)):
             travel = min(config.push_distance, float(room) - config.push_gap)
             if travel < config.min_push_distance:
@@ -130,7 +131,7 @@ def plan_pushes(objects: list[ObjectEstimate], reasons: dict[int, str], scene: S
             front, back = float(along.max()), float(-along.min())
             in_way = _points_in_way(hit, direction, front + config.push_gap, front + travel,
                                     float(np.abs(offsets @ side).max()))
-            gain = off_walls(centre + travel * direction) - off_walls(centre)
+            gain = off_walls(centre + travel * direction) - here
             options.append((_rank(in_way, wedged, gain, top, direction, toward),
                             estimate.detection_index, (len(parts), len(part_pushes))))
             part_pushes.append((centre, direction_index, tip, travel, back))
@@ -359,12 +360,12 @@ def _drag_options(estimate: ObjectEstimate, local: np.ndarray, centre: np.ndarra
     # what the dragged part meets: the scene above the floor
     hit = _above(by_height, config.push_floor_clearance)[:, :2] - centre
     options = []
+    offsets, here = xy - centre, off_walls(centre)
     for direction in inward:
-        side = _side(direction)
-        front = float(((xy - centre) @ direction).max())
+        front = float((offsets @ direction).max())
         in_way = _points_in_way(hit, direction, front, front + travel,
-                                float(np.abs((xy - centre) @ side).max()))
-        gain = off_walls(centre + travel * direction) - off_walls(centre)
+                                float(np.abs(offsets @ _side(direction)).max()))
+        gain = off_walls(centre + travel * direction) - here
         options.append((_rank(in_way, True, gain, top, direction, toward),
                          estimate.detection_index,
                          Drag(local, direction)))
