@@ -140,6 +140,13 @@ def publish_grasps(client, robot, pose, frame_id='base_link', age=0.0, spin=None
     if publisher is None:
         publisher = client._grasp_pub = client.create_publisher(GraspArray, topics.GRASPS, 10)
         assert spin(lambda: publisher.get_subscription_count() > 0)
+    # each array from a newer image than the one before: the controller refuses an array
+    # stamped at or before the last it took, and the fake clock ticks every TICK of wall time
+    # (a failure without motion can end and the next array follow within one tick)
+    last = getattr(client, '_last_grasp_clock', None)
+    if last is not None:
+        assert spin(lambda: robot.stamp_ns() > last)
+    client._last_grasp_clock = robot.stamp_ns()
     stamp = robot.stamp_ns() - int(age * 1e9)
     grasps = [] if pose is None else [Grasp(pose, width=0.05, score=0.9, frame_id=frame_id,
                                             stamp_ns=stamp)]
