@@ -281,6 +281,27 @@ def test_a_physics_blow_up_is_reported_and_the_cell_goes_back_before_it_with_the
     assert np.abs(cell.arm_positions() - target).max() > 0.1
 
 
+def test_the_in_process_robot_waits_through_a_blow_up_with_the_arm_halted(cell):
+    """As sim_node goes on after one (the task's wait does not fail): counted, not raised."""
+    from litedet_ros.motion.sim_robot import SimRobot
+
+    cell.reset(seed=3, num_objects=8)
+    cell.advance(0.2)
+    robot = SimRobot(cell)
+    start = robot.joint_positions()
+    robot.execute(JointTrajectory(ARM_JOINTS, np.array([0.0, 1.0]),
+                                  np.vstack([start, start + np.array([0.3, -0.2, 0.2, 0, 0, 0])])))
+    robot.wait(0.3)
+    arm, before = robot.joint_positions(), robot.now()
+    cell.data.qfrc_applied[0] = 1e20  # diverges in the retry too
+    robot.wait(0.01)
+    cell.data.qfrc_applied[0] = 0.0
+    assert robot.divergences == 1
+    assert robot.now() == pytest.approx(before + 0.01)
+    assert not robot.executing()
+    np.testing.assert_allclose(robot.joint_positions(), arm, atol=1e-9)
+
+
 @pytest.mark.parametrize('speed', [2e3, 1e4])
 def test_a_part_flung_faster_than_any_body_moves_is_a_blow_up_too(cell, speed):
     """MuJoCo does not flag it: the part would land tens of metres away, lost."""

@@ -258,8 +258,8 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
     """Clear ``rounds`` bins from ``seed`` on; the e2e report plus the in-process figures."""
     cell = pipeline.cell
     look, recorder = Look(pipeline), Recorder(cell)
-    task = PickPlaceTask(pipeline.backend, SimRobot(cell), pipeline.task_config,
-                         on_status=recorder)
+    robot = SimRobot(cell)
+    task = PickPlaceTask(pipeline.backend, robot, pipeline.task_config, on_status=recorder)
     round_results, parts_left = [], []
     objects = sim_time = 0
     for round_index in range(1, rounds + 1):
@@ -270,7 +270,7 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
         recorder.round = round_index
         objects += count
         started, collisions_before = cell.time, cell.robot_collisions
-        recoveries_before = cell.physics_recoveries
+        recoveries_before, divergences_before = cell.physics_recoveries, robot.divergences
         stop = ''
 
         def detect() -> GraspCandidates:
@@ -298,6 +298,7 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
             'final_objects': {name: located.get(name, 0) for name in LOCATIONS},
             'collisions': cell.robot_collisions - collisions_before,
             'physics_recoveries': cell.physics_recoveries - recoveries_before,
+            'physics_divergences': robot.divergences - divergences_before,
             'stop_reason': stop})
         sim_time += cell.time - started
         if progress:
@@ -315,6 +316,7 @@ def run_rounds(pipeline: Pipeline, seed: int, rounds: int, progress: bool = True
                   collision_states=dict(recorder.collisions.states.most_common()),
                   collision_events=recorder.collisions.events,
                   physics_recoveries=sum(r['physics_recoveries'] for r in round_results),
+                  physics_divergences=robot.divergences,
                   phase_p50_s={name: float(np.median(v)) if v else None
                                for name, v in recorder.phases.items()},
                   parts_left=_leftover_summary(parts_left))
@@ -371,7 +373,8 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(report))
     print('failures:', report['failure_reasons'])
     print('robot collisions by task state:', report['collision_states'],
-          f'(physics blow-ups undone: {report["physics_recoveries"]})')
+          f'(physics blow-ups undone: {report["physics_recoveries"]}, arm halted by one not '
+          f'undone: {report["physics_divergences"]})')
     print('phases of successful picks, p50 s:',
           {k: round(v, 2) for k, v in report['phase_p50_s'].items() if v is not None})
     print('parts left visible in the bins:', report['parts_left'])

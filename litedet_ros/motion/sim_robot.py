@@ -2,13 +2,16 @@
 
 Time is simulated time: :meth:`SimRobot.wait` advances the physics, so the task's watchdog and
 gripper timeouts are measured in sim seconds and a pick runs as fast as the machine allows.
+Physics that diverge twice in a row halt the arm where it was (the cell restores the state before
+them) and are counted, as ``sim_node`` logs them: the task sees a stopped arm, as it does in the
+graph, not an error from a wait.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from litedet_ros.sim.workcell import Workcell
+from litedet_ros.sim.workcell import PhysicsDivergedError, Workcell
 from litedet_ros.trajectory import JointTrajectory
 
 
@@ -18,12 +21,16 @@ class SimRobot:
     def __init__(self, cell: Workcell) -> None:
         """Wrap a cell (its scene may be reset between uses)."""
         self.cell = cell
+        self.divergences = 0  # waits whose physics diverged twice, the arm halted
 
     def now(self) -> float:
         return self.cell.time
 
     def wait(self, seconds: float) -> None:
-        self.cell.advance(seconds)
+        try:
+            self.cell.advance(seconds)
+        except PhysicsDivergedError:
+            self.divergences += 1
 
     def joint_positions(self) -> np.ndarray:
         return self.cell.arm_positions()
