@@ -4,7 +4,8 @@ Time is simulated time: :meth:`SimRobot.wait` advances the physics, so the task'
 gripper timeouts are measured in sim seconds and a pick runs as fast as the machine allows.
 Physics that diverge twice in a row halt the arm where it was (the cell restores the state before
 them) and are counted, as ``sim_node`` logs them: the task sees a stopped arm, as it does in the
-graph, not an error from a wait.
+graph, not an error from a wait. Unlike ``sim_node`` it never reloads the scene (which would put
+the placed parts back in the bin): a state that diverges again is restored again.
 """
 
 from __future__ import annotations
