@@ -196,7 +196,7 @@ def test_success_goes_through_every_state(backend):
     assert [s for s in dict.fromkeys(states) if s in order] == order
     assert robot.executions == 3 and robot.width == pytest.approx(0.08)
     assert task.status.successes == 1 and task.status.consecutive_failures == 0
-    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.22), atol=1e-3)
+    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.16 + 0.1), atol=1e-3)
 
 
 def test_without_a_retreat_the_attempt_ends_at_the_release(backend):
@@ -207,7 +207,7 @@ def test_without_a_retreat_the_attempt_ends_at_the_release(backend):
     assert PickState.RETREATING not in states and states[-1] == PickState.IDLE
     assert robot.executions == 2  # approach (through the pre-grasp), carry
     assert robot.width > 0.05  # let go of the part...
-    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.12), atol=1e-3)
+    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.16), atol=1e-3)
     assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS  # ...and on from there
 
 
@@ -433,7 +433,7 @@ def test_the_carry_turns_its_corners_without_stopping(backend):
     moving = np.flatnonzero(speed > 0.3)
     assert speed[moving[0]:moving[-1]].min() > 0.2  # no stop on the way
     tcp = backend.tcp_path(carry)
-    assert tcp[-1] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)  # released at the place pose
+    assert tcp[-1] == pytest.approx([0.05, 0.5, 0.16], abs=1e-3)  # released at the place pose
     stops = make_task(backend, FakeRobot(), clear_height=0.22, blend_radius=0.0)[0]
     assert carry.duration < stops._plan_grasp(GRASP).carry.duration - 0.1
     assert states.index(PickState.TRANSPORTING) > states.index(PickState.LIFTING)
@@ -448,8 +448,8 @@ def test_parts_are_released_at_the_place_spots_in_turn(backend):
         sent.clear()
         assert task.pick_once([GRASP]).outcome == PickOutcome.SUCCESS
         releases.append(backend.tcp_pose(sent[1].positions[-1])[:3, 3])  # end of the carry
-    assert releases[0] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)
-    assert releases[1] == pytest.approx([0.13, 0.46, 0.12], abs=1e-3)
+    assert releases[0] == pytest.approx([0.05, 0.5, 0.16], abs=1e-3)
+    assert releases[1] == pytest.approx([0.13, 0.46, 0.16], abs=1e-3)
     assert releases[2] == pytest.approx(releases[0], abs=1e-3)
 
 
@@ -468,7 +468,7 @@ def test_the_release_may_be_half_a_turn_from_the_place_yaw(backend, half_turn):
         carry = sent[1]
         largest.append(np.ptp(carry.positions, axis=0).max())
         release = backend.tcp_pose(carry.positions[-1])
-        assert release[:3, 3] == pytest.approx([0.05, 0.5, 0.12], abs=1e-3)
+        assert release[:3, 3] == pytest.approx([0.05, 0.5, 0.16], abs=1e-3)
         assert release[:3, 2] == pytest.approx([0.0, 0.0, -1.0], abs=1e-6)
         yaws.append(release[:3, 0] @ TaskConfig().place_pose[:3, 0])  # +1 or -1
     if half_turn:

@@ -101,7 +101,7 @@ class ControllerConfig:
     pre_grasp_distance: float = 0.10
     lift_height: float = 0.15
     clear_height: float = 0.22
-    place_position: tuple[float, float, float] = (0.05, 0.46, 0.12)
+    place_position: tuple[float, float, float] = (0.05, 0.46, 0.16)
     place_yaw: float = 0.0
     place_half_turn: bool = True
     place_grid: tuple[int, int] = (3, 2)

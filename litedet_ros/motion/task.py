@@ -142,7 +142,7 @@ class TaskConfig:
     """Pick-and-place settings (planning frame, m, s).
 
     Attributes:
-        place_pose: ``float64[4, 4]`` TCP pose at release (default: 12 cm above the tote).
+        place_pose: ``float64[4, 4]`` TCP pose at release (default: over the tote, 16 cm up).
         place_half_turn: the release may also be ``place_pose`` turned half a turn about the
             tool axis, whichever the arm gets to from the grasp with the smaller turn of its
             most turned joint (parallel fingers let a part go alike either way; the wrist
@@ -160,7 +160,7 @@ class TaskConfig:
         place_height: height above ``place_pose`` of the transport goal, m.
         retreat_distance: straight rise after the release, m. 0 (the default) ends the
             attempt at the release: the part is dropped from ``place_pose`` (in the simulated
-            cell the TCP is 12 cm above the table, the tote's rim 10 cm high), and the next move
+            cell the TCP is 16 cm above the table, the tote's rim 10 cm high), and the next move
             to the bin starts from there (see ``departure_rise``). A place pose on a surface
             needs a retreat.
         departure_rise: the next move from the spot of a release (no retreat) starts straight up
@@ -235,7 +235,7 @@ class TaskConfig:
         watchdog_slack: see ``watchdog_factor``, s.
     """
 
-    place_pose: np.ndarray = field(default_factory=lambda: tool_down_pose((0.05, 0.5, 0.12)))
+    place_pose: np.ndarray = field(default_factory=lambda: tool_down_pose((0.05, 0.5, 0.16)))
     place_offsets: tuple[tuple[float, float], ...] = ((0.0, 0.0),)
     place_half_turn: bool = True
     pre_grasp_distance: float = 0.10
