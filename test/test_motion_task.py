@@ -196,7 +196,8 @@ def test_success_goes_through_every_state(backend):
     assert [s for s in dict.fromkeys(states) if s in order] == order
     assert robot.executions == 3 and robot.width == pytest.approx(0.08)
     assert task.status.successes == 1 and task.status.consecutive_failures == 0
-    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], (0.05, 0.5, 0.16 + 0.1), atol=1e-3)
+    released_and_retreated = (0.05, 0.5, 0.16 + 0.1)
+    np.testing.assert_allclose(backend.tcp_pose(robot.q)[:3, 3], released_and_retreated, atol=1e-3)
 
 
 def test_without_a_retreat_the_attempt_ends_at_the_release(backend):
