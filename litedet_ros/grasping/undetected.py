@@ -17,11 +17,10 @@ from litedet_ros.grasping.scene import SceneCloud
 #: Detection boxes are grown by this many pixels before their points count as detected (a box
 #: is drawn around what the detector saw of a part; its edges still show outside it).
 BOX_PADDING = 8
-#: Least scene cloud cells (at ``scene_stride``) that make a part: 20 at the shipped stride 5 is
-#: 500 pixels, a third of what an undetected part showed at the median at the end of the
-#: in-process bench's rounds, and more than any fringe of a detected part left outside its
-#: padded box.
-MIN_PART_CELLS = 20
+#: Least scene cloud cells (at ``scene_stride``) that make a part: 5 at the shipped stride 5 is
+#: 125 pixels. A bracket lying on its side shows the detector and the camera two 6 mm edges,
+#: 250-900 pixels, that the grid samples as a broken line of 5-21 cells.
+MIN_PART_CELLS = 5
 
 
 def undetected_boxes(scene: SceneCloud, boxes: np.ndarray, config: PlannerConfig
@@ -30,9 +29,9 @@ def undetected_boxes(scene: SceneCloud, boxes: np.ndarray, config: PlannerConfig
 
     The scene cloud's points inside the bin, off its walls and floor (``wall_margin``,
     ``floor_margin``) and outside the detection boxes grown by ``BOX_PADDING``, are split into
-    8-connected groups on the pixel grid; each of at least ``MIN_PART_CELLS`` cells gets the
-    pixel box around it. Parts touching each other share a group: the planner's segmentation
-    keeps one surface per box.
+    groups on the pixel grid (8-connected across gaps of one cell); each of at least
+    ``MIN_PART_CELLS`` cells gets the pixel box around them. Parts touching each other share a
+    group: the planner's segmentation keeps one surface per box.
 
     Args:
         scene: the depth scene (floor points already dropped).
@@ -54,7 +53,10 @@ def undetected_boxes(scene: SceneCloud, boxes: np.ndarray, config: PlannerConfig
         standing[max(0, int((y1 - BOX_PADDING) // stride)):int((y2 + BOX_PADDING) // stride) + 1,
                  max(0, int((x1 - BOX_PADDING) // stride)):int((x2 + BOX_PADDING) // stride) + 1
                  ] = False
-    groups, _ = ndimage.label(standing, structure=np.ones((3, 3), dtype=bool))
+    # the pieces of a thin part's broken line are one part: cells a missing cell apart join
+    neighbourhood = np.ones((3, 3), dtype=bool)
+    groups, _ = ndimage.label(ndimage.binary_dilation(standing, neighbourhood), neighbourhood)
+    groups[~standing] = 0
     cells = np.bincount(groups.ravel())
     found = [(col_span.start * stride, row_span.start * stride,
               min(col_span.stop * stride, camera.width),
